@@ -1,0 +1,37 @@
+import type { AddressInfo } from 'node:net'
+import websocket from '@fastify/websocket'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import type { LinkServerOptions } from './types/index.js'
+import { LinkServerImpl } from './lib/link-server.js'
+import { resolveOptions } from './lib/options.js'
+
+async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerOptions): Promise<void> {
+  const resolved = resolveOptions(options)
+  const linkServer = new LinkServerImpl(resolved, fastify.log.child({ name: 'fastify-link-server' }))
+  fastify.decorate('linkServer', linkServer)
+
+  // Added before @fastify/websocket's own preClose, so that every user is told it left before any socket closes.
+  fastify.addHook('preClose', async () => linkServer.close())
+  if (!fastify.hasDecorator('websocketServer')) {
+    await fastify.register(websocket)
+  }
+  fastify.addHook('onReady', async () => linkServer.ready())
+  fastify.addHook('onListen', async function () {
+    linkServer.listening((this.server.address() as AddressInfo).port)
+  })
+  fastify.addHook('onClose', async () => linkServer.closed())
+
+  fastify.get(resolved.path, { websocket: true }, (socket, request) => linkServer.accept(socket, request))
+}
+
+const plugin: FastifyPluginAsync<LinkServerOptions> = fp(fastifyLinkServer, {
+  fastify: '5.x',
+  name: 'fastify-link-server'
+})
+
+export default plugin
+export { plugin as fastifyLinkServer }
+export { usernameRegex } from './lib/username.js'
+export * from './lib/errors.js'
+export type * from './types/index.js'

@@ -1,0 +1,87 @@
+import type { Duplex } from 'node:stream'
+import type { FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { Frame } from './frames.js'
+
+/**
+ * Uncorks, once per event-loop tick, every socket that was written to during it, so that a burst
+ * of frames to one socket (the user list on link, a run of broadcasts) leaves in one write.
+ */
+export class WriteCoalescer {
+  #corked: Connection[] = []
+  readonly #flush = (): void => {
+    const corked = this.#corked
+    this.#corked = []
+    for (const connection of corked) {
+      connection.uncork()
+    }
+  }
+
+  schedule (connection: Connection): void {
+    if (this.#corked.length === 0) {
+      process.nextTick(this.#flush)
+    }
+    this.#corked.push(connection)
+  }
+}
+
+/** One WebSocket connection: the user it is linked to, its pending link and its queued frames. */
+export class Connection {
+  /** The user this connection is linked to. */
+  username: string | undefined = undefined
+  /** Whether the connection answered the last ping. */
+  isAlive = true
+  isClosed = false
+  /** Set while a link request of this connection is being decided; frames wait in `queue` meanwhile. */
+  linkInFlight = false
+  /** Stops the pending authentication of this connection, if any. */
+  cancelAuthentication: (() => void) | undefined = undefined
+  /** Frames that arrived while a link was in flight, in arrival order; `undefined` marks a malformed one. */
+  readonly queue: Array<Frame | undefined> = []
+  readonly socket: WebSocket
+  readonly request: FastifyRequest
+  readonly #raw: Duplex
+  readonly #writes: WriteCoalescer
+  #corked = false
+
+  constructor (socket: WebSocket, request: FastifyRequest, writes: WriteCoalescer) {
+    this.socket = socket
+    this.request = request
+    // ws keeps the transport in a private field; corking it is the only way to batch writes.
+    this.#raw = (socket as unknown as { _socket: Duplex })._socket
+    this.#writes = writes
+  }
+
+  /** Sends one text frame, if the socket is still open. */
+  send (data: string): void {
+    if (this.socket.readyState !== this.socket.OPEN) {
+      return
+    }
+    if (!this.#corked) {
+      this.#corked = true
+      this.#raw.cork()
+      this.#writes.schedule(this)
+    }
+    this.socket.send(data)
+  }
+
+  uncork (): void {
+    this.#corked = false
+    this.#raw.uncork()
+  }
+
+  /** Closes the socket with `code`, and terminates it if the peer does not finish the closing handshake in time. */
+  close (code: number, reason: string, graceMilliseconds: number): Promise<void> {
+    if (this.isClosed) {
+      return Promise.resolve()
+    }
+    return new Promise(resolve => {
+      const timer = setTimeout(() => this.socket.terminate(), graceMilliseconds)
+      this.socket.once('close', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      this.socket.close(code, reason)
+    })
+  }
+}

@@ -1,0 +1,66 @@
+import createError from '@fastify/error'
+
+/** A plugin option has the wrong type or value; registration fails with it. */
+export const FST_LINK_INVALID_OPTION = createError(
+  'FST_LINK_INVALID_OPTION',
+  'Invalid fastify-link-server option "%s": %s',
+  500,
+  TypeError
+)
+
+/** A user API method was called before the Fastify instance was ready. */
+export const FST_LINK_NOT_READY = createError(
+  'FST_LINK_NOT_READY',
+  'Cannot %s before the link server is ready',
+  500
+)
+
+/** A user API method was called while or after the Fastify instance closed. */
+export const FST_LINK_CLOSED = createError(
+  'FST_LINK_CLOSED',
+  'Cannot %s when the link server is %s',
+  500
+)
+
+/** The named user does not exist. */
+export const FST_LINK_UNKNOWN_USER = createError(
+  'FST_LINK_UNKNOWN_USER',
+  'Cannot %s: user "%s" does not exist',
+  500
+)
+
+/** The named user exists but has no linked connection. */
+export const FST_LINK_USER_NOT_LINKED = createError(
+  'FST_LINK_USER_NOT_LINKED',
+  'Cannot %s: user "%s" is not linked to a connection',
+  500
+)
+
+/** `join` was called for a user that already exists. */
+export const FST_LINK_USER_EXISTS = createError(
+  'FST_LINK_USER_EXISTS',
+  'Cannot join user "%s": the user already exists',
+  500
+)
+
+/** `join` was called with a username that `isValidUsername` refuses. */
+export const FST_LINK_INVALID_USERNAME = createError(
+  'FST_LINK_INVALID_USERNAME',
+  'Cannot join user "%s": invalid username',
+  500
+)
+
+/** The application tried to send a message that is not `{ type: string, payload?: unknown }`. */
+export const FST_LINK_INVALID_MESSAGE = createError(
+  'FST_LINK_INVALID_MESSAGE',
+  'Cannot %s: a message must be an object with a string type',
+  500,
+  TypeError
+)
+
+/** The application tried to send a message whose type uses the reserved `krmx/` prefix. */
+export const FST_LINK_RESERVED_TYPE = createError(
+  'FST_LINK_RESERVED_TYPE',
+  'Cannot %s a message of type "%s": the "krmx/" prefix is reserved for the protocol',
+  500
+)

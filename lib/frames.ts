@@ -1,0 +1,77 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+
+/** Any frame: a JSON object with a string `type` and an optional `payload`. */
+export const FrameSchema = Type.Object({
+  type: Type.String(),
+  payload: Type.Optional(Type.Unknown())
+})
+export type Frame = Static<typeof FrameSchema>
+
+/** The payload of `krmx/link`. */
+export const LinkPayloadSchema = Type.Object({
+  username: Type.String(),
+  version: Type.String(),
+  auth: Type.Optional(Type.String())
+})
+export type LinkPayload = Static<typeof LinkPayloadSchema>
+
+// Compiled once when this module loads; per frame only `Check` runs.
+const frameCheck = TypeCompiler.Compile(FrameSchema)
+const linkPayloadCheck = TypeCompiler.Compile(LinkPayloadSchema)
+
+export const protocolPrefix = 'krmx/'
+export const linkType = 'krmx/link'
+export const unlinkType = 'krmx/unlink'
+export const leaveType = 'krmx/leave'
+
+/** Parses one incoming WebSocket frame; `undefined` for anything that is not a text frame holding a valid frame object. */
+export function parseFrame (data: Buffer, isBinary: boolean): Frame | undefined {
+  if (isBinary) {
+    return undefined
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(data.toString())
+  } catch {
+    return undefined
+  }
+  return frameCheck.Check(value) ? value : undefined
+}
+
+/** Whether `value` is a valid `krmx/link` payload. */
+export function isLinkPayload (value: unknown): value is LinkPayload {
+  return linkPayloadCheck.Check(value)
+}
+
+/** Whether `value` is something the application may send: an object with a string `type`. */
+export function isFrame (value: unknown): value is Frame {
+  return frameCheck.Check(value)
+}
+
+/** Whether `type` is reserved for the protocol. */
+export function isProtocolType (type: string): boolean {
+  return type.startsWith(protocolPrefix)
+}
+
+export const acceptedFrame = JSON.stringify({ type: 'krmx/accepted' })
+
+export function rejectedFrame (reason: string): string {
+  return JSON.stringify({ type: 'krmx/rejected', payload: { reason } })
+}
+
+export function joinedFrame (username: string): string {
+  return JSON.stringify({ type: 'krmx/joined', payload: { username } })
+}
+
+export function linkedFrame (username: string): string {
+  return JSON.stringify({ type: 'krmx/linked', payload: { username } })
+}
+
+export function unlinkedFrame (username: string): string {
+  return JSON.stringify({ type: 'krmx/unlinked', payload: { username } })
+}
+
+export function leftFrame (username: string): string {
+  return JSON.stringify({ type: 'krmx/left', payload: { username } })
+}

@@ -1,0 +1,434 @@
+import { EventEmitter } from 'node:events'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import type {
+  AuthenticateInfo,
+  LinkMessage,
+  LinkServer,
+  LinkServerStatus,
+  LinkUser
+} from '../types/index.js'
+import { authenticate, type AuthenticateListener } from './authenticate.js'
+import { Connection, WriteCoalescer } from './connection.js'
+import {
+  FST_LINK_CLOSED,
+  FST_LINK_INVALID_MESSAGE,
+  FST_LINK_INVALID_USERNAME,
+  FST_LINK_NOT_READY,
+  FST_LINK_RESERVED_TYPE,
+  FST_LINK_UNKNOWN_USER,
+  FST_LINK_USER_EXISTS,
+  FST_LINK_USER_NOT_LINKED
+} from './errors.js'
+import {
+  acceptedFrame,
+  type Frame,
+  isFrame,
+  isLinkPayload,
+  isProtocolType,
+  joinedFrame,
+  leaveType,
+  leftFrame,
+  linkedFrame,
+  linkType,
+  parseFrame,
+  rejectedFrame,
+  unlinkedFrame,
+  unlinkType
+} from './frames.js'
+import { Heartbeat } from './heartbeat.js'
+import type { ResolvedOptions } from './options.js'
+import { LocalRegistry, type UserRegistry } from './registry.js'
+import { VersionCheck } from './version.js'
+
+/** The close code of every socket when the server closes: the endpoint is going away. */
+export const closeCodeGoingAway = 1001
+/** How long a closing socket may take to answer the close frame before it is terminated. */
+export const defaultCloseGraceMilliseconds = 1_000
+
+const whileRunning: readonly LinkServerStatus[] = ['listening']
+const whileRunningOrClosing: readonly LinkServerStatus[] = ['listening', 'closing']
+
+/** The implementation behind `fastify.linkServer`. */
+export class LinkServerImpl extends EventEmitter implements LinkServer {
+  #status: LinkServerStatus = 'initializing'
+  readonly #options: ResolvedOptions
+  readonly #log: FastifyBaseLogger
+  readonly #registry: UserRegistry<Connection> = new LocalRegistry<Connection>()
+  readonly #versions: VersionCheck
+  readonly #connections = new Set<Connection>()
+  /** Every linked connection, for broadcasts. */
+  readonly #linked = new Set<Connection>()
+  readonly #heartbeat: Heartbeat
+  readonly #writes = new WriteCoalescer()
+
+  constructor (options: ResolvedOptions, log: FastifyBaseLogger) {
+    super()
+    this.#options = options
+    this.#log = log
+    this.#versions = new VersionCheck(options.acceptedVersions)
+    this.#heartbeat = new Heartbeat(options.pingIntervalMilliseconds, this.#connections)
+  }
+
+  /**
+   * Calls every listener of `event`, even when one throws: a throwing listener is logged and
+   * never stops the others, nor the protocol flow that emitted the event.
+   */
+  override emit (event: string | symbol, ...args: unknown[]): boolean {
+    const listeners = this.rawListeners(event)
+    for (const listener of listeners) {
+      try {
+        listener.apply(this, args)
+      } catch (err) {
+        this.#log.error({ err, event }, 'a link server listener threw')
+      }
+    }
+    return listeners.length > 0
+  }
+
+  // Lifecycle, driven by the Fastify hooks in index.ts.
+
+  ready (): void {
+    this.#status = 'listening'
+    this.#heartbeat.start()
+  }
+
+  listening (port: number): void {
+    this.#log.info({ port }, 'link server listening')
+    this.emit('listen', port)
+  }
+
+  /** Every user leaves, then every socket is closed with 1001. */
+  async close (closeGraceMilliseconds = defaultCloseGraceMilliseconds): Promise<void> {
+    this.#status = 'closing'
+    this.#heartbeat.stop()
+    for (const connection of this.#connections) {
+      connection.cancelAuthentication?.()
+    }
+    for (const username of this.#registry.usernames()) {
+      if (this.#registry.has(username)) {
+        this.#leave(username)
+      }
+    }
+    const closing = [...this.#connections].map(connection =>
+      connection.close(closeCodeGoingAway, 'server closing', closeGraceMilliseconds)
+    )
+    await Promise.all(closing)
+  }
+
+  closed (): void {
+    this.#status = 'closed'
+    this.#log.info('link server closed')
+    this.emit('close')
+    this.removeAllListeners()
+  }
+
+  /** Takes a new WebSocket of the route. */
+  accept (socket: WebSocket, request: FastifyRequest): void {
+    if (this.#status !== 'listening') {
+      socket.close(closeCodeGoingAway, 'server closing')
+      return
+    }
+    const connection = new Connection(socket, request, this.#writes)
+    this.#connections.add(connection)
+    socket.on('message', (data, isBinary) => this.#receive(connection, data as Buffer, isBinary))
+    socket.on('pong', () => { connection.isAlive = true })
+    socket.on('close', () => this.#disconnect(connection))
+  }
+
+  // The user API.
+
+  send (username: string, message: LinkMessage): void {
+    this.#assertStatus('send a message', whileRunningOrClosing)
+    const data = this.#serialize('send', message)
+    this.#linkedConnectionOf('send a message', username).send(data)
+  }
+
+  broadcast (message: LinkMessage, skipUsername?: string): void {
+    this.#assertStatus('broadcast a message', whileRunningOrClosing)
+    const data = this.#serialize('broadcast', message)
+    for (const connection of this.#linked) {
+      if (connection.username !== skipUsername) {
+        connection.send(data)
+      }
+    }
+  }
+
+  join (username: string): void {
+    this.#assertStatus('join a user', whileRunning)
+    if (!this.#isValidUsername(username)) {
+      throw new FST_LINK_INVALID_USERNAME(username)
+    }
+    if (this.#registry.has(username)) {
+      throw new FST_LINK_USER_EXISTS(username)
+    }
+    this.#join(username, undefined)
+  }
+
+  unlink (username: string): void {
+    this.#assertStatus('unlink a user', whileRunningOrClosing)
+    this.#linkedConnectionOf('unlink a user', username)
+    this.#unlink(username)
+  }
+
+  kick (username: string): void {
+    this.#assertStatus('kick a user', whileRunning)
+    if (!this.#registry.has(username)) {
+      throw new FST_LINK_UNKNOWN_USER('kick a user', username)
+    }
+    this.#log.info({ username }, 'user kicked')
+    this.#leave(username)
+  }
+
+  getUsers (): LinkUser[] {
+    return this.#registry.users()
+  }
+
+  getStatus (): LinkServerStatus {
+    return this.#status
+  }
+
+  // Incoming frames.
+
+  #receive (connection: Connection, data: Buffer, isBinary: boolean): void {
+    const frame = parseFrame(data, isBinary)
+    if (connection.linkInFlight) {
+      connection.queue.push(frame)
+      return
+    }
+    this.#handle(connection, frame)
+  }
+
+  #handle (connection: Connection, frame: Frame | undefined): void {
+    if (connection.username === undefined) {
+      this.#handleUnlinked(connection, frame)
+    } else {
+      this.#handleLinked(connection.username, frame)
+    }
+  }
+
+  #handleLinked (username: string, frame: Frame | undefined): void {
+    if (frame === undefined) {
+      this.#log.warn({ username }, 'user sent a malformed frame and is unlinked')
+      this.#unlink(username)
+      return
+    }
+    switch (frame.type) {
+      case linkType:
+      case unlinkType:
+        this.#unlink(username)
+        return
+      case leaveType:
+        this.#leave(username)
+        return
+    }
+    if (isProtocolType(frame.type)) {
+      this.#log.warn({ username, type: frame.type }, 'user sent an unknown frame type with the reserved krmx/ prefix and is unlinked')
+      this.#unlink(username)
+      return
+    }
+    this.emit('message', username, frame)
+  }
+
+  #handleUnlinked (connection: Connection, frame: Frame | undefined): void {
+    if (frame === undefined) {
+      this.#reject(connection, 'invalid message')
+      return
+    }
+    if (frame.type !== linkType) {
+      this.#reject(connection, 'unlinked connection')
+      return
+    }
+    const payload = frame.payload
+    if (!isLinkPayload(payload)) {
+      this.#reject(connection, 'invalid link request')
+      return
+    }
+    if (!this.#versions.accepts(payload.version)) {
+      this.#reject(connection, this.#versions.rejectReason(payload.version))
+      return
+    }
+    if (!this.#isValidUsername(payload.username)) {
+      this.#reject(connection, 'invalid username')
+      return
+    }
+    connection.linkInFlight = true
+    this.#link(connection, payload.username, payload.auth).finally(() => {
+      connection.linkInFlight = false
+      this.#drain(connection)
+    })
+  }
+
+  /** Handles the frames that waited for a link decision, in arrival order, until another link is in flight. */
+  #drain (connection: Connection): void {
+    while (!connection.linkInFlight && connection.queue.length > 0 && !connection.isClosed) {
+      this.#handle(connection, connection.queue.shift())
+    }
+  }
+
+  async #link (connection: Connection, username: string, auth: string | undefined): Promise<void> {
+    const claim = await this.#registry.claim(username, this.#options.acceptNewUsers)
+    if (!claim.claimed) {
+      this.#reject(connection, claim.refusal === 'already-linked'
+        ? `user ${username} is already linked to a connection`
+        : 'server is not accepting new users')
+      return
+    }
+    const info: AuthenticateInfo = { isNewUser: claim.isNewUser, auth, request: connection.request }
+    const authentication = authenticate(
+      this.rawListeners('authenticate') as unknown as AuthenticateListener[],
+      username,
+      info,
+      this.#options.authTimeoutMilliseconds,
+      err => this.#log.error({ err, event: 'authenticate' }, 'a link server listener threw')
+    )
+    connection.cancelAuthentication = authentication.cancel
+    const reason = await authentication.decision
+    connection.cancelAuthentication = undefined
+    this.#registry.release(username)
+    if (connection.isClosed || this.#status !== 'listening') {
+      return
+    }
+    if (reason !== undefined) {
+      this.#reject(connection, reason)
+      return
+    }
+    if (!this.#registry.has(username) && !this.#options.acceptNewUsers) {
+      // The user left while its link was being authenticated, and may not be created again.
+      this.#reject(connection, 'server is not accepting new users')
+      return
+    }
+    this.#commitLink(connection, username)
+  }
+
+  #commitLink (connection: Connection, username: string): void {
+    connection.send(acceptedFrame)
+    if (this.#registry.has(username)) {
+      this.#attach(connection, username)
+    } else {
+      this.#join(username, connection)
+      if (connection.username !== username) {
+        return // a join listener unlinked or kicked the user; it was told so already
+      }
+    }
+    for (const user of this.#registry.users()) {
+      connection.send(joinedFrame(user.username))
+      if (user.isLinked) {
+        connection.send(linkedFrame(user.username))
+      }
+    }
+    this.#log.info({ username }, 'user linked')
+    this.#broadcastFrame(linkedFrame(username), connection)
+    this.emit('link', username)
+  }
+
+  #disconnect (connection: Connection): void {
+    connection.isClosed = true
+    connection.queue.length = 0
+    connection.cancelAuthentication?.()
+    this.#connections.delete(connection)
+    if (connection.username !== undefined) {
+      this.#unlink(connection.username)
+    }
+  }
+
+  // State changes shared by the protocol and the user API.
+
+  /** Creates `username`; when `connection` is given the new user is linked to it before anyone hears of the join. */
+  #join (username: string, connection: Connection | undefined): void {
+    this.#registry.join(username)
+    if (connection !== undefined) {
+      this.#attach(connection, username)
+    }
+    this.#log.info({ username }, 'user joined')
+    this.#broadcastFrame(joinedFrame(username), connection)
+    this.emit('join', username)
+  }
+
+  #attach (connection: Connection, username: string): void {
+    this.#registry.link(username, connection)
+    connection.username = username
+    this.#linked.add(connection)
+  }
+
+  #unlink (username: string): void {
+    const connection = this.#registry.connectionOf(username) as Connection
+    this.#broadcastFrame(unlinkedFrame(username), undefined)
+    this.#registry.unlink(username)
+    this.#linked.delete(connection)
+    connection.username = undefined
+    this.#log.info({ username }, 'user unlinked')
+    this.emit('unlink', username)
+  }
+
+  #leave (username: string): void {
+    const connection = this.#registry.connectionOf(username)
+    if (connection !== undefined) {
+      this.#unlink(username)
+      if (!this.#registry.has(username)) {
+        return // an unlink listener made the user leave already
+      }
+    }
+    const frame = leftFrame(username)
+    connection?.send(frame)
+    this.#registry.leave(username)
+    this.#broadcastFrame(frame, undefined)
+    this.#log.info({ username }, 'user left')
+    this.emit('leave', username)
+  }
+
+  #broadcastFrame (data: string, except: Connection | undefined): void {
+    for (const connection of this.#linked) {
+      if (connection !== except) {
+        connection.send(data)
+      }
+    }
+  }
+
+  #reject (connection: Connection, reason: string): void {
+    this.#log.debug({ reason }, 'link request rejected')
+    connection.send(rejectedFrame(reason))
+  }
+
+  // Checks.
+
+  #isValidUsername (username: string): boolean {
+    try {
+      return Boolean(this.#options.isValidUsername(username))
+    } catch (err) {
+      this.#log.error({ err, username }, 'isValidUsername threw; the username is treated as invalid')
+      return false
+    }
+  }
+
+  #assertStatus (action: string, allowed: readonly LinkServerStatus[]): void {
+    if (allowed.includes(this.#status)) {
+      return
+    }
+    if (this.#status === 'initializing') {
+      throw new FST_LINK_NOT_READY(action)
+    }
+    throw new FST_LINK_CLOSED(action, this.#status)
+  }
+
+  #serialize (action: 'send' | 'broadcast', message: LinkMessage): string {
+    if (!isFrame(message)) {
+      throw new FST_LINK_INVALID_MESSAGE(action)
+    }
+    if (isProtocolType(message.type)) {
+      throw new FST_LINK_RESERVED_TYPE(action, message.type)
+    }
+    return JSON.stringify(message)
+  }
+
+  #linkedConnectionOf (action: string, username: string): Connection {
+    if (!this.#registry.has(username)) {
+      throw new FST_LINK_UNKNOWN_USER(action, username)
+    }
+    const connection = this.#registry.connectionOf(username)
+    if (connection === undefined) {
+      throw new FST_LINK_USER_NOT_LINKED(action, username)
+    }
+    return connection
+  }
+}

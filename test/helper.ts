@@ -1,0 +1,136 @@
+import { once } from 'node:events'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Test } from 'tap'
+import WebSocket from 'ws'
+import fastifyLinkServer, { type LinkServerEvents, type LinkServerOptions } from '../index.js'
+
+/** The Krmx client version the tests link with. */
+export const version = '0.6.10'
+
+export interface BuildOptions extends LinkServerOptions {
+  /** Called after the plugin is registered, before the instance is ready. */
+  setup?: (app: FastifyInstance) => void
+  /** Bind a real loopback port. */
+  listen?: boolean
+  fastify?: FastifyServerOptions
+}
+
+/** A ready Fastify instance with the plugin registered, closed when the test ends. */
+export async function build (t: Test, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const { setup, listen, fastify, ...pluginOptions } = options
+  const app = Fastify(fastify)
+  await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0, ...pluginOptions })
+  setup?.(app)
+  t.teardown(() => app.close())
+  if (listen === true) {
+    await app.listen({ port: 0, host: '127.0.0.1' })
+  } else {
+    await app.ready()
+  }
+  return app
+}
+
+/** The `ws://` URL of a listening instance. */
+export function urlOf (app: FastifyInstance, path = '/'): string {
+  const address = app.server.address() as { port: number }
+  return `ws://127.0.0.1:${address.port}${path}`
+}
+
+export type Received = Record<string, unknown>
+
+/** A test client over a `ws` WebSocket that records every frame it receives, in order. */
+export class Client {
+  readonly ws: WebSocket
+  readonly #received: Received[] = []
+  #read = 0
+  #wake: (() => void) | undefined
+
+  constructor (ws: WebSocket) {
+    this.ws = ws
+    ws.on('message', data => {
+      this.#received.push(JSON.parse(data.toString()) as Received)
+      this.#wake?.()
+    })
+  }
+
+  /** Waits until `count` unread frames have arrived and returns them. */
+  async take (count: number): Promise<Received[]> {
+    while (this.#received.length - this.#read < count) {
+      await new Promise<void>(resolve => { this.#wake = resolve })
+    }
+    const frames = this.#received.slice(this.#read, this.#read + count)
+    this.#read += count
+    return frames
+  }
+
+  /** Waits for the server to answer a ping, so every frame it wrote before has arrived; returns the unread frames. */
+  async settle (): Promise<Received[]> {
+    this.ws.ping()
+    await once(this.ws, 'pong')
+    const frames = this.#received.slice(this.#read)
+    this.#read = this.#received.length
+    return frames
+  }
+
+  send (frame: unknown): void {
+    this.ws.send(JSON.stringify(frame))
+  }
+
+  link (username: string, auth?: string): void {
+    this.send({ type: 'krmx/link', payload: auth === undefined ? { username, version } : { username, version, auth } })
+  }
+
+  /** Links and waits for the accepted frame and the whole user list (the number of frames the caller expects). */
+  async linked (username: string, frameCount: number): Promise<Received[]> {
+    this.link(username)
+    return this.take(frameCount)
+  }
+
+  async closed (): Promise<{ code: number, reason: string }> {
+    if (this.ws.readyState === WebSocket.CLOSED) {
+      throw new Error('the socket closed already')
+    }
+    const [code, reason] = await once(this.ws, 'close') as [number, Buffer]
+    return { code, reason: reason.toString() }
+  }
+}
+
+/** Opens an in-process connection with `injectWS`. */
+export async function inject (app: FastifyInstance, path = '/'): Promise<Client> {
+  return new Client(await app.injectWS(path))
+}
+
+/** Opens a real loopback connection to a listening instance. */
+export async function connect (app: FastifyInstance, path = '/'): Promise<Client> {
+  const ws = new WebSocket(urlOf(app, path))
+  await once(ws, 'open')
+  return new Client(ws)
+}
+
+export type RecordedEvent = [keyof LinkServerEvents, ...unknown[]]
+
+/** Records the lifecycle events of the link server (all but `authenticate`), in order. */
+export function record (app: FastifyInstance): RecordedEvent[] {
+  const events: RecordedEvent[] = []
+  const names = ['listen', 'close', 'join', 'link', 'unlink', 'leave', 'message'] as const
+  for (const name of names) {
+    app.linkServer.on(name, (...args: unknown[]) => { events.push([name, ...args]) })
+  }
+  return events
+}
+
+/** Resolves with the arguments of the next `event` of the link server. */
+export function next<E extends keyof LinkServerEvents> (app: FastifyInstance, event: E): Promise<Parameters<LinkServerEvents[E]>> {
+  return new Promise(resolve => {
+    app.linkServer.once(event, ((...args: Parameters<LinkServerEvents[E]>) => resolve(args)) as LinkServerEvents[E])
+  })
+}
+
+export const frames = {
+  accepted: { type: 'krmx/accepted' },
+  rejected: (reason: string) => ({ type: 'krmx/rejected', payload: { reason } }),
+  joined: (username: string) => ({ type: 'krmx/joined', payload: { username } }),
+  linked: (username: string) => ({ type: 'krmx/linked', payload: { username } }),
+  unlinked: (username: string) => ({ type: 'krmx/unlinked', payload: { username } }),
+  left: (username: string) => ({ type: 'krmx/left', payload: { username } })
+}
