@@ -52,9 +52,14 @@ export class Connection {
     this.#writes = writes
   }
 
+  /** Whether frames can still be sent: the socket is open and no closing handshake has begun. */
+  get isOpen (): boolean {
+    return this.socket.readyState === this.socket.OPEN
+  }
+
   /** Sends one text frame, if the socket is still open. */
   send (data: string): void {
-    if (this.socket.readyState !== this.socket.OPEN) {
+    if (!this.isOpen) {
       return
     }
     if (!this.#corked) {

@@ -286,7 +286,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
     const reason = await authentication.decision
     connection.cancelAuthentication = undefined
     this.#registry.release(username)
-    if (connection.isClosed || this.#status !== 'listening') {
+    if (!connection.isOpen || this.#status !== 'listening') {
       return
     }
     if (reason !== undefined) {

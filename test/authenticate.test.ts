@@ -1,0 +1,163 @@
+import t from 'tap'
+import { build, Client, frames, inject, record } from './helper.js'
+
+function timerCount (): number {
+  return process.getActiveResourcesInfo().filter(resource => resource === 'Timeout').length
+}
+
+t.test('authenticate listeners receive the username, isNewUser, auth and the upgrade request', async t => {
+  const app = await build(t)
+  const seen: unknown[] = []
+  app.linkServer.on('authenticate', (username, info) => {
+    seen.push([username, info.isNewUser, info.auth, info.request.headers['x-team'], { ...info.request.query as object }])
+  })
+  const first = new Client(await app.injectWS('/?room=lobby', { headers: { 'x-team': 'red' } }))
+  await first.linked('alice', 3)
+  first.send({ type: 'krmx/unlink' })
+  await first.take(1)
+  first.link('alice', 'secret')
+  await first.take(3)
+  t.strictSame(seen, [
+    ['alice', true, undefined, 'red', { room: 'lobby' }],
+    ['alice', false, 'secret', 'red', { room: 'lobby' }]
+  ])
+})
+
+t.test('the first reject wins, and every listener is still called', async t => {
+  const app = await build(t)
+  const calls: string[] = []
+  app.linkServer.on('authenticate', (_username, _info, reject) => { calls.push('first'); reject('first reason') })
+  app.linkServer.on('authenticate', (_username, _info, reject) => { calls.push('second'); reject('second reason') })
+  const client = await inject(app)
+  client.link('alice')
+  t.strictSame(await client.take(1), [frames.rejected('first reason')])
+  t.strictSame(calls, ['first', 'second'])
+  t.strictSame(app.linkServer.getUsers(), [])
+})
+
+t.test('a listener that throws rejects the link with the error message; a non-Error with authentication failed', async t => {
+  const app = await build(t)
+  const calls: string[] = []
+  app.linkServer.on('authenticate', (username) => {
+    calls.push(`throws for ${username}`)
+    if (username === 'alice') {
+      throw new Error('no alices here')
+    }
+    // eslint-disable-next-line no-throw-literal
+    throw 'a string'
+  })
+  app.linkServer.on('authenticate', (username) => { calls.push(`still called for ${username}`) })
+  const client = await inject(app)
+  client.link('alice')
+  client.link('bob')
+  t.strictSame(await client.take(2), [frames.rejected('no alices here'), frames.rejected('authentication failed')])
+  t.strictSame(calls, ['throws for alice', 'still called for alice', 'throws for bob', 'still called for bob'])
+})
+
+t.test('markAsync: the link waits for the handler and is accepted when it resolves', async t => {
+  const app = await build(t)
+  const events = record(app)
+  let release!: () => void
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
+    markAsync(() => new Promise<void>(resolve => { release = resolve }))
+  })
+  const client = await inject(app)
+  client.link('alice')
+  t.strictSame(await client.settle(), [], 'nothing is sent while authentication is pending')
+  t.strictSame(app.linkServer.getUsers(), [])
+  release()
+  t.strictSame(await client.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+  t.strictSame(events, [['join', 'alice'], ['link', 'alice']])
+})
+
+t.test('markAsync: reject inside the handler, a rejected handler, a non-Error rejection', async t => {
+  const app = await build(t)
+  app.linkServer.on('authenticate', (username, _info, reject, markAsync) => {
+    markAsync(async () => {
+      await Promise.resolve()
+      if (username === 'alice') {
+        reject('alice is banned')
+      } else if (username === 'bob') {
+        throw new Error('token expired')
+      } else {
+        // eslint-disable-next-line no-throw-literal
+        throw 404
+      }
+    })
+  })
+  const client = await inject(app)
+  client.link('alice')
+  client.link('bob')
+  client.link('carol')
+  t.strictSame(await client.take(3), [
+    frames.rejected('alice is banned'),
+    frames.rejected('token expired'),
+    frames.rejected('authentication failed')
+  ])
+})
+
+t.test('a handler that throws synchronously rejects the link', async t => {
+  const app = await build(t)
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
+    markAsync(() => { throw new Error('sync throw') })
+  })
+  const client = await inject(app)
+  client.link('alice')
+  t.strictSame(await client.take(1), [frames.rejected('sync throw')])
+})
+
+t.test('a handler that never settles is rejected with authentication timeout, and the connection may try again', async t => {
+  const app = await build(t, { authTimeoutMilliseconds: 30 })
+  let attempts = 0
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
+    attempts++
+    if (attempts === 1) {
+      markAsync(() => new Promise(() => {}))
+    }
+  })
+  const client = await inject(app)
+  client.link('alice')
+  t.strictSame(await client.take(1), [frames.rejected('authentication timeout')])
+  t.strictSame(app.linkServer.getUsers(), [])
+  t.strictSame(await client.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+})
+
+t.test('a timeout below 1 ms becomes 1 ms', async t => {
+  const app = await build(t, { authTimeoutMilliseconds: -5 })
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
+    markAsync(() => new Promise(() => {}))
+  })
+  const client = await inject(app)
+  client.link('alice')
+  t.strictSame(await client.take(1), [frames.rejected('authentication timeout')])
+})
+
+t.test('the authentication timer is cleared as soon as the decision is made', async t => {
+  const app = await build(t, { authTimeoutMilliseconds: 60_000 })
+  let release!: () => void
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
+    markAsync(() => new Promise<void>(resolve => { release = resolve }))
+  })
+  const before = timerCount()
+  const client = await inject(app)
+  client.link('alice')
+  await client.settle()
+  t.equal(timerCount(), before + 1, 'one timer while pending')
+  release()
+  await client.take(3)
+  t.equal(timerCount(), before, 'no timer after the decision')
+})
+
+t.test('a later reject from an async handler after another handler decided is ignored', async t => {
+  const app = await build(t)
+  let lateReject!: (reason: string) => void
+  app.linkServer.on('authenticate', (_username, _info, reject, markAsync) => {
+    lateReject = reject
+    markAsync(async () => { throw new Error('first') })
+  })
+  const client = await inject(app)
+  client.link('alice')
+  t.strictSame(await client.take(1), [frames.rejected('first')])
+  lateReject('too late')
+  t.strictSame(await client.settle(), [])
+})

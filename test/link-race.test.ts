@@ -1,0 +1,161 @@
+import t from 'tap'
+import { build, frames, inject, record } from './helper.js'
+
+t.test('two connections racing to link one new user during async authentication: one wins, one is rejected', async t => {
+  const app = await build(t)
+  const releases: Array<() => void> = []
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
+    markAsync(() => new Promise<void>(resolve => { releases.push(resolve) }))
+  })
+  const events = record(app)
+  const first = await inject(app)
+  const second = await inject(app)
+  first.link('alice')
+  second.link('alice')
+  t.strictSame(await second.take(1), [frames.rejected('user alice is already linked to a connection')])
+  t.equal(releases.length, 1, 'only the first link reached authentication')
+  releases[0]()
+  t.strictSame(await first.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+  t.strictSame(events, [['join', 'alice'], ['link', 'alice']])
+  t.strictSame(app.linkServer.getUsers(), [{ username: 'alice', isLinked: true }])
+})
+
+t.test('a rejected authentication frees the user for the next link', async t => {
+  const app = await build(t)
+  let attempt = 0
+  app.linkServer.on('authenticate', (_username, _info, reject, markAsync) => {
+    attempt++
+    if (attempt === 1) {
+      markAsync(async () => { reject('wrong password') })
+    }
+  })
+  const first = await inject(app)
+  first.link('alice')
+  t.strictSame(await first.take(1), [frames.rejected('wrong password')])
+  const second = await inject(app)
+  t.strictSame(await second.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+})
+
+t.test('a connection that closes while its authentication is pending is never linked and sent nothing', async t => {
+  const app = await build(t, { authTimeoutMilliseconds: 60_000 })
+  let release!: () => void
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
+    markAsync(() => new Promise<void>(resolve => { release = resolve }))
+  })
+  const events = record(app)
+  const watcher = await inject(app)
+  app.linkServer.removeAllListeners('authenticate')
+  await watcher.linked('watcher', 3)
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
+    markAsync(() => new Promise<void>(resolve => { release = resolve }))
+  })
+  const leaving = await inject(app)
+  const received: string[] = []
+  leaving.ws.on('message', data => received.push(data.toString()))
+  leaving.link('alice')
+  await leaving.settle()
+  const closed = leaving.closed()
+  leaving.ws.close()
+  await closed
+  release()
+  t.strictSame(await watcher.settle(), [], 'nobody heard of alice')
+  t.strictSame(received, [])
+  t.strictSame(app.linkServer.getUsers(), [{ username: 'watcher', isLinked: true }])
+  t.strictSame(events, [['join', 'watcher'], ['link', 'watcher']])
+  const again = await inject(app)
+  again.link('alice')
+  await again.settle()
+  release()
+  t.strictSame(await again.take(5), [
+    frames.accepted,
+    frames.joined('watcher'), frames.linked('watcher'),
+    frames.joined('alice'), frames.linked('alice')
+  ], 'alice was freed by the close')
+})
+
+t.test('frames sent while authentication is pending are handled in arrival order after the decision', async t => {
+  const app = await build(t)
+  let release!: () => void
+  app.linkServer.on('authenticate', (username, _info, _reject, markAsync) => {
+    if (username === 'alice') {
+      markAsync(() => new Promise<void>(resolve => { release = resolve }))
+    }
+  })
+  const events = record(app)
+  const client = await inject(app)
+  client.link('alice')
+  client.send({ type: 'chat/say', payload: 1 })
+  client.link('bob')
+  client.send({ type: 'chat/say', payload: 2 })
+  client.send({ type: 'krmx/unlink' })
+  client.link('bob')
+  client.send({ type: 'chat/say', payload: 3 })
+  await client.settle()
+  t.strictSame(events, [], 'nothing happens before the decision')
+  release()
+  t.strictSame(await client.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+  t.strictSame(await client.take(1), [frames.unlinked('alice')], 'the second link frame unlinks alice')
+  t.strictSame(await client.take(1), [frames.rejected('unlinked connection')], 'the message after it is refused')
+  t.strictSame(await client.take(1), [frames.rejected('unlinked connection')], 'so is the unlink')
+  t.strictSame(await client.take(4), [frames.accepted, frames.joined('alice'), frames.joined('bob'), frames.linked('bob')])
+  t.strictSame(await client.settle(), [])
+  t.strictSame(events, [
+    ['join', 'alice'], ['link', 'alice'],
+    ['message', 'alice', { type: 'chat/say', payload: 1 }],
+    ['unlink', 'alice'],
+    ['join', 'bob'], ['link', 'bob'],
+    ['message', 'bob', { type: 'chat/say', payload: 3 }]
+  ])
+})
+
+t.test('a user kicked while its relink is authenticated is joined again when the link is accepted', async t => {
+  const app = await build(t)
+  app.linkServer.join('alice')
+  let release!: () => void
+  const infos: boolean[] = []
+  app.linkServer.on('authenticate', (_username, info, _reject, markAsync) => {
+    infos.push(info.isNewUser)
+    markAsync(() => new Promise<void>(resolve => { release = resolve }))
+  })
+  const events = record(app)
+  const client = await inject(app)
+  client.link('alice')
+  await client.settle()
+  app.linkServer.kick('alice')
+  release()
+  t.strictSame(await client.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+  t.strictSame(infos, [false])
+  t.strictSame(events, [['leave', 'alice'], ['join', 'alice'], ['link', 'alice']])
+})
+
+t.test('a user kicked while its relink is authenticated is refused when new users are not accepted', async t => {
+  const app = await build(t, { acceptNewUsers: false })
+  app.linkServer.join('alice')
+  let release!: () => void
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
+    markAsync(() => new Promise<void>(resolve => { release = resolve }))
+  })
+  const client = await inject(app)
+  client.link('alice')
+  await client.settle()
+  app.linkServer.kick('alice')
+  release()
+  t.strictSame(await client.take(1), [frames.rejected('server is not accepting new users')])
+  t.strictSame(app.linkServer.getUsers(), [])
+})
+
+t.test('a user joined by the application while a link for it is authenticated is linked, not joined twice', async t => {
+  const app = await build(t)
+  let release!: () => void
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
+    markAsync(() => new Promise<void>(resolve => { release = resolve }))
+  })
+  const events = record(app)
+  const client = await inject(app)
+  client.link('alice')
+  await client.settle()
+  app.linkServer.join('alice')
+  release()
+  t.strictSame(await client.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+  t.strictSame(events, [['join', 'alice'], ['link', 'alice']])
+})
