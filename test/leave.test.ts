@@ -1,0 +1,46 @@
+import t from 'tap'
+import { build, frames, inject, record } from './helper.js'
+
+t.test('krmx/leave: unlinked to everyone, then left to the former connection and everyone; the connection stays open', async t => {
+  const app = await build(t)
+  const alice = await inject(app)
+  await alice.linked('alice', 3)
+  const bob = await inject(app)
+  await bob.linked('bob', 5)
+  await alice.take(2)
+  const events = record(app)
+  bob.send({ type: 'krmx/leave' })
+  t.strictSame(await bob.take(2), [frames.unlinked('bob'), frames.left('bob')])
+  t.strictSame(await alice.take(2), [frames.unlinked('bob'), frames.left('bob')])
+  t.strictSame(events, [['unlink', 'bob'], ['leave', 'bob']])
+  t.strictSame(app.linkServer.getUsers(), [{ username: 'alice', isLinked: true }])
+  t.strictSame(await bob.linked('bob', 5), [
+    frames.accepted, frames.joined('alice'), frames.linked('alice'), frames.joined('bob'), frames.linked('bob')
+  ], 'the connection may link again, as a new user')
+})
+
+t.test('kick of an unlinked user: only left, to every linked connection', async t => {
+  const app = await build(t)
+  const alice = await inject(app)
+  await alice.linked('alice', 3)
+  app.linkServer.join('bob')
+  t.strictSame(await alice.take(1), [frames.joined('bob')])
+  const events = record(app)
+  app.linkServer.kick('bob')
+  t.strictSame(await alice.take(1), [frames.left('bob')])
+  t.strictSame(events, [['leave', 'bob']])
+})
+
+t.test('kick of a linked user: unlinked and left, to it and to the others', async t => {
+  const app = await build(t)
+  const alice = await inject(app)
+  await alice.linked('alice', 3)
+  const bob = await inject(app)
+  await bob.linked('bob', 5)
+  await alice.take(2)
+  const events = record(app)
+  app.linkServer.kick('bob')
+  t.strictSame(await bob.take(2), [frames.unlinked('bob'), frames.left('bob')])
+  t.strictSame(await alice.take(2), [frames.unlinked('bob'), frames.left('bob')])
+  t.strictSame(events, [['unlink', 'bob'], ['leave', 'bob']])
+})
