@@ -59,6 +59,8 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
   readonly #connections = new Set<Connection>()
   /** Every linked connection, for broadcasts. */
   readonly #linked = new Set<Connection>()
+  /** Users whose leave is under way, so that a listener cannot make them leave twice. */
+  readonly #leaving = new Set<string>()
   readonly #heartbeat: Heartbeat
   readonly #writes = new WriteCoalescer()
 
@@ -362,16 +364,18 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
   }
 
   #leave (username: string): void {
+    if (this.#leaving.has(username)) {
+      return // a listener of this very leave asked for it again
+    }
+    this.#leaving.add(username)
     const connection = this.#registry.connectionOf(username)
     if (connection !== undefined) {
       this.#unlink(username)
-      if (!this.#registry.has(username)) {
-        return // an unlink listener made the user leave already
-      }
     }
     const frame = leftFrame(username)
     connection?.send(frame)
     this.#registry.leave(username)
+    this.#leaving.delete(username)
     this.#broadcastFrame(frame, undefined)
     this.#log.info({ username }, 'user left')
     this.emit('leave', username)
