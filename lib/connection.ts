@@ -77,9 +77,6 @@ export class Connection {
 
   /** Closes the socket with `code`, and terminates it if the peer does not finish the closing handshake in time. */
   close (code: number, reason: string, graceMilliseconds: number): Promise<void> {
-    if (this.isClosed) {
-      return Promise.resolve()
-    }
     return new Promise(resolve => {
       const timer = setTimeout(() => this.socket.terminate(), graceMilliseconds)
       this.socket.once('close', () => {

@@ -1,0 +1,47 @@
+import { once } from 'node:events'
+import t from 'tap'
+import WebSocket from 'ws'
+import { build, Client, connect, frames, next, urlOf } from './helper.js'
+
+t.test('a connection that stops answering pings is terminated and its user unlinked; the others stay', async t => {
+  const app = await build(t, { listen: true, pingIntervalMilliseconds: 100 })
+  const healthy = await connect(app)
+  await healthy.linked('healthy', 3)
+  const silentSocket = new WebSocket(urlOf(app), { autoPong: false })
+  await once(silentSocket, 'open')
+  const silent = new Client(silentSocket)
+  await silent.linked('silent', 5)
+  await healthy.take(2)
+  let pings = 0
+  silentSocket.on('ping', () => { pings++ })
+  const closed = silent.closed()
+  const [username] = await next(app, 'unlink')
+  t.equal(username, 'silent')
+  t.strictSame(await healthy.take(1), [frames.unlinked('silent')])
+  t.equal((await closed).code, 1006, 'terminated, without a close frame')
+  t.equal(pings, 1, 'pinged once, then terminated at the next beat for not answering')
+  t.strictSame(app.linkServer.getUsers(), [{ username: 'healthy', isLinked: true }, { username: 'silent', isLinked: false }])
+})
+
+function timerCount (): number {
+  return process.getActiveResourcesInfo().filter(resource => resource === 'Timeout').length
+}
+
+t.test('the heartbeat is one timer for all connections', async t => {
+  const app = await build(t, { listen: true, pingIntervalMilliseconds: 60_000 })
+  const before = timerCount()
+  for (const username of ['alice', 'bob', 'carol']) {
+    const client = await connect(app)
+    client.link(username)
+    await client.take(1)
+  }
+  t.equal(timerCount(), before)
+})
+
+t.test('pingIntervalMilliseconds 0 turns the heartbeat off', async t => {
+  const before = timerCount()
+  await build(t, { pingIntervalMilliseconds: 0 })
+  t.equal(timerCount(), before)
+  await build(t, { pingIntervalMilliseconds: 20 })
+  t.equal(timerCount(), before + 1)
+})
