@@ -1,0 +1,79 @@
+import { createClient } from '@krmx/client'
+import t from 'tap'
+import WebSocket from 'ws'
+import { build, urlOf } from './helper.js'
+
+// The published Krmx client expects a browser-like global WebSocket; Node 20 has none.
+const globals = globalThis as unknown as { WebSocket?: unknown }
+globals.WebSocket ??= WebSocket
+
+type KrmxClient = ReturnType<typeof createClient>
+
+function waitFor<T extends unknown[]> (client: KrmxClient, event: string): Promise<T> {
+  return new Promise(resolve => {
+    (client as unknown as { once: (event: string, listener: (...args: T) => void) => void }).once(event, (...args) => resolve(args))
+  })
+}
+
+t.test('the published @krmx/client connects, links, is rejected, unlinks, relinks, leaves and receives broadcasts', async t => {
+  const app = await build(t, { listen: true })
+  app.linkServer.on('authenticate', (username, _info, reject) => {
+    if (username === 'mallory') {
+      reject('mallory is not welcome')
+    }
+  })
+  const received: unknown[] = []
+  app.linkServer.on('message', (username, message) => {
+    received.push([username, message])
+    app.linkServer.broadcast({ type: 'chat/said', payload: { from: username, text: message.payload } })
+  })
+  const alice = createClient({ logger: false })
+  const bob = createClient({ logger: false })
+  await alice.connect(urlOf(app))
+  await bob.connect(urlOf(app))
+  t.equal(alice.getStatus(), 'connected')
+
+  await t.rejects(alice.link('mallory'), new Error('mallory is not welcome'))
+  t.equal(alice.getStatus(), 'connected')
+  await alice.link('alice')
+  t.equal(alice.getStatus(), 'linked')
+  t.strictSame(alice.getUsers(), [{ username: 'alice', isLinked: true }])
+
+  const bobJoinedAtAlice = waitFor(alice, 'link')
+  await bob.link('bob')
+  await bobJoinedAtAlice
+  t.strictSame(alice.getUsers(), [{ username: 'alice', isLinked: true }, { username: 'bob', isLinked: true }])
+  // The Krmx client lists itself first: it adds itself on krmx/accepted.
+  t.strictSame(bob.getUsers(), [{ username: 'bob', isLinked: true }, { username: 'alice', isLinked: true }])
+
+  const aliceHears = waitFor<[unknown]>(alice, 'message')
+  const bobHears = waitFor<[unknown]>(bob, 'message')
+  bob.send({ type: 'chat/say', payload: 'hello' })
+  const said = { type: 'chat/said', payload: { from: 'bob', text: 'hello' } }
+  t.strictSame(await aliceHears, [said])
+  t.strictSame(await bobHears, [said])
+  t.strictSame(received, [['bob', { type: 'chat/say', payload: 'hello' }]])
+
+  const bobUnlinkedAtAlice = waitFor<[string]>(alice, 'unlink')
+  await bob.unlink()
+  t.strictSame(await bobUnlinkedAtAlice, ['bob'])
+  t.equal(bob.getStatus(), 'connected')
+  t.strictSame(alice.getUsers(), [{ username: 'alice', isLinked: true }, { username: 'bob', isLinked: false }])
+
+  const bobRelinkedAtAlice = waitFor<[string]>(alice, 'link')
+  await bob.link('bob')
+  t.strictSame(await bobRelinkedAtAlice, ['bob'])
+  t.strictSame(app.linkServer.getUsers(), [{ username: 'alice', isLinked: true }, { username: 'bob', isLinked: true }])
+
+  const bobLeftAtAlice = waitFor<[string]>(alice, 'leave')
+  await bob.leave()
+  t.strictSame(await bobLeftAtAlice, ['bob'])
+  t.strictSame(alice.getUsers(), [{ username: 'alice', isLinked: true }])
+  t.strictSame(app.linkServer.getUsers(), [{ username: 'alice', isLinked: true }])
+
+  await bob.disconnect()
+  const aliceClosed = waitFor(alice, 'close')
+  await app.close()
+  await aliceClosed
+  t.equal(alice.getStatus(), 'closed')
+})
