@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, frames, inject, record } from './helper.js'
+import { build, inject, record } from './helper.js'
 
 async function twoUsers (t: Parameters<typeof build>[0]) {
   const app = await build(t)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, frames, inject, record } from './helper.js'
+import { build, connect, frames, inject, record } from './helper.js'
 
 async function twoUsers (t: Parameters<typeof build>[0]) {
   const app = await build(t)
@@ -53,7 +53,13 @@ t.test('a linked connection that sends an unknown krmx/ type or a malformed fram
 })
 
 t.test('a socket that closes unlinks its user', async t => {
-  const { app, alice, bob, events } = await twoUsers(t)
+  const app = await build(t, { listen: true })
+  const alice = await connect(app)
+  await alice.linked('alice', 3)
+  const bob = await connect(app)
+  await bob.linked('bob', 5)
+  await alice.take(2)
+  const events = record(app)
   bob.ws.close()
   t.strictSame(await alice.take(1), [frames.unlinked('bob')])
   t.strictSame(events, [['unlink', 'bob']])

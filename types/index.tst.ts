@@ -1,0 +1,79 @@
+import Fastify, { type FastifyRequest } from 'fastify'
+import { expect, test } from 'tstyche'
+import fastifyLinkServer, {
+  type AuthenticateInfo,
+  type LinkMessage,
+  type LinkServer,
+  type LinkServerOptions,
+  type LinkServerStatus,
+  type LinkUser,
+  fastifyLinkServer as namedExport,
+  usernameRegex
+} from '../index.js'
+
+const app = Fastify()
+
+test('the plugin is the default and the named export, and takes its options', () => {
+  expect(namedExport).type.toBe(fastifyLinkServer)
+  expect(app.register).type.toBeCallableWith(fastifyLinkServer, { path: '/link' })
+  expect(app.register).type.toBeCallableWith(fastifyLinkServer, {
+    path: '/link',
+    acceptNewUsers: false,
+    authTimeoutMilliseconds: 5_000,
+    isValidUsername: (username: string) => username.length > 1,
+    pingIntervalMilliseconds: 0,
+    acceptedVersions: ['0.6.x']
+  })
+  expect(usernameRegex).type.toBe<RegExp>()
+})
+
+test('wrong option types are refused', () => {
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { path: 5 })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { acceptNewUsers: 'yes' })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { authTimeoutMilliseconds: '10' })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { isValidUsername: (username: number) => username > 0 })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { acceptedVersions: '0.6.x' })
+  expect<LinkServerOptions>().type.toBeAssignableFrom({})
+})
+
+test('the decorator is typed on every Fastify instance', () => {
+  expect(app.linkServer).type.toBe<LinkServer>()
+  expect(app.linkServer.getUsers()).type.toBe<LinkUser[]>()
+  expect(app.linkServer.getStatus()).type.toBe<LinkServerStatus>()
+  expect<LinkServerStatus>().type.toBe<'initializing' | 'listening' | 'closing' | 'closed'>()
+  expect(app.linkServer.send('alice', { type: 'chat/say', payload: { text: 'hi' } })).type.toBe<void>()
+  expect(app.linkServer.broadcast({ type: 'chat/say' }, 'alice')).type.toBe<void>()
+  expect(app.linkServer.send).type.not.toBeCallableWith('alice', { payload: 1 })
+  expect(app.linkServer.send).type.not.toBeCallableWith('alice', 'chat/say')
+  expect(app.linkServer.join).type.not.toBeCallableWith(42)
+  expect(app.linkServer.kick).type.toBeCallableWith('alice')
+  expect(app.linkServer.unlink).type.toBeCallableWith('alice')
+})
+
+test('every event listener has its signature', () => {
+  app.linkServer.on('listen', (port) => { expect(port).type.toBe<number>() })
+  app.linkServer.on('close', () => {})
+  app.linkServer.on('join', (username) => { expect(username).type.toBe<string>() })
+  app.linkServer.on('link', (username) => { expect(username).type.toBe<string>() })
+  app.linkServer.on('unlink', (username) => { expect(username).type.toBe<string>() })
+  app.linkServer.once('leave', (username) => { expect(username).type.toBe<string>() })
+  app.linkServer.on('message', (username, message) => {
+    expect(username).type.toBe<string>()
+    expect(message).type.toBe<LinkMessage>()
+  })
+  app.linkServer.on('authenticate', (username, info, reject, markAsync) => {
+    expect(username).type.toBe<string>()
+    expect(info).type.toBe<AuthenticateInfo>()
+    expect(info.request).type.toBe<FastifyRequest>()
+    expect(info.auth).type.toBe<string | undefined>()
+    expect(info.isNewUser).type.toBe<boolean>()
+    expect(reject).type.toBeCallableWith('reason')
+    expect(reject).type.not.toBeCallableWith(42)
+    expect(markAsync).type.toBeCallableWith(async () => {})
+    expect(markAsync).type.not.toBeCallableWith(() => 'not a promise')
+  })
+  expect(app.linkServer.on).type.not.toBeCallableWith('joined', () => {})
+  expect(app.linkServer.on).type.not.toBeCallableWith('join', (username: number) => username)
+  expect(app.linkServer.on).type.not.toBeCallableWith('listen', (port: string) => port)
+  expect(app.linkServer.off).type.toBeCallableWith('join', (username: string) => { expect(username).type.toBe<string>() })
+})
