@@ -1,6 +1,6 @@
-'use strict'
+import neostandard from 'neostandard'
 
-module.exports = require('neostandard')({
+export default neostandard({
   ts: true,
   ignores: ['dist/**', 'coverage/**', '.tap/**', 'node_modules/**']
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, frames, inject, record } from './helper.js'
+import { build, connect, frames, inject, record } from './helper.js'
 
 t.test('two connections racing to link one new user during async authentication: one wins, one is rejected', async t => {
   const app = await build(t)
@@ -156,4 +156,28 @@ t.test('a user joined by the application while a link for it is authenticated is
   release()
   t.strictSame(await client.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
   t.strictSame(events, [['join', 'alice'], ['link', 'alice']])
+})
+
+t.test('a socket that closes during authentication ends it at once: its timer is cleared and the user is free', async t => {
+  const timers = (): number => process.getActiveResourcesInfo().filter(resource => resource === 'Timeout').length
+  const app = await build(t, { listen: true, authTimeoutMilliseconds: 60_000 })
+  let attempts = 0
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
+    attempts++
+    if (attempts === 1) {
+      markAsync(() => new Promise(() => {}))
+    }
+  })
+  const before = timers()
+  const leaving = await connect(app)
+  leaving.link('alice')
+  await leaving.settle()
+  t.equal(timers(), before + 1, 'the authentication timer runs')
+  leaving.ws.terminate()
+  while (timers() > before) {
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  t.equal(timers(), before, 'the timer is cleared when the server sees the close')
+  const next = await connect(app)
+  t.strictSame(await next.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
 })

@@ -5,7 +5,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 
 const run = promisify(execFile)
-const root = join(__dirname, '..')
+const root = join(import.meta.dirname, '..')
 
 const program = (load: string): string => `
 ${load}

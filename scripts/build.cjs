@@ -10,7 +10,7 @@ const root = join(__dirname, '..')
 const tsc = require.resolve('typescript/bin/tsc')
 
 rmSync(join(root, 'dist'), { recursive: true, force: true })
-for (const project of ['tsconfig.build.json', 'tsconfig.build.esm.json']) {
+for (const project of ['tsconfig.build.json', 'tsconfig.build.cjs.json']) {
   execFileSync(process.execPath, [tsc, '-p', project], { cwd: root, stdio: 'inherit' })
 }
 writeFileSync(join(root, 'dist/cjs/package.json'), JSON.stringify({ type: 'commonjs' }) + '\n')
