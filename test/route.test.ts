@@ -2,7 +2,7 @@ import websocket from '@fastify/websocket'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import fastifyLinkServer from '../index.js'
-import { build, Client, frames, inject } from './helper.js'
+import { build, Client, connect, frames, inject } from './helper.js'
 
 t.test('the path option sets the WebSocket route; other paths are not upgraded', async t => {
   const app = await build(t, { path: '/link' })
@@ -46,4 +46,28 @@ t.test('registering the plugin twice in one context fails', async t => {
   t.teardown(() => app.close())
   await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0 })
   await t.rejects(async () => { await app.register(fastifyLinkServer, { path: '/second' }) }, { code: 'FST_ERR_DEC_ALREADY_PRESENT' })
+})
+
+t.test('with your own @fastify/websocket and a preClose that leaves the sockets open, users still hear that they left', async t => {
+  const app = Fastify()
+  await app.register(websocket, { preClose: (done) => done() })
+  await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const alice = await connect(app)
+  await alice.linked('alice', 3)
+  const closed = alice.closed()
+  await app.close()
+  t.strictSame(await alice.take(2), [frames.unlinked('alice'), frames.left('alice')])
+  t.strictSame(await closed, { code: 1001, reason: 'server closing' })
+})
+
+t.test('on a real port, clients connect at the prefix and path', async t => {
+  const app = Fastify()
+  await app.register(async (child) => {
+    await child.register(fastifyLinkServer, { path: '/link', pingIntervalMilliseconds: 0 })
+  }, { prefix: '/v1' })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const client = await connect(app, '/v1/link')
+  t.strictSame(await client.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
 })
