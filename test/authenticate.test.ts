@@ -1,9 +1,5 @@
 import t from 'tap'
-import { build, Client, frames, inject, record } from './helper.js'
-
-function timerCount (): number {
-  return process.getActiveResourcesInfo().filter(resource => resource === 'Timeout').length
-}
+import { build, Client, frames, inject, record, timerCount } from './helper.js'
 
 t.test('authenticate listeners receive the username, isNewUser, auth and the upgrade request', async t => {
   const app = await build(t)

@@ -3,12 +3,8 @@ import { connect as tcpConnect, type Socket } from 'node:net'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyLinkServer from '../index.js'
-import { Client, connect, frames, record, urlOf } from './helper.js'
+import { Client, connect, frames, record, urlOf, timerCount } from './helper.js'
 import WebSocket from 'ws'
-
-function timerCount (): number {
-  return process.getActiveResourcesInfo().filter(resource => resource === 'Timeout').length
-}
 
 async function listening (options = {}, fastifyOptions = {}) {
   const app = Fastify(fastifyOptions)

@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import t from 'tap'
 import WebSocket from 'ws'
-import { build, Client, connect, frames, next, urlOf } from './helper.js'
+import { build, Client, connect, frames, next, urlOf, timerCount } from './helper.js'
 
 t.test('a connection that stops answering pings is terminated and its user unlinked; the others stay', async t => {
   const app = await build(t, { listen: true, pingIntervalMilliseconds: 100 })
@@ -22,10 +22,6 @@ t.test('a connection that stops answering pings is terminated and its user unlin
   t.equal(pings, 1, 'pinged once, then terminated at the next beat for not answering')
   t.strictSame(app.linkServer.getUsers(), [{ username: 'healthy', isLinked: true }, { username: 'silent', isLinked: false }])
 })
-
-function timerCount (): number {
-  return process.getActiveResourcesInfo().filter(resource => resource === 'Timeout').length
-}
 
 t.test('the heartbeat is one timer for all connections', async t => {
   const app = await build(t, { listen: true, pingIntervalMilliseconds: 60_000 })

@@ -147,3 +147,19 @@ export const frames = {
   unlinked: (username: string) => ({ type: 'krmx/unlinked', payload: { username } }),
   left: (username: string) => ({ type: 'krmx/left', payload: { username } })
 }
+
+/** A ready instance with alice and bob linked, each having read every frame so far, and a recorder started after. */
+export async function linkedPair (t: Test, options: BuildOptions = {}) {
+  const app = await build(t, options)
+  const alice = await inject(app)
+  await alice.linked('alice', 3)
+  const bob = await inject(app)
+  await bob.linked('bob', 5)
+  await alice.take(2)
+  return { app, alice, bob, events: record(app) }
+}
+
+/** How many timers are active in this process. */
+export function timerCount (): number {
+  return process.getActiveResourcesInfo().filter(resource => resource === 'Timeout').length
+}

@@ -1,14 +1,8 @@
 import t from 'tap'
-import { build, frames, inject, record } from './helper.js'
+import { build, frames, inject, linkedPair, record } from './helper.js'
 
 t.test('krmx/leave: unlinked to everyone, then left to the former connection and everyone; the connection stays open', async t => {
-  const app = await build(t)
-  const alice = await inject(app)
-  await alice.linked('alice', 3)
-  const bob = await inject(app)
-  await bob.linked('bob', 5)
-  await alice.take(2)
-  const events = record(app)
+  const { app, alice, bob, events } = await linkedPair(t)
   bob.send({ type: 'krmx/leave' })
   t.strictSame(await bob.take(2), [frames.unlinked('bob'), frames.left('bob')])
   t.strictSame(await alice.take(2), [frames.unlinked('bob'), frames.left('bob')])
@@ -32,13 +26,7 @@ t.test('kick of an unlinked user: only left, to every linked connection', async 
 })
 
 t.test('kick of a linked user: unlinked and left, to it and to the others', async t => {
-  const app = await build(t)
-  const alice = await inject(app)
-  await alice.linked('alice', 3)
-  const bob = await inject(app)
-  await bob.linked('bob', 5)
-  await alice.take(2)
-  const events = record(app)
+  const { app, alice, bob, events } = await linkedPair(t)
   app.linkServer.kick('bob')
   t.strictSame(await bob.take(2), [frames.unlinked('bob'), frames.left('bob')])
   t.strictSame(await alice.take(2), [frames.unlinked('bob'), frames.left('bob')])

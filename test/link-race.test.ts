@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, connect, frames, inject, record } from './helper.js'
+import { build, connect, frames, inject, record, timerCount } from './helper.js'
 
 t.test('two connections racing to link one new user during async authentication: one wins, one is rejected', async t => {
   const app = await build(t)
@@ -159,7 +159,6 @@ t.test('a user joined by the application while a link for it is authenticated is
 })
 
 t.test('a socket that closes during authentication ends it at once: its timer is cleared and the user is free', async t => {
-  const timers = (): number => process.getActiveResourcesInfo().filter(resource => resource === 'Timeout').length
   const app = await build(t, { listen: true, authTimeoutMilliseconds: 60_000 })
   let attempts = 0
   app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
@@ -168,16 +167,16 @@ t.test('a socket that closes during authentication ends it at once: its timer is
       markAsync(() => new Promise(() => {}))
     }
   })
-  const before = timers()
+  const before = timerCount()
   const leaving = await connect(app)
   leaving.link('alice')
   await leaving.settle()
-  t.equal(timers(), before + 1, 'the authentication timer runs')
+  t.equal(timerCount(), before + 1, 'the authentication timer runs')
   leaving.ws.terminate()
-  while (timers() > before) {
+  while (timerCount() > before) {
     await new Promise(resolve => setImmediate(resolve))
   }
-  t.equal(timers(), before, 'the timer is cleared when the server sees the close')
+  t.equal(timerCount(), before, 'the timer is cleared when the server sees the close')
   const next = await connect(app)
   t.strictSame(await next.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
 })

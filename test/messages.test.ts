@@ -1,18 +1,8 @@
 import t from 'tap'
-import { build, inject, record } from './helper.js'
-
-async function twoUsers (t: Parameters<typeof build>[0]) {
-  const app = await build(t)
-  const alice = await inject(app)
-  await alice.linked('alice', 3)
-  const bob = await inject(app)
-  await bob.linked('bob', 5)
-  await alice.take(2)
-  return { app, alice, bob, events: record(app) }
-}
+import { inject, linkedPair } from './helper.js'
 
 t.test('an application frame from a linked user is a message event, as sent', async t => {
-  const { alice, bob, events } = await twoUsers(t)
+  const { alice, bob, events } = await linkedPair(t)
   alice.send({ type: 'chat/say', payload: { text: 'hi' } })
   alice.send({ type: 'ping' })
   bob.send({ type: 'game/move', payload: [1, 2], extra: 'kept' })
@@ -26,7 +16,7 @@ t.test('an application frame from a linked user is a message event, as sent', as
 })
 
 t.test('send reaches one linked user; broadcast reaches every linked user but the skipped one', async t => {
-  const { app, alice, bob } = await twoUsers(t)
+  const { app, alice, bob } = await linkedPair(t)
   const idle = await inject(app)
   app.linkServer.send('bob', { type: 'chat/private', payload: 'psst' })
   app.linkServer.broadcast({ type: 'chat/all', payload: 1 })
@@ -38,7 +28,7 @@ t.test('send reaches one linked user; broadcast reaches every linked user but th
 })
 
 t.test('send and broadcast refuse misuse with coded errors, before anything is sent', async t => {
-  const { app, alice } = await twoUsers(t)
+  const { app, alice } = await linkedPair(t)
   app.linkServer.join('carol')
   await alice.take(1)
   t.throws(() => app.linkServer.send('dave', { type: 'x' }), {

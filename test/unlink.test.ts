@@ -1,18 +1,8 @@
 import t from 'tap'
-import { build, connect, frames, inject, record } from './helper.js'
-
-async function twoUsers (t: Parameters<typeof build>[0]) {
-  const app = await build(t)
-  const alice = await inject(app)
-  await alice.linked('alice', 3)
-  const bob = await inject(app)
-  await bob.linked('bob', 5)
-  await alice.take(2)
-  return { app, alice, bob, events: record(app) }
-}
+import { build, connect, frames, linkedPair, record } from './helper.js'
 
 t.test('krmx/unlink: every linked connection, the unlinking one included, hears unlinked; the user stays', async t => {
-  const { app, alice, bob, events } = await twoUsers(t)
+  const { app, alice, bob, events } = await linkedPair(t)
   bob.send({ type: 'krmx/unlink' })
   t.strictSame(await bob.take(1), [frames.unlinked('bob')])
   t.strictSame(await alice.take(1), [frames.unlinked('bob')])
@@ -23,7 +13,7 @@ t.test('krmx/unlink: every linked connection, the unlinking one included, hears 
 })
 
 t.test('a linked connection that sends krmx/link is unlinked', async t => {
-  const { alice, bob, events } = await twoUsers(t)
+  const { alice, bob, events } = await linkedPair(t)
   bob.link('bob')
   t.strictSame(await bob.take(1), [frames.unlinked('bob')])
   t.strictSame(await alice.take(1), [frames.unlinked('bob')])
@@ -31,7 +21,7 @@ t.test('a linked connection that sends krmx/link is unlinked', async t => {
 })
 
 t.test('a linked connection that sends an unknown krmx/ type or a malformed frame is unlinked', async t => {
-  const { alice, bob, events } = await twoUsers(t)
+  const { alice, bob, events } = await linkedPair(t)
   bob.send({ type: 'krmx/hello' })
   t.strictSame(await bob.take(1), [frames.unlinked('bob')])
   await bob.linked('bob', 5)
@@ -67,7 +57,7 @@ t.test('a socket that closes unlinks its user', async t => {
 })
 
 t.test('linkServer.unlink(username) unlinks a linked user and keeps its connection open', async t => {
-  const { app, alice, bob, events } = await twoUsers(t)
+  const { app, alice, bob, events } = await linkedPair(t)
   app.linkServer.unlink('bob')
   t.strictSame(await bob.take(1), [frames.unlinked('bob')])
   t.strictSame(await alice.take(1), [frames.unlinked('bob')])
