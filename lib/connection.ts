@@ -31,7 +31,6 @@ export class Connection {
   username: string | undefined = undefined
   /** Whether the connection answered the last ping. */
   isAlive = true
-  isClosed = false
   /** Set while a link request of this connection is being decided; frames wait in `queue` meanwhile. */
   linkInFlight = false
   /** Stops the pending authentication of this connection, if any. */

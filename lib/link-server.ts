@@ -82,7 +82,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
       try {
         listener.apply(this, args)
       } catch (err) {
-        this.#log.error({ err, event }, 'a link server listener threw')
+        this.#logListenerError(err, event)
       }
     }
     return listeners.length > 0
@@ -149,11 +149,8 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
   broadcast (message: LinkMessage, skipUsername?: string): void {
     this.#assertStatus('broadcast a message', whileRunningOrClosing)
     const data = this.#serialize('broadcast', message)
-    for (const connection of this.#linked) {
-      if (connection.username !== skipUsername) {
-        connection.send(data)
-      }
-    }
+    const skipped = skipUsername === undefined ? undefined : this.#registry.connectionOf(skipUsername)
+    this.#broadcastFrame(data, skipped)
   }
 
   join (username: string): void {
@@ -263,7 +260,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
 
   /** Handles the frames that waited for a link decision, in arrival order, until another link is in flight. */
   #drain (connection: Connection): void {
-    while (!connection.linkInFlight && connection.queue.length > 0 && !connection.isClosed) {
+    while (!connection.linkInFlight && connection.queue.length > 0) {
       this.#handle(connection, connection.queue.shift())
     }
   }
@@ -282,7 +279,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
       username,
       info,
       this.#options.authTimeoutMilliseconds,
-      err => this.#log.error({ err, event: 'authenticate' }, 'a link server listener threw')
+      err => this.#logListenerError(err, 'authenticate')
     )
     connection.cancelAuthentication = authentication.cancel
     const reason = await authentication.decision
@@ -325,8 +322,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
   }
 
   #disconnect (connection: Connection): void {
-    connection.isClosed = true
-    connection.queue.length = 0
+    connection.queue.length = 0 // nothing a closed connection sent is handled any more
     connection.cancelAuthentication?.()
     this.#connections.delete(connection)
     if (connection.username !== undefined) {
@@ -387,6 +383,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
         connection.send(data)
       }
     }
+  }
+
+  #logListenerError (err: unknown, event: string | symbol): void {
+    this.#log.error({ err, event }, 'a link server listener threw')
   }
 
   #reject (connection: Connection, reason: string): void {
