@@ -2,14 +2,15 @@ import type { AddressInfo } from 'node:net'
 import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import type { LinkServerOptions } from './types/index.js'
+import type { LinkSchemas, LinkServer, LinkServerOptions, LinkServerSchemas } from './types/index.js'
 import { LinkServerImpl } from './lib/link-server.js'
 import { resolveOptions } from './lib/options.js'
 
 async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerOptions): Promise<void> {
   const resolved = resolveOptions(options)
-  const linkServer = new LinkServerImpl(resolved, fastify.log.child({ name: 'fastify-link-server' }))
-  fastify.decorate('linkServer', linkServer)
+  const address = fastify.prefix === '' || resolved.path !== '/' ? fastify.prefix + resolved.path : fastify.prefix
+  const linkServer = new LinkServerImpl(resolved, fastify.log.child({ name: 'fastify-link-server' }), address)
+  fastify.decorate('linkServer', linkServer as LinkServer<LinkSchemas> as LinkServer<LinkServerSchemas>)
 
   // Added before @fastify/websocket's own preClose, so that every user is told it left before any socket closes.
   fastify.addHook('preClose', async () => linkServer.close())
@@ -23,6 +24,9 @@ async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerO
   fastify.addHook('onClose', async () => linkServer.closed())
 
   fastify.get(resolved.path, { websocket: true }, (socket, request) => linkServer.accept(socket, request))
+  if (resolved.asyncapiPath !== undefined) {
+    fastify.get(resolved.asyncapiPath, async () => linkServer.asyncapi())
+  }
 }
 
 const plugin: FastifyPluginAsync<LinkServerOptions> = fp(fastifyLinkServer, {

@@ -64,3 +64,27 @@ export const FST_LINK_RESERVED_TYPE = createError(
   'Cannot %s a message of type "%s": the "krmx/" prefix is reserved for the protocol',
   500
 )
+
+/** The application tried to send a message whose payload fails its schema in `serverMessages`. */
+export const FST_LINK_INVALID_PAYLOAD = createError(
+  'FST_LINK_INVALID_PAYLOAD',
+  'Cannot %s a message of type "%s": %s',
+  500,
+  TypeError
+)
+
+/** A message type has no schema where one is required: `send` with `serverMessages`, `handle` with `strictMessages`. */
+export const FST_LINK_UNKNOWN_MESSAGE_TYPE = createError(
+  'FST_LINK_UNKNOWN_MESSAGE_TYPE',
+  'Cannot %s a message of type "%s": it has no schema in %s',
+  500,
+  TypeError
+)
+
+/** `handle` was called with a type that is not a string, or a handler that is not a function. */
+export const FST_LINK_INVALID_HANDLER = createError(
+  'FST_LINK_INVALID_HANDLER',
+  'Cannot handle messages of type "%s": %s',
+  500,
+  TypeError
+)

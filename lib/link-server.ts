@@ -2,20 +2,29 @@ import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type {
+  AsyncApiDocument,
   AuthenticateInfo,
   LinkMessage,
+  LinkMessageError,
+  LinkSchemas,
   LinkServer,
+  LinkServerStats,
   LinkServerStatus,
-  LinkUser
+  LinkUser,
+  MessageHandler
 } from '../types/index.js'
+import { buildAsyncApi } from './asyncapi.js'
 import { authenticate, type AuthenticateListener } from './authenticate.js'
 import { Connection, WriteCoalescer } from './connection.js'
 import {
   FST_LINK_CLOSED,
+  FST_LINK_INVALID_HANDLER,
   FST_LINK_INVALID_MESSAGE,
+  FST_LINK_INVALID_PAYLOAD,
   FST_LINK_INVALID_USERNAME,
   FST_LINK_NOT_READY,
   FST_LINK_RESERVED_TYPE,
+  FST_LINK_UNKNOWN_MESSAGE_TYPE,
   FST_LINK_UNKNOWN_USER,
   FST_LINK_USER_EXISTS,
   FST_LINK_USER_NOT_LINKED
@@ -37,6 +46,7 @@ import {
   unlinkType
 } from './frames.js'
 import { Heartbeat } from './heartbeat.js'
+import { payloadErrors, unregisteredTypeError } from './messages.js'
 import type { ResolvedOptions } from './options.js'
 import { LocalRegistry, type UserRegistry } from './registry.js'
 import { VersionCheck } from './version.js'
@@ -63,11 +73,18 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
   readonly #leaving = new Set<string>()
   readonly #heartbeat: Heartbeat
   readonly #writes = new WriteCoalescer()
+  /** The handlers added with `handle`, by message type. */
+  readonly #handlers = new Map<string, MessageHandler[]>()
+  /** The full URL path of the route, for the AsyncAPI document. */
+  readonly #address: string
+  #asyncapi: AsyncApiDocument | undefined
+  #invalidMessages = 0
 
-  constructor (options: ResolvedOptions, log: FastifyBaseLogger) {
+  constructor (options: ResolvedOptions, log: FastifyBaseLogger, address: string) {
     super()
     this.#options = options
     this.#log = log
+    this.#address = address
     this.#versions = new VersionCheck(options.acceptedVersions)
     this.#heartbeat = new Heartbeat(options.pingIntervalMilliseconds, this.#connections)
   }
@@ -123,6 +140,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
     this.#log.info('link server closed')
     this.emit('close')
     this.removeAllListeners()
+    this.#handlers.clear()
   }
 
   /** Takes a new WebSocket of the route. */
@@ -139,6 +157,32 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
   }
 
   // The user API.
+
+  handle (type: string, handler: MessageHandler<never>): this {
+    if (typeof type !== 'string') {
+      throw new FST_LINK_INVALID_HANDLER(String(type), 'the type must be a string')
+    }
+    if (typeof handler !== 'function') {
+      throw new FST_LINK_INVALID_HANDLER(type, 'the handler must be a function')
+    }
+    if (isProtocolType(type)) {
+      throw new FST_LINK_RESERVED_TYPE('handle', type)
+    }
+    if (this.#options.strictMessages && this.#options.messages?.has(type) !== true) {
+      throw new FST_LINK_UNKNOWN_MESSAGE_TYPE('handle', type, 'messages')
+    }
+    const handlers = this.#handlers.get(type)
+    if (handlers === undefined) {
+      this.#handlers.set(type, [handler as MessageHandler])
+    } else {
+      handlers.push(handler as MessageHandler)
+    }
+    return this
+  }
+
+  typed<T extends LinkSchemas> (): LinkServer<T> {
+    return this as LinkServer<LinkSchemas> as LinkServer<T>
+  }
 
   send (username: string, message: LinkMessage): void {
     this.#assertStatus('send a message', whileRunningOrClosing)
@@ -187,6 +231,26 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
     return this.#status
   }
 
+  getStats (): LinkServerStats {
+    return {
+      connections: this.#connections.size,
+      users: this.#registry.usernames().length,
+      linkedUsers: this.#linked.size,
+      invalidMessages: this.#invalidMessages
+    }
+  }
+
+  asyncapi (): AsyncApiDocument {
+    this.#asyncapi ??= buildAsyncApi({
+      address: this.#address,
+      info: this.#options.asyncapiInfo,
+      messages: this.#options.messages,
+      serverMessages: this.#options.serverMessages,
+      strictMessages: this.#options.strictMessages
+    })
+    return structuredClone(this.#asyncapi)
+  }
+
   // Incoming frames.
 
   #receive (connection: Connection, data: Buffer, isBinary: boolean): void {
@@ -202,11 +266,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
     if (connection.username === undefined) {
       this.#handleUnlinked(connection, frame)
     } else {
-      this.#handleLinked(connection.username, frame)
+      this.#handleLinked(connection, connection.username, frame)
     }
   }
 
-  #handleLinked (username: string, frame: Frame | undefined): void {
+  #handleLinked (connection: Connection, username: string, frame: Frame | undefined): void {
     if (frame === undefined) {
       this.#log.warn({ username }, 'user sent a malformed frame and is unlinked')
       this.#unlink(username)
@@ -226,7 +290,39 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
       this.#unlink(username)
       return
     }
+    const check = this.#options.messages?.get(frame.type)
+    if (check === undefined) {
+      if (this.#options.strictMessages) {
+        this.#refuse(connection, username, frame, [unregisteredTypeError])
+        return
+      }
+    } else if (!check.Check(frame.payload)) {
+      this.#refuse(connection, username, frame, payloadErrors(check, frame.payload))
+      return
+    }
     this.emit('message', username, frame)
+    const handlers = this.#handlers.get(frame.type)
+    if (handlers !== undefined) {
+      for (const handler of handlers) {
+        try {
+          handler(username, frame.payload)
+        } catch (err) {
+          this.#logListenerError(err, 'message', frame.type)
+        }
+      }
+    }
+  }
+
+  /** An application message failed its schema: it is dropped, or its user unlinked, as `invalidMessage` says. */
+  #refuse (connection: Connection, username: string, frame: Frame, errors: LinkMessageError[]): void {
+    this.#invalidMessages++
+    const unlink = this.#options.invalidMessage === 'unlink'
+    this.#log.warn({ username, type: frame.type, error: errors[0] },
+      unlink ? 'user sent an invalid message and is unlinked' : 'user sent an invalid message; it is dropped')
+    this.emit('invalidMessage', username, frame, errors)
+    if (unlink && connection.username === username) {
+      this.#unlink(username) // unless an invalidMessage listener unlinked or kicked the user already
+    }
   }
 
   #handleUnlinked (connection: Connection, frame: Frame | undefined): void {
@@ -385,8 +481,8 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
     }
   }
 
-  #logListenerError (err: unknown, event: string | symbol): void {
-    this.#log.error({ err, event }, 'a link server listener threw')
+  #logListenerError (err: unknown, event: string | symbol, type?: string): void {
+    this.#log.error({ err, event, type }, type === undefined ? 'a link server listener threw' : 'a message handler threw')
   }
 
   #reject (connection: Connection, reason: string): void {
@@ -421,6 +517,17 @@ export class LinkServerImpl extends EventEmitter implements LinkServer {
     }
     if (isProtocolType(message.type)) {
       throw new FST_LINK_RESERVED_TYPE(action, message.type)
+    }
+    const checks = this.#options.serverMessages
+    if (checks !== undefined) {
+      const check = checks.get(message.type)
+      if (check === undefined) {
+        throw new FST_LINK_UNKNOWN_MESSAGE_TYPE(action, message.type, 'serverMessages')
+      }
+      if (!check.Check(message.payload)) {
+        const [error] = payloadErrors(check, message.payload)
+        throw new FST_LINK_INVALID_PAYLOAD(action, message.type, `${error.path}: ${error.message}`)
+      }
     }
     return JSON.stringify(message)
   }

@@ -125,7 +125,7 @@ export type RecordedEvent = [keyof LinkServerEvents, ...unknown[]]
 /** Records the lifecycle events of the link server (all but `authenticate`), in order. */
 export function record (app: FastifyInstance): RecordedEvent[] {
   const events: RecordedEvent[] = []
-  const names = ['listen', 'close', 'join', 'link', 'unlink', 'leave', 'message'] as const
+  const names = ['listen', 'close', 'join', 'link', 'unlink', 'leave', 'message', 'invalidMessage'] as const
   for (const name of names) {
     app.linkServer.on(name, (...args: unknown[]) => { events.push([name, ...args]) })
   }

@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyLinkServer from '../index.js'
@@ -11,8 +12,35 @@ t.test('defaults', async t => {
     authTimeoutMilliseconds: 10_000,
     isValidUsername: isValidKrmxUsername,
     pingIntervalMilliseconds: 15_000,
-    acceptedVersions: ['0.5.x', '0.6.x']
+    acceptedVersions: ['0.5.x', '0.6.x'],
+    messages: undefined,
+    serverMessages: undefined,
+    strictMessages: false,
+    invalidMessage: 'drop',
+    asyncapiPath: undefined,
+    asyncapiInfo: { title: 'fastify-link-server', version: '0.0.0' }
   })
+})
+
+t.test('the message options are compiled once into checks by type; asyncapi sets the route and the info', async t => {
+  const resolved = resolveOptions({
+    messages: { 'chat/say': Type.Object({ text: Type.String() }), 'chat/typing': Type.Undefined() },
+    serverMessages: { 'chat/said': Type.String() },
+    strictMessages: true,
+    invalidMessage: 'unlink',
+    asyncapi: { path: '/asyncapi.json', info: { title: 'Chat', version: '1.2.0', description: 'A chat server' } }
+  })
+  t.strictSame([...resolved.messages?.keys() ?? []], ['chat/say', 'chat/typing'])
+  t.equal(resolved.messages?.get('chat/say')?.Check({ text: 'hi' }), true)
+  t.equal(resolved.messages?.get('chat/say')?.Check({ text: 1 }), false)
+  t.equal(resolved.messages?.get('chat/typing')?.Check(undefined), true)
+  t.strictSame([...resolved.serverMessages?.keys() ?? []], ['chat/said'])
+  t.strictSame(
+    [resolved.strictMessages, resolved.invalidMessage, resolved.asyncapiPath, resolved.asyncapiInfo],
+    [true, 'unlink', '/asyncapi.json', { title: 'Chat', version: '1.2.0', description: 'A chat server' }]
+  )
+  t.strictSame(resolveOptions({ asyncapi: {} }).asyncapiInfo, { title: 'fastify-link-server', version: '0.0.0' })
+  t.equal(resolveOptions({ asyncapi: { info: { title: 'Chat' } } }).asyncapiPath, undefined)
 })
 
 t.test('authTimeoutMilliseconds below 1 becomes 1; pingIntervalMilliseconds 1-99 becomes 100, 0 stays off', async t => {
@@ -39,7 +67,27 @@ t.test('a wrong option fails register with FST_LINK_INVALID_OPTION before anythi
     [{ acceptedVersions: '0.6.x' }, 'Invalid fastify-link-server option "acceptedVersions": must be a non-empty array of versions like "0.6.x" or "0.6.3"'],
     [{ acceptedVersions: [] }, 'Invalid fastify-link-server option "acceptedVersions": must be a non-empty array of versions like "0.6.x" or "0.6.3"'],
     [{ acceptedVersions: ['0.6'] }, 'Invalid fastify-link-server option "acceptedVersions": must be a non-empty array of versions like "0.6.x" or "0.6.3"'],
-    [{ acceptedVersions: [6] }, 'Invalid fastify-link-server option "acceptedVersions": must be a non-empty array of versions like "0.6.x" or "0.6.3"']
+    [{ acceptedVersions: [6] }, 'Invalid fastify-link-server option "acceptedVersions": must be a non-empty array of versions like "0.6.x" or "0.6.3"'],
+    [{ messages: 'chat/say' }, 'Invalid fastify-link-server option "messages": must be an object of TypeBox schemas by message type'],
+    [{ serverMessages: null }, 'Invalid fastify-link-server option "serverMessages": must be an object of TypeBox schemas by message type'],
+    [{ messages: [Type.String()] }, 'Invalid fastify-link-server option "messages": must be an object of TypeBox schemas by message type'],
+    [{ messages: { 'krmx/link': Type.Any() } }, 'Invalid fastify-link-server option "messages["krmx/link"]": the "krmx/" prefix is reserved for the protocol'],
+    [{ messages: { 'chat/say': { type: 'string' } } }, 'Invalid fastify-link-server option "messages["chat/say"]": must be a TypeBox schema (Type.Unsafe wraps a plain JSON schema)'],
+    [{ serverMessages: { 'chat/said': Type.Object({ at: Type.Date() }) } }, 'Invalid fastify-link-server option "serverMessages["chat/said"]": Type.Date() is not a JSON value; a type without a payload is Type.Undefined()'],
+    [{ messages: { 'chat/say': Type.Object({ text: Type.Optional(Type.Undefined()) }) } }, 'Invalid fastify-link-server option "messages["chat/say"]": Type.Undefined() is not a JSON value; a type without a payload is Type.Undefined()'],
+    [{ messages: { ping: Type.Void() } }, 'Invalid fastify-link-server option "messages["ping"]": Type.Void() is not a JSON value; a type without a payload is Type.Undefined()'],
+    [{ messages: { 'chat/say': Type.Ref('Text') } }, 'Invalid fastify-link-server option "messages["chat/say"]": does not compile: Unable to dereference schema with $id \'Text\''],
+    [{ strictMessages: 'yes' }, 'Invalid fastify-link-server option "strictMessages": must be a boolean'],
+    [{ invalidMessage: 'close' }, 'Invalid fastify-link-server option "invalidMessage": must be "drop" or "unlink"'],
+    [{ invalidMessage: 1 }, 'Invalid fastify-link-server option "invalidMessage": must be "drop" or "unlink"'],
+    [{ asyncapi: true }, 'Invalid fastify-link-server option "asyncapi": must be an object { path?, info? }'],
+    [{ asyncapi: null }, 'Invalid fastify-link-server option "asyncapi": must be an object { path?, info? }'],
+    [{ asyncapi: { path: 'asyncapi.json' } }, 'Invalid fastify-link-server option "asyncapi.path": must be a string that starts with "/"'],
+    [{ asyncapi: { info: 'Chat' } }, 'Invalid fastify-link-server option "asyncapi.info": must be an object { title?, version?, description? }'],
+    [{ asyncapi: { info: null } }, 'Invalid fastify-link-server option "asyncapi.info": must be an object { title?, version?, description? }'],
+    [{ asyncapi: { info: { title: '' } } }, 'Invalid fastify-link-server option "asyncapi.info.title": must be a non-empty string'],
+    [{ asyncapi: { info: { version: 1 } } }, 'Invalid fastify-link-server option "asyncapi.info.version": must be a non-empty string'],
+    [{ asyncapi: { info: { description: false } } }, 'Invalid fastify-link-server option "asyncapi.info.description": must be a non-empty string']
   ]
   for (const [options, message] of cases) {
     const app = Fastify()

@@ -1,3 +1,4 @@
+import type { Static, TSchema } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 
 /** The lifecycle of a link server, as `getStatus()` reports it. */
@@ -47,7 +48,7 @@ export type MarkAsync = (handler: () => Promise<void>) => void
  *   app.linkServer.broadcast({ type: 'chat/said', payload: { username, message } })
  * })
  */
-export interface LinkServerEvents {
+export interface LinkServerEvents<S extends LinkSchemas = LinkSchemas> {
   /** The Fastify server is bound to `port`. */
   listen: (port: number) => void
   /** The link server has closed: every user has left and every socket is closed. */
@@ -62,12 +63,92 @@ export interface LinkServerEvents {
   unlink: (username: string) => void
   /** `username` no longer exists. */
   leave: (username: string) => void
-  /** The linked user `username` sent an application message. */
-  message: (username: string, message: LinkMessage) => void
+  /** The linked user `username` sent an application message that passed its schema (see `messages`). */
+  message: (username: string, message: IncomingMessage<S>) => void
+  /**
+   * The linked user `username` sent an application message that failed its schema, or whose type has no
+   * schema while `strictMessages` is on. It was not emitted as `message`; `invalidMessage` says what follows.
+   */
+  invalidMessage: (username: string, message: LinkMessage, errors: LinkMessageError[]) => void
 }
 
 /** The name of an event of the link server. */
 export type LinkServerEventName = keyof LinkServerEvents
+
+/** Why an application message was refused: where in the message, and what is wrong there. */
+export interface LinkMessageError {
+  /** A JSON pointer into the message, such as `/payload/text`, or `/type` for a type that has no schema. */
+  path: string
+  /** What is wrong, in words. */
+  message: string
+}
+
+/**
+ * TypeBox schemas of application message payloads, by message type. A type without a payload is
+ * `Type.Undefined()`: its frames carry no `payload` field.
+ *
+ * @example
+ * const messages = {
+ *   'chat/say': Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) }),
+ *   'chat/typing': Type.Undefined()
+ * } satisfies MessageSchemas
+ */
+export type MessageSchemas = Record<string, TSchema>
+
+/** The part of the plugin options the message types are inferred from. */
+export interface LinkSchemas {
+  messages?: MessageSchemas
+  serverMessages?: MessageSchemas
+  strictMessages?: boolean
+}
+
+/**
+ * Augment this interface with the types of your schemas to type `fastify.linkServer` everywhere,
+ * the way `@fastify/jwt` lets you type `request.user`.
+ *
+ * @example
+ * declare module 'fastify-link-server' {
+ *   interface LinkServerSchemas {
+ *     messages: typeof messages
+ *     serverMessages: typeof serverMessages
+ *     strictMessages: true
+ *   }
+ * }
+ */
+export interface LinkServerSchemas {}
+
+/** The message of type `K` whose payload has the TypeScript type `P`. */
+export type TypedMessage<K extends string, P> = undefined extends P
+  ? { type: K, payload?: P }
+  : { type: K, payload: P }
+
+/** The discriminated union of the messages of `M`, one member per type. */
+export type MessageUnion<M extends MessageSchemas> = {
+  [K in keyof M & string]: TypedMessage<K, Static<M[K]>>
+}[keyof M & string]
+
+/** What a `message` listener receives: the registered types, and untyped ones unless `strictMessages` is `true`. */
+export type IncomingMessage<S extends LinkSchemas> = S extends { messages: infer M extends MessageSchemas }
+  ? MessageUnion<M> | (S extends { strictMessages: true } ? never : LinkMessage)
+  : LinkMessage
+
+/** What `send` and `broadcast` accept: the registered server types when `serverMessages` is given. */
+export type OutgoingMessage<S extends LinkSchemas> = S extends { serverMessages: infer M extends MessageSchemas }
+  ? MessageUnion<M>
+  : LinkMessage
+
+/** The message types `handle` accepts. */
+export type HandledType<S extends LinkSchemas> = S extends { messages: infer M extends MessageSchemas }
+  ? (keyof M & string) | (S extends { strictMessages: true } ? never : string & {})
+  : string
+
+/** The payload a handler of `type` receives. */
+export type HandledPayload<S extends LinkSchemas, K extends string> = S extends { messages: infer M extends MessageSchemas }
+  ? K extends keyof M ? Static<M[K]> : unknown
+  : unknown
+
+/** A handler of one message type; see `linkServer.handle`. */
+export type MessageHandler<P = unknown> = (username: string, payload: P) => void
 
 /** Options of the fastify-link-server plugin. */
 export interface LinkServerOptions {
@@ -83,22 +164,73 @@ export interface LinkServerOptions {
   pingIntervalMilliseconds?: number
   /** The Krmx client versions accepted, as `major.minor.x` or exact `major.minor.patch`. Default `['0.5.x', '0.6.x']`. */
   acceptedVersions?: string[]
+  /** TypeBox schemas of the payloads of the messages clients send, by type; checked before `message` is emitted. */
+  messages?: MessageSchemas
+  /** TypeBox schemas of the payloads of the messages the server sends; `send` and `broadcast` check them and accept no other type. */
+  serverMessages?: MessageSchemas
+  /** Whether a client message whose type has no schema in `messages` is invalid. Default `false`: it passes through untyped. */
+  strictMessages?: boolean
+  /** What happens to an invalid client message: `'drop'` it (default) or `'unlink'` its user. Either way `invalidMessage` is emitted. */
+  invalidMessage?: 'drop' | 'unlink'
+  /** Serves the AsyncAPI 3.0 document of the endpoint (see `linkServer.asyncapi()`) at `path`, and sets its `info`. */
+  asyncapi?: AsyncApiOptions
 }
 
-/** `fastify.linkServer`: a typed event emitter and the user API. */
-export interface LinkServer {
+/** The `asyncapi` option. */
+export interface AsyncApiOptions {
+  /** The route that serves the document as JSON, under the encapsulating prefix. Default: no route. */
+  path?: string
+  /** The document's `info` object. Default title `'fastify-link-server'`, version `'0.0.0'`. */
+  info?: { title?: string, version?: string, description?: string }
+}
+
+/** An AsyncAPI 3.0 document, as a plain JSON object. */
+export interface AsyncApiDocument {
+  asyncapi: '3.0.0'
+  info: { title: string, version: string, description?: string }
+  defaultContentType: 'application/json'
+  channels: Record<string, unknown>
+  operations: Record<string, unknown>
+  components: Record<string, unknown>
+}
+
+/** Counters of the link server, as `getStats()` reports them. */
+export interface LinkServerStats {
+  /** Open WebSocket connections of the route, linked or not. */
+  connections: number
+  /** Users, linked or not. */
+  users: number
+  /** Users with a connection. */
+  linkedUsers: number
+  /** Client messages refused by their schema (or by `strictMessages`) since the server started. */
+  invalidMessages: number
+}
+
+/**
+ * `fastify.linkServer`: a typed event emitter and the user API. `S` carries the types of the message
+ * schemas; see `LinkServerSchemas` and `typed()`.
+ */
+export interface LinkServer<S extends LinkSchemas = LinkSchemas> {
   /** Adds a listener. A listener that throws is logged and never stops the other listeners. */
-  on<E extends LinkServerEventName>(event: E, listener: LinkServerEvents[E]): this
+  on<E extends LinkServerEventName>(event: E, listener: LinkServerEvents<S>[E]): this
   /** Adds a listener that is removed after its first call. */
-  once<E extends LinkServerEventName>(event: E, listener: LinkServerEvents[E]): this
+  once<E extends LinkServerEventName>(event: E, listener: LinkServerEvents<S>[E]): this
   /** Removes a listener added with `on` or `once`. */
-  off<E extends LinkServerEventName>(event: E, listener: LinkServerEvents[E]): this
+  off<E extends LinkServerEventName>(event: E, listener: LinkServerEvents<S>[E]): this
   /** How many listeners `event` has. */
   listenerCount(event: LinkServerEventName): number
+  /**
+   * Handles the valid messages of one type, like a route: `handler` receives the sender and the payload,
+   * typed by the schema of `type`. Several handlers of a type run in the order they were added, after the
+   * `message` listeners; one that throws is logged and never stops the others.
+   */
+  handle<K extends HandledType<S>>(type: K, handler: MessageHandler<HandledPayload<S, K>>): this
+  /** The same link server, typed by the schemas of `T` (the type of your plugin options, for example). */
+  typed<T extends LinkSchemas>(): LinkServer<T>
   /** Sends `message` to the linked user `username`. */
-  send(username: string, message: LinkMessage): void
+  send(username: string, message: OutgoingMessage<S>): void
   /** Sends `message` to every linked user, except `skipUsername` when given. */
-  broadcast(message: LinkMessage, skipUsername?: string): void
+  broadcast(message: OutgoingMessage<S>, skipUsername?: string): void
   /** Creates the user `username` without a connection, so that it can link even when `acceptNewUsers` is false. */
   join(username: string): void
   /** Unlinks the user `username` from its connection; the user stays and the connection stays open. */
@@ -109,11 +241,15 @@ export interface LinkServer {
   getUsers(): LinkUser[]
   /** The lifecycle state of the link server. */
   getStatus(): LinkServerStatus
+  /** Counters of connections, users and refused messages. */
+  getStats(): LinkServerStats
+  /** The AsyncAPI 3.0 document of the endpoint: the protocol frames and every registered message type. */
+  asyncapi(): AsyncApiDocument
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The link server of fastify-link-server. */
-    linkServer: LinkServer
+    linkServer: LinkServer<LinkServerSchemas>
   }
 }
