@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import type { LinkSchemas, LinkServer, LinkServerOptions, LinkServerSchemas } from './types/index.js'
+import type { LinkSchemas, LinkServer, LinkServerOptions } from './types/index.js'
 import { LinkServerImpl } from './lib/link-server.js'
 import { resolveOptions } from './lib/options.js'
 
@@ -10,7 +10,7 @@ async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerO
   const resolved = resolveOptions(options)
   const address = fastify.prefix === '' || resolved.path !== '/' ? fastify.prefix + resolved.path : fastify.prefix
   const linkServer = new LinkServerImpl(resolved, fastify.log.child({ name: 'fastify-link-server' }), address)
-  fastify.decorate('linkServer', linkServer as LinkServer<LinkSchemas> as LinkServer<LinkServerSchemas>)
+  fastify.decorate('linkServer', linkServer as LinkServer<LinkSchemas> as LinkServer)
 
   // Added before @fastify/websocket's own preClose, so that every user is told it left before any socket closes.
   fastify.addHook('preClose', async () => linkServer.close())

@@ -60,7 +60,7 @@ const whileRunning: readonly LinkServerStatus[] = ['listening']
 const whileRunningOrClosing: readonly LinkServerStatus[] = ['listening', 'closing']
 
 /** The implementation behind `fastify.linkServer`. */
-export class LinkServerImpl extends EventEmitter implements LinkServer {
+export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchemas> {
   #status: LinkServerStatus = 'initializing'
   readonly #options: ResolvedOptions
   readonly #log: FastifyBaseLogger

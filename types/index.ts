@@ -48,7 +48,7 @@ export type MarkAsync = (handler: () => Promise<void>) => void
  *   app.linkServer.broadcast({ type: 'chat/said', payload: { username, message } })
  * })
  */
-export interface LinkServerEvents<S extends LinkSchemas = LinkSchemas> {
+export interface LinkServerEvents<S extends LinkSchemas = LinkServerSchemas> {
   /** The Fastify server is bound to `port`. */
   listen: (port: number) => void
   /** The link server has closed: every user has left and every socket is closed. */
@@ -210,7 +210,7 @@ export interface LinkServerStats {
  * `fastify.linkServer`: a typed event emitter and the user API. `S` carries the types of the message
  * schemas; see `LinkServerSchemas` and `typed()`.
  */
-export interface LinkServer<S extends LinkSchemas = LinkSchemas> {
+export interface LinkServer<S extends LinkSchemas = LinkServerSchemas> {
   /** Adds a listener. A listener that throws is logged and never stops the other listeners. */
   on<E extends LinkServerEventName>(event: E, listener: LinkServerEvents<S>[E]): this
   /** Adds a listener that is removed after its first call. */
@@ -250,6 +250,6 @@ export interface LinkServer<S extends LinkSchemas = LinkSchemas> {
 declare module 'fastify' {
   interface FastifyInstance {
     /** The link server of fastify-link-server. */
-    linkServer: LinkServer<LinkServerSchemas>
+    linkServer: LinkServer
   }
 }
