@@ -1,28 +1,48 @@
+import { Type } from '@sinclair/typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import fastifyLinkServer from '../index.js'
+import fastifyLinkServer, { type LinkServerOptions } from '../index.js'
+
+/** The messages of the chat, both ways, as TypeBox schemas. */
+export const chatOptions = {
+  path: '/',
+  messages: {
+    'chat/say': Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) }),
+    'chat/typing': Type.Undefined()
+  },
+  serverMessages: {
+    'chat/said': Type.Object({ from: Type.String(), text: Type.String() }),
+    'chat/typing': Type.Object({ from: Type.String() })
+  },
+  strictMessages: true,
+  asyncapi: { path: '/asyncapi.json', info: { title: 'Chat', version: '1.0.0' } }
+} satisfies LinkServerOptions
 
 /**
- * A chat server: every linked user's `chat/say` is broadcast to everyone as `chat/said`,
- * and every join, link, unlink, leave and message is logged.
+ * A chat server: every linked user's `chat/say` is broadcast to everyone as `chat/said`, and
+ * `chat/typing` to everyone else; every join, link, unlink, leave and refused message is logged.
+ * Its AsyncAPI document is served at `/asyncapi.json`.
  */
 export async function buildExample (options: FastifyServerOptions = { logger: true }): Promise<FastifyInstance> {
   const app = Fastify(options)
-  await app.register(fastifyLinkServer, { path: '/' })
+  await app.register(fastifyLinkServer, chatOptions)
+  const linkServer = app.linkServer.typed<typeof chatOptions>()
 
-  app.linkServer.on('authenticate', (username, info, reject) => {
+  linkServer.on('authenticate', (username, info, reject) => {
     if (username.toLowerCase() === 'admin') {
       reject('admin is reserved')
     }
     app.log.info({ username, isNewUser: info.isNewUser, ip: info.request.ip }, 'authenticating')
   })
   for (const event of ['join', 'link', 'unlink', 'leave'] as const) {
-    app.linkServer.on(event, (username) => app.log.info({ username }, event))
+    linkServer.on(event, (username) => app.log.info({ username }, event))
   }
-  app.linkServer.on('message', (username, message) => {
-    app.log.info({ username, message }, 'message')
-    if (message.type === 'chat/say') {
-      app.linkServer.broadcast({ type: 'chat/said', payload: { from: username, text: message.payload } })
-    }
+  linkServer.on('invalidMessage', (username, message, errors) => app.log.info({ username, message, errors }, 'refused'))
+
+  linkServer.handle('chat/say', (from, { text }) => {
+    linkServer.broadcast({ type: 'chat/said', payload: { from, text } })
+  })
+  linkServer.handle('chat/typing', (from) => {
+    linkServer.broadcast({ type: 'chat/typing', payload: { from } }, from)
   })
   return app
 }

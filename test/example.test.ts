@@ -2,33 +2,51 @@ import t from 'tap'
 import { buildExample } from '../example/app.js'
 import { Client, frames } from './helper.js'
 
-t.test('the example chat server logs every event and relays chat/say to everyone', async t => {
+t.test('the example chat server relays chat/say to everyone and chat/typing to the others, and logs every event', async t => {
   const logs: Array<Record<string, unknown>> = []
   const stream = { write: (line: string) => { logs.push(JSON.parse(line)) } }
   const app = await buildExample({ logger: { stream } })
   await app.ready()
   const admin = new Client(await app.injectWS('/'))
   const alice = new Client(await app.injectWS('/'))
+  const bob = new Client(await app.injectWS('/'))
   t.teardown(async () => {
-    admin.ws.terminate()
-    alice.ws.terminate()
+    for (const client of [admin, alice, bob]) {
+      client.ws.terminate()
+    }
     await app.close()
   })
   admin.link('admin')
   t.strictSame(await admin.take(1), [frames.rejected('admin is reserved')])
   await alice.linked('alice', 3)
-  alice.send({ type: 'chat/say', payload: 'hello' })
+  await bob.linked('bob', 5)
+  await alice.take(2)
+  alice.send({ type: 'chat/typing' })
+  alice.send({ type: 'chat/say', payload: { text: 'hello' } })
+  alice.send({ type: 'chat/say', payload: 'not an object' })
+  alice.send({ type: 'chat/shout', payload: { text: 'no schema' } })
   t.strictSame(await alice.take(1), [{ type: 'chat/said', payload: { from: 'alice', text: 'hello' } }])
+  t.strictSame(await bob.take(2), [
+    { type: 'chat/typing', payload: { from: 'alice' } },
+    { type: 'chat/said', payload: { from: 'alice', text: 'hello' } }
+  ])
+  t.strictSame(await alice.settle(), [])
   alice.send({ type: 'krmx/leave' })
   await alice.take(2)
   const appLogs = logs.filter(log => log.name === undefined && log.username !== undefined)
-  t.strictSame(appLogs.map(({ msg, username }) => [msg, username]), [
-    ['authenticating', 'admin'],
-    ['authenticating', 'alice'],
-    ['join', 'alice'],
-    ['link', 'alice'],
-    ['message', 'alice'],
-    ['unlink', 'alice'],
-    ['leave', 'alice']
+  t.strictSame(appLogs.map(({ msg, username, errors }) => [msg, username, errors]), [
+    ['authenticating', 'admin', undefined],
+    ['authenticating', 'alice', undefined],
+    ['join', 'alice', undefined],
+    ['link', 'alice', undefined],
+    ['authenticating', 'bob', undefined],
+    ['join', 'bob', undefined],
+    ['link', 'bob', undefined],
+    ['refused', 'alice', [{ path: '/payload', message: 'Expected object' }]],
+    ['refused', 'alice', [{ path: '/type', message: 'Unregistered message type' }]],
+    ['unlink', 'alice', undefined],
+    ['leave', 'alice', undefined]
   ])
+  const document = await app.inject('/asyncapi.json')
+  t.strictSame(document.json().info, { title: 'Chat', version: '1.0.0' })
 })

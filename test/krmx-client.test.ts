@@ -1,7 +1,8 @@
 import { createClient } from '@krmx/client'
+import { Type } from '@sinclair/typebox'
 import t from 'tap'
 import WebSocket from 'ws'
-import { build, urlOf } from './helper.js'
+import { build, next, urlOf } from './helper.js'
 
 // The published Krmx client expects a browser-like global WebSocket; Node 20 has none.
 const globals = globalThis as unknown as { WebSocket?: unknown }
@@ -76,4 +77,33 @@ t.test('the published @krmx/client connects, links, is rejected, unlinks, relink
   await app.close()
   await aliceClosed
   t.equal(alice.getStatus(), 'closed')
+})
+
+t.test('with message schemas the published @krmx/client stays linked after an invalid message, or is unlinked and relinks', async t => {
+  const schemas = {
+    messages: { 'chat/say': Type.Object({ text: Type.String() }) },
+    serverMessages: { 'chat/said': Type.Object({ from: Type.String(), text: Type.String() }) }
+  }
+  for (const invalidMessage of ['drop', 'unlink'] as const) {
+    const app = await build(t, { listen: true, ...schemas, invalidMessage })
+    const linkServer = app.linkServer.typed<typeof schemas>()
+    const refused = next(app, 'invalidMessage')
+    linkServer.handle('chat/say', (from, { text }) => linkServer.broadcast({ type: 'chat/said', payload: { from, text } }))
+    const alice = createClient({ logger: false })
+    await alice.connect(urlOf(app))
+    await alice.link('alice')
+    alice.send({ type: 'chat/say', payload: { text: 42 } })
+    t.strictSame(await refused, ['alice', { type: 'chat/say', payload: { text: 42 } }, [{ path: '/payload/text', message: 'Expected string' }]])
+    if (invalidMessage === 'unlink') {
+      await waitFor(alice, 'unlink')
+      t.equal(alice.getStatus(), 'connected', `${invalidMessage}: the client knows it is unlinked`)
+      await alice.link('alice')
+    }
+    const heard = waitFor<[unknown]>(alice, 'message')
+    alice.send({ type: 'chat/say', payload: { text: 'hello' } })
+    t.strictSame(await heard, [{ type: 'chat/said', payload: { from: 'alice', text: 'hello' } }], invalidMessage)
+    t.equal(alice.getStatus(), 'linked')
+    await alice.unlink()
+    await alice.disconnect()
+  }
 })
