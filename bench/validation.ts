@@ -7,7 +7,7 @@
 //    server `message` events per second without schemas, with schemas, and with strictMessages.
 import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
-import { constants, PerformanceObserver } from 'node:perf_hooks'
+import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { type TSchema, Type } from '@sinclair/typebox'
@@ -91,7 +91,7 @@ async function measureCheck (check: (value: unknown) => boolean, payload: unknow
   globalThis.gc?.() // an empty young generation, so that the warm-up's garbage is not counted
   let scavenges = 0
   const observer = new PerformanceObserver(list => {
-    scavenges += list.getEntries().filter(entry => (entry.detail as { kind: number }).kind === constants.NODE_PERFORMANCE_GC_MINOR).length
+    scavenges += list.getEntries().filter(entry => (entry as PerformanceEntry & { detail: { kind: number } }).detail.kind === constants.NODE_PERFORMANCE_GC_MINOR).length
   })
   observer.observe({ entryTypes: ['gc'] })
   const start = process.hrtime.bigint()
@@ -117,7 +117,7 @@ async function measureInbound (options: LinkServerOptions): Promise<number> {
   const { port } = app.server.address() as { port: number }
   const ws = new WebSocket(`ws://127.0.0.1:${port}/`)
   await once(ws, 'open')
-  const linked = once(app.linkServer, 'link')
+  const linked = new Promise(resolve => app.linkServer.once('link', resolve))
   ws.send(JSON.stringify({ type: 'krmx/link', payload: { username: 'bench', version: '0.6.0' } }))
   await linked
   let received = 0
