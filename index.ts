@@ -15,7 +15,11 @@ async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerO
   // Added before @fastify/websocket's own preClose, so that every user is told it left before any socket closes.
   fastify.addHook('preClose', async () => linkServer.close())
   if (!fastify.hasDecorator('websocketServer')) {
-    await fastify.register(websocket)
+    await fastify.register(websocket, {
+      options: { maxPayload: resolved.maxPayload },
+      // The link server listens to the socket's errors itself; ws closes the socket after a protocol error.
+      errorHandler: () => {}
+    })
   }
   fastify.addHook('onReady', async () => linkServer.ready())
   fastify.addHook('onListen', async function () {
@@ -23,7 +27,10 @@ async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerO
   })
   fastify.addHook('onClose', async () => linkServer.closed())
 
-  fastify.get(resolved.path, { websocket: true }, (socket, request) => linkServer.accept(socket, request))
+  fastify.get(resolved.path, {
+    websocket: true,
+    preHandler: (request, reply, done) => linkServer.admit(request, reply, done)
+  }, (socket, request) => linkServer.accept(socket, request))
   if (resolved.asyncapiPath !== undefined) {
     fastify.get(resolved.asyncapiPath, async () => linkServer.asyncapi())
   }

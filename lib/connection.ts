@@ -9,12 +9,24 @@ import type { Frame } from './frames.js'
  */
 export class WriteCoalescer {
   #corked: Connection[] = []
+  readonly #maxBufferedBytes: number
+  readonly #onOverflow: (connection: Connection) => void
   readonly #flush = (): void => {
     const corked = this.#corked
     this.#corked = []
     for (const connection of corked) {
       connection.uncork()
+      // What the socket could not hand to the kernel stays buffered; a client that stops reading makes it grow.
+      if (connection.socket.bufferedAmount > this.#maxBufferedBytes) {
+        this.#onOverflow(connection)
+      }
     }
+  }
+
+  /** `onOverflow` is called for a connection whose outgoing buffer holds more than `maxBufferedBytes` after its writes. */
+  constructor (maxBufferedBytes: number, onOverflow: (connection: Connection) => void) {
+    this.#maxBufferedBytes = maxBufferedBytes
+    this.#onOverflow = onOverflow
   }
 
   schedule (connection: Connection): void {
@@ -37,15 +49,25 @@ export class Connection {
   cancelAuthentication: (() => void) | undefined = undefined
   /** Frames that arrived while a link was in flight, in arrival order; `undefined` marks a malformed one. */
   readonly queue: Array<Frame | undefined> = []
+  /** Closes the connection if it is not linked in time; set while it is not linked. */
+  linkTimer: NodeJS.Timeout | undefined = undefined
+  /** Link requests rejected in a row. */
+  rejections = 0
+  /** The frames this connection may still send now (the rate limit's token bucket). */
+  tokens: number
+  /** When `tokens` was last refilled, in `performance.now()` milliseconds. */
+  refilledAt: number
   readonly socket: WebSocket
   readonly request: FastifyRequest
   readonly #raw: Duplex
   readonly #writes: WriteCoalescer
   #corked = false
 
-  constructor (socket: WebSocket, request: FastifyRequest, writes: WriteCoalescer) {
+  constructor (socket: WebSocket, request: FastifyRequest, writes: WriteCoalescer, tokens: number, now: number) {
     this.socket = socket
     this.request = request
+    this.tokens = tokens
+    this.refilledAt = now
     // ws keeps the transport in a private field; corking it is the only way to batch writes.
     this.#raw = (socket as unknown as { _socket: Duplex })._socket
     this.#writes = writes

@@ -88,3 +88,10 @@ export const FST_LINK_INVALID_HANDLER = createError(
   500,
   TypeError
 )
+
+/** `join` was called while `maxUsers` users exist. */
+export const FST_LINK_SERVER_FULL = createError(
+  'FST_LINK_SERVER_FULL',
+  'Cannot join user "%s": the server is full (maxUsers %s)',
+  500
+)

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import { performance } from 'node:perf_hooks'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { WebSocket } from 'ws'
 import type {
   AsyncApiDocument,
@@ -24,6 +25,7 @@ import {
   FST_LINK_INVALID_USERNAME,
   FST_LINK_NOT_READY,
   FST_LINK_RESERVED_TYPE,
+  FST_LINK_SERVER_FULL,
   FST_LINK_UNKNOWN_MESSAGE_TYPE,
   FST_LINK_UNKNOWN_USER,
   FST_LINK_USER_EXISTS,
@@ -53,6 +55,10 @@ import { VersionCheck } from './version.js'
 
 /** The close code of every socket when the server closes: the endpoint is going away. */
 export const closeCodeGoingAway = 1001
+/** The close code of a connection that broke a rule: link timeout, link attempts, rate limit. */
+export const closeCodePolicyViolation = 1008
+/** The close code of a connection that sent a frame larger than `maxPayload`. */
+export const closeCodeTooBig = 1009
 /** How long a closing socket may take to answer the close frame before it is terminated. */
 export const defaultCloseGraceMilliseconds = 1_000
 
@@ -72,7 +78,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   /** Users whose leave is under way, so that a listener cannot make them leave twice. */
   readonly #leaving = new Set<string>()
   readonly #heartbeat: Heartbeat
-  readonly #writes = new WriteCoalescer()
+  readonly #writes: WriteCoalescer
   /** The handlers added with `handle`, by message type. */
   readonly #handlers = new Map<string, MessageHandler[]>()
   /** The full URL path of the route, for the AsyncAPI document. */
@@ -87,6 +93,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     this.#address = address
     this.#versions = new VersionCheck(options.acceptedVersions)
     this.#heartbeat = new Heartbeat(options.pingIntervalMilliseconds, this.#connections)
+    this.#writes = new WriteCoalescer(options.maxBufferedBytes, connection => this.#cutSlowConsumer(connection))
   }
 
   /**
@@ -123,6 +130,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     this.#heartbeat.stop()
     for (const connection of this.#connections) {
       connection.cancelAuthentication?.()
+      this.#stopLinkTimer(connection)
     }
     for (const username of this.#registry.usernames()) {
       if (this.#registry.has(username)) {
@@ -149,11 +157,40 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       socket.close(closeCodeGoingAway, 'server closing')
       return
     }
-    const connection = new Connection(socket, request, this.#writes)
+    const connection = new Connection(socket, request, this.#writes, this.#options.rateLimit?.burst ?? 0, performance.now())
     this.#connections.add(connection)
+    this.#startLinkTimer(connection)
     socket.on('message', (data, isBinary) => this.#receive(connection, data as Buffer, isBinary))
     socket.on('pong', () => { connection.isAlive = true })
+    socket.on('error', err => this.#socketError(connection, err))
     socket.on('close', () => this.#disconnect(connection))
+  }
+
+  /**
+   * Refuses an upgrade before the WebSocket is opened (the route's `preHandler`): HTTP 403 for an
+   * origin that is not allowed, HTTP 503 when `maxConnections` connections are open.
+   */
+  admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    if (!request.ws) {
+      done() // a plain GET, which @fastify/websocket answers with 404
+      return
+    }
+    const origin = request.headers.origin
+    if (!this.#isAllowedOrigin(origin, request)) {
+      this.#log.info({ origin }, 'upgrade refused: origin not allowed')
+      reply.code(403).send({
+        statusCode: 403, code: 'FST_LINK_ORIGIN_NOT_ALLOWED', error: 'Forbidden', message: `Origin ${String(origin)} is not allowed`
+      })
+      return
+    }
+    if (this.#connections.size >= this.#options.maxConnections) {
+      this.#log.warn({ maxConnections: this.#options.maxConnections }, 'upgrade refused: too many connections')
+      reply.code(503).send({
+        statusCode: 503, code: 'FST_LINK_TOO_MANY_CONNECTIONS', error: 'Service Unavailable', message: 'Too many connections'
+      })
+      return
+    }
+    done()
   }
 
   // The user API.
@@ -205,6 +242,9 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     if (this.#registry.has(username)) {
       throw new FST_LINK_USER_EXISTS(username)
     }
+    if (this.#registry.size >= this.#options.maxUsers) {
+      throw new FST_LINK_SERVER_FULL(username, this.#options.maxUsers)
+    }
     this.#join(username, undefined)
   }
 
@@ -254,6 +294,18 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   // Incoming frames.
 
   #receive (connection: Connection, data: Buffer, isBinary: boolean): void {
+    if (!connection.isOpen) {
+      return // a connection that is being closed is not listened to any more
+    }
+    if (!this.#withinRateLimit(connection)) {
+      this.#closeConnection(connection, closeCodePolicyViolation, 'rate limit exceeded')
+      return
+    }
+    if (data.length > this.#options.maxPayload) {
+      // Only when @fastify/websocket was registered by the application with a larger maxPayload of its own.
+      this.#closeConnection(connection, closeCodeTooBig, 'message too big')
+      return
+    }
     const frame = parseFrame(data, isBinary)
     if (connection.linkInFlight) {
       connection.queue.push(frame)
@@ -369,6 +421,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
         : 'server is not accepting new users')
       return
     }
+    if (claim.isNewUser && this.#registry.size >= this.#options.maxUsers) {
+      this.#registry.release(username)
+      this.#reject(connection, 'server is full')
+      return
+    }
     const info: AuthenticateInfo = { isNewUser: claim.isNewUser, auth, request: connection.request }
     const authentication = authenticate(
       this.rawListeners('authenticate') as unknown as AuthenticateListener[],
@@ -391,6 +448,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     if (!this.#registry.has(username) && !this.#options.acceptNewUsers) {
       // The user left while its link was being authenticated, and may not be created again.
       this.#reject(connection, 'server is not accepting new users')
+      return
+    }
+    if (!this.#registry.has(username) && this.#registry.size >= this.#options.maxUsers) {
+      // Other new users were created while this one was being authenticated.
+      this.#reject(connection, 'server is full')
       return
     }
     this.#commitLink(connection, username)
@@ -418,12 +480,69 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   }
 
   #disconnect (connection: Connection): void {
-    connection.queue.length = 0 // nothing a closed connection sent is handled any more
-    connection.cancelAuthentication?.()
+    this.#drop(connection)
     this.#connections.delete(connection)
+  }
+
+  /** Forgets everything a connection that is closing or closed was doing: its frames, its link request, its user. */
+  #drop (connection: Connection): void {
+    connection.queue.length = 0 // nothing a closing connection sent is handled any more
+    connection.cancelAuthentication?.()
     if (connection.username !== undefined) {
       this.#unlink(connection.username)
     }
+    this.#stopLinkTimer(connection)
+  }
+
+  /** Closes a connection that broke a rule; its user is unlinked at once, not when the closing handshake ends. */
+  #closeConnection (connection: Connection, code: number, reason: string): void {
+    if (!connection.isOpen) {
+      return
+    }
+    this.#log.warn({ username: connection.username, code, reason }, 'connection closed')
+    this.#drop(connection)
+    connection.close(code, reason, defaultCloseGraceMilliseconds) // never rejects
+  }
+
+  /** A client that does not read what it is sent: it is cut off, so that its buffer cannot grow without bound. */
+  #cutSlowConsumer (connection: Connection): void {
+    this.#log.warn({ username: connection.username, bufferedBytes: connection.socket.bufferedAmount }, 'slow consumer terminated')
+    this.#drop(connection)
+    connection.socket.terminate()
+  }
+
+  /** ws found a protocol violation (a frame beyond maxPayload, invalid UTF-8, ...) and is closing the socket itself. */
+  #socketError (connection: Connection, err: Error): void {
+    this.#log.warn({ err, username: connection.username }, 'websocket error')
+    this.#drop(connection)
+  }
+
+  #startLinkTimer (connection: Connection): void {
+    const timeout = this.#options.linkTimeoutMilliseconds
+    if (timeout > 0) {
+      connection.linkTimer = setTimeout(() => this.#closeConnection(connection, closeCodePolicyViolation, 'link timeout'), timeout)
+    }
+  }
+
+  #stopLinkTimer (connection: Connection): void {
+    clearTimeout(connection.linkTimer)
+    connection.linkTimer = undefined
+  }
+
+  /** Takes one token of the connection's bucket, after refilling it for the time that passed. */
+  #withinRateLimit (connection: Connection): boolean {
+    const limit = this.#options.rateLimit
+    if (limit === undefined) {
+      return true
+    }
+    const now = performance.now()
+    connection.tokens = Math.min(limit.burst, connection.tokens + (now - connection.refilledAt) * limit.rate / 1000)
+    connection.refilledAt = now
+    if (connection.tokens < 1) {
+      return false
+    }
+    connection.tokens--
+    return true
   }
 
   // State changes shared by the protocol and the user API.
@@ -442,6 +561,8 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   #attach (connection: Connection, username: string): void {
     this.#registry.link(username, connection)
     connection.username = username
+    connection.rejections = 0
+    this.#stopLinkTimer(connection)
     this.#linked.add(connection)
   }
 
@@ -451,6 +572,9 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     this.#registry.unlink(username)
     this.#linked.delete(connection)
     connection.username = undefined
+    if (connection.isOpen) {
+      this.#startLinkTimer(connection)
+    }
     this.#log.info({ username }, 'user unlinked')
     this.emit('unlink', username)
   }
@@ -488,9 +612,25 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   #reject (connection: Connection, reason: string): void {
     this.#log.debug({ reason }, 'link request rejected')
     connection.send(rejectedFrame(reason))
+    if (++connection.rejections >= this.#options.maxLinkAttempts) {
+      this.#closeConnection(connection, closeCodePolicyViolation, 'too many rejected link requests')
+    }
   }
 
   // Checks.
+
+  #isAllowedOrigin (origin: string | undefined, request: FastifyRequest): boolean {
+    const isAllowed = this.#options.isAllowedOrigin
+    if (isAllowed === undefined) {
+      return true
+    }
+    try {
+      return Boolean(isAllowed(origin, request))
+    } catch (err) {
+      this.#log.error({ err, origin }, 'allowedOrigins threw; the origin is refused')
+      return false
+    }
+  }
 
   #isValidUsername (username: string): boolean {
     try {

@@ -1,4 +1,5 @@
-import type { AsyncApiDocument, LinkServerOptions } from '../types/index.js'
+import type { FastifyRequest } from 'fastify'
+import type { AsyncApiDocument, LinkServerOptions, RateLimitOptions } from '../types/index.js'
 import { FST_LINK_INVALID_OPTION } from './errors.js'
 import { compileMessageSchemas, type MessageChecks } from './messages.js'
 import { isValidKrmxUsername } from './username.js'
@@ -14,6 +15,13 @@ export const defaultInvalidMessage = 'drop'
 export const defaultAsyncApiTitle = 'fastify-link-server'
 export const defaultAsyncApiVersion = '0.0.0'
 const invalidMessageModes: readonly string[] = ['drop', 'unlink']
+export const defaultMaxPayload = 64 * 1024
+export const defaultLinkTimeoutMilliseconds = 30_000
+export const defaultMaxLinkAttempts = 10
+export const defaultRateLimit: RateLimitOptions = { rate: 100, burst: 200 }
+export const defaultMaxUsers = 10_000
+export const defaultMaxConnections = 10_000
+export const defaultMaxBufferedBytes = 4 * 1024 * 1024
 const minimumAuthTimeoutMilliseconds = 1
 const minimumPingIntervalMilliseconds = 100
 
@@ -32,6 +40,17 @@ export interface ResolvedOptions {
   /** The route of the AsyncAPI document, if any. */
   asyncapiPath: string | undefined
   asyncapiInfo: AsyncApiDocument['info']
+  maxPayload: number
+  /** `0`: off. */
+  linkTimeoutMilliseconds: number
+  /** `Infinity`: off. */
+  maxLinkAttempts: number
+  rateLimit: RateLimitOptions | undefined
+  maxUsers: number
+  maxConnections: number
+  /** `undefined`: every origin. */
+  isAllowedOrigin: ((origin: string | undefined, request: FastifyRequest) => boolean) | undefined
+  maxBufferedBytes: number
 }
 
 /** Checks every option and applies the defaults; throws `FST_LINK_INVALID_OPTION` on the first wrong one. */
@@ -50,8 +69,70 @@ export function resolveOptions (options: LinkServerOptions): ResolvedOptions {
     serverMessages: compileMessageSchemas('serverMessages', options.serverMessages),
     strictMessages: resolveBoolean('strictMessages', options.strictMessages, defaultStrictMessages),
     invalidMessage: resolveInvalidMessage(options.invalidMessage),
-    ...resolveAsyncApi(options.asyncapi)
+    ...resolveAsyncApi(options.asyncapi),
+    maxPayload: resolveCount('maxPayload', options.maxPayload, defaultMaxPayload, false),
+    linkTimeoutMilliseconds: resolveOff('linkTimeoutMilliseconds', options.linkTimeoutMilliseconds, defaultLinkTimeoutMilliseconds, 0),
+    maxLinkAttempts: resolveOff('maxLinkAttempts', options.maxLinkAttempts, defaultMaxLinkAttempts, Infinity),
+    rateLimit: resolveRateLimit(options.rateLimit),
+    maxUsers: resolveCount('maxUsers', options.maxUsers, defaultMaxUsers, true),
+    maxConnections: resolveCount('maxConnections', options.maxConnections, defaultMaxConnections, true),
+    isAllowedOrigin: resolveAllowedOrigins(options.allowedOrigins),
+    maxBufferedBytes: resolveCount('maxBufferedBytes', options.maxBufferedBytes, defaultMaxBufferedBytes, true)
   }
+}
+
+/** A positive integer (or `Infinity` where `unbounded` is allowed). */
+function resolveCount (name: string, value: unknown, fallback: number, unbounded: boolean): number {
+  if (value === undefined) {
+    return fallback
+  }
+  if (typeof value !== 'number' || value < 1 || !(Number.isInteger(value) || (unbounded && value === Infinity))) {
+    throw new FST_LINK_INVALID_OPTION(name, unbounded ? 'must be a positive integer or Infinity' : 'must be a positive integer')
+  }
+  return value
+}
+
+/** A positive integer, or `0` for off, which becomes `off`. */
+function resolveOff (name: string, value: unknown, fallback: number, off: number): number {
+  if (value === 0) {
+    return off
+  }
+  if (value === undefined) {
+    return fallback
+  }
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    throw new FST_LINK_INVALID_OPTION(name, 'must be 0 (off) or a positive integer')
+  }
+  return value
+}
+
+function resolveRateLimit (value: unknown): RateLimitOptions | undefined {
+  if (value === false) {
+    return undefined
+  }
+  if (value === undefined) {
+    return defaultRateLimit
+  }
+  const { rate, burst } = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>
+  if (typeof rate !== 'number' || !(rate > 0) || rate === Infinity || typeof burst !== 'number' || !Number.isInteger(burst) || burst < 1) {
+    throw new FST_LINK_INVALID_OPTION('rateLimit', 'must be false or { rate: frames per second > 0, burst: integer >= 1 }')
+  }
+  return { rate, burst }
+}
+
+function resolveAllowedOrigins (value: unknown): ResolvedOptions['isAllowedOrigin'] {
+  if (value === undefined) {
+    return undefined
+  }
+  if (typeof value === 'function') {
+    return value as ResolvedOptions['isAllowedOrigin']
+  }
+  if (!Array.isArray(value) || !value.every(origin => typeof origin === 'string')) {
+    throw new FST_LINK_INVALID_OPTION('allowedOrigins', 'must be an array of origins like "https://example.com" or a function (origin, request) => boolean')
+  }
+  const origins = new Set<string>(value)
+  // Browsers always send Origin with a WebSocket upgrade; a request without one is not from a browser page.
+  return origin => origin === undefined || origins.has(origin)
 }
 
 function resolvePath (name: string, path: unknown, fallback: string | undefined): string | undefined {

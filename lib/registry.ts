@@ -29,6 +29,8 @@ export interface UserRegistry<C> {
   users (): LinkUser[]
   /** Every username in join order. */
   usernames (): string[]
+  /** How many users exist. */
+  readonly size: number
 }
 
 interface UserEntry<C> {
@@ -39,6 +41,10 @@ interface UserEntry<C> {
 export class LocalRegistry<C> implements UserRegistry<C> {
   readonly #users = new Map<string, UserEntry<C>>()
   readonly #claims = new Set<string>()
+
+  get size (): number {
+    return this.#users.size
+  }
 
   async claim (username: string, acceptNewUsers: boolean): Promise<ClaimResult> {
     const entry = this.#users.get(username)

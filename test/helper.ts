@@ -19,7 +19,7 @@ export interface BuildOptions extends LinkServerOptions {
 export async function build (t: Test, options: BuildOptions = {}): Promise<FastifyInstance> {
   const { setup, listen, fastify, ...pluginOptions } = options
   const app = Fastify(fastify)
-  await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0, ...pluginOptions })
+  await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0, linkTimeoutMilliseconds: 0, ...pluginOptions })
   setup?.(app)
   t.teardown(async () => {
     // injectWS streams never report the end of a closing handshake, so the server would wait out

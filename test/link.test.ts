@@ -76,7 +76,7 @@ t.test('the same connection may link again after it unlinked, to another user', 
 })
 
 t.test('link requests are checked in the order of the protocol, each with its reason', async t => {
-  const app = await build(t, { acceptNewUsers: false })
+  const app = await build(t, { acceptNewUsers: false, maxLinkAttempts: 0 })
   app.linkServer.join('alice')
   app.linkServer.on('authenticate', (username, _info, reject) => {
     if (username === 'alice') {

@@ -18,8 +18,42 @@ t.test('defaults', async t => {
     strictMessages: false,
     invalidMessage: 'drop',
     asyncapiPath: undefined,
-    asyncapiInfo: { title: 'fastify-link-server', version: '0.0.0' }
+    asyncapiInfo: { title: 'fastify-link-server', version: '0.0.0' },
+    maxPayload: 65_536,
+    linkTimeoutMilliseconds: 30_000,
+    maxLinkAttempts: 10,
+    rateLimit: { rate: 100, burst: 200 },
+    maxUsers: 10_000,
+    maxConnections: 10_000,
+    isAllowedOrigin: undefined,
+    maxBufferedBytes: 4_194_304
   })
+})
+
+t.test('the limits: 0 turns the link timeout and the link attempts off, false the rate limit; Infinity lifts the counts', async t => {
+  const resolved = resolveOptions({
+    maxPayload: 1024,
+    linkTimeoutMilliseconds: 0,
+    maxLinkAttempts: 0,
+    rateLimit: false,
+    maxUsers: Infinity,
+    maxConnections: 5,
+    maxBufferedBytes: Infinity
+  })
+  t.strictSame(
+    [resolved.maxPayload, resolved.linkTimeoutMilliseconds, resolved.maxLinkAttempts, resolved.rateLimit, resolved.maxUsers, resolved.maxConnections, resolved.maxBufferedBytes],
+    [1024, 0, Infinity, undefined, Infinity, 5, Infinity]
+  )
+  t.strictSame(resolveOptions({ linkTimeoutMilliseconds: 500, maxLinkAttempts: 3, rateLimit: { rate: 0.5, burst: 2 } }).rateLimit, { rate: 0.5, burst: 2 })
+  t.equal(resolveOptions({ linkTimeoutMilliseconds: 500 }).linkTimeoutMilliseconds, 500)
+  t.equal(resolveOptions({ maxLinkAttempts: 3 }).maxLinkAttempts, 3)
+  const isAllowed = resolveOptions({ allowedOrigins: ['https://chat.example'] }).isAllowedOrigin
+  t.strictSame(
+    [isAllowed?.('https://chat.example', {} as never), isAllowed?.('https://evil.example', {} as never), isAllowed?.(undefined, {} as never)],
+    [true, false, true]
+  )
+  const predicate = (origin: string | undefined): boolean => origin === 'https://a.example'
+  t.equal(resolveOptions({ allowedOrigins: predicate }).isAllowedOrigin, predicate)
 })
 
 t.test('the message options are compiled once into checks by type; asyncapi sets the route and the info', async t => {
@@ -87,7 +121,24 @@ t.test('a wrong option fails register with FST_LINK_INVALID_OPTION before anythi
     [{ asyncapi: { info: null } }, 'Invalid fastify-link-server option "asyncapi.info": must be an object { title?, version?, description? }'],
     [{ asyncapi: { info: { title: '' } } }, 'Invalid fastify-link-server option "asyncapi.info.title": must be a non-empty string'],
     [{ asyncapi: { info: { version: 1 } } }, 'Invalid fastify-link-server option "asyncapi.info.version": must be a non-empty string'],
-    [{ asyncapi: { info: { description: false } } }, 'Invalid fastify-link-server option "asyncapi.info.description": must be a non-empty string']
+    [{ asyncapi: { info: { description: false } } }, 'Invalid fastify-link-server option "asyncapi.info.description": must be a non-empty string'],
+    [{ maxPayload: 0 }, 'Invalid fastify-link-server option "maxPayload": must be a positive integer'],
+    [{ maxPayload: Infinity }, 'Invalid fastify-link-server option "maxPayload": must be a positive integer'],
+    [{ maxPayload: '64k' }, 'Invalid fastify-link-server option "maxPayload": must be a positive integer'],
+    [{ maxUsers: 1.5 }, 'Invalid fastify-link-server option "maxUsers": must be a positive integer or Infinity'],
+    [{ maxConnections: -1 }, 'Invalid fastify-link-server option "maxConnections": must be a positive integer or Infinity'],
+    [{ maxBufferedBytes: Number.NaN }, 'Invalid fastify-link-server option "maxBufferedBytes": must be a positive integer or Infinity'],
+    [{ linkTimeoutMilliseconds: -5 }, 'Invalid fastify-link-server option "linkTimeoutMilliseconds": must be 0 (off) or a positive integer'],
+    [{ maxLinkAttempts: 2.5 }, 'Invalid fastify-link-server option "maxLinkAttempts": must be 0 (off) or a positive integer'],
+    [{ maxLinkAttempts: '3' }, 'Invalid fastify-link-server option "maxLinkAttempts": must be 0 (off) or a positive integer'],
+    [{ rateLimit: true }, 'Invalid fastify-link-server option "rateLimit": must be false or { rate: frames per second > 0, burst: integer >= 1 }'],
+    [{ rateLimit: null }, 'Invalid fastify-link-server option "rateLimit": must be false or { rate: frames per second > 0, burst: integer >= 1 }'],
+    [{ rateLimit: { rate: 0, burst: 5 } }, 'Invalid fastify-link-server option "rateLimit": must be false or { rate: frames per second > 0, burst: integer >= 1 }'],
+    [{ rateLimit: { rate: Infinity, burst: 5 } }, 'Invalid fastify-link-server option "rateLimit": must be false or { rate: frames per second > 0, burst: integer >= 1 }'],
+    [{ rateLimit: { rate: 10, burst: 0.5 } }, 'Invalid fastify-link-server option "rateLimit": must be false or { rate: frames per second > 0, burst: integer >= 1 }'],
+    [{ rateLimit: { rate: 10 } }, 'Invalid fastify-link-server option "rateLimit": must be false or { rate: frames per second > 0, burst: integer >= 1 }'],
+    [{ allowedOrigins: 'https://chat.example' }, 'Invalid fastify-link-server option "allowedOrigins": must be an array of origins like "https://example.com" or a function (origin, request) => boolean'],
+    [{ allowedOrigins: [42] }, 'Invalid fastify-link-server option "allowedOrigins": must be an array of origins like "https://example.com" or a function (origin, request) => boolean']
   ]
   for (const [options, message] of cases) {
     const app = Fastify()

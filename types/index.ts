@@ -174,6 +174,33 @@ export interface LinkServerOptions {
   invalidMessage?: 'drop' | 'unlink'
   /** Serves the AsyncAPI 3.0 document of the endpoint (see `linkServer.asyncapi()`) at `path`, and sets its `info`. */
   asyncapi?: AsyncApiOptions
+  /** The largest incoming frame, in bytes; a larger one closes its connection with 1009. Default 64 KiB. */
+  maxPayload?: number
+  /** A connection that is not linked this long after it opened or unlinked is closed with 1008. Default `30_000`; `0` turns it off. */
+  linkTimeoutMilliseconds?: number
+  /** A connection whose link requests are rejected this many times in a row is closed with 1008. Default `10`; `0` turns it off. */
+  maxLinkAttempts?: number
+  /** The budget of incoming frames of each connection, a token bucket; `false` turns it off. Default `{ rate: 100, burst: 200 }`. */
+  rateLimit?: RateLimitOptions | false
+  /** The most users at once; a link that would create one more is rejected with `server is full`. Default `10_000`. */
+  maxUsers?: number
+  /** The most WebSocket connections at once; an upgrade beyond it is refused with HTTP 503. Default `10_000`. */
+  maxConnections?: number
+  /**
+   * The origins that may open a WebSocket, as exact `Origin` values or a predicate; any other upgrade is refused
+   * with HTTP 403. An upgrade without an `Origin` header (not from a browser) is allowed by a list. Default: any.
+   */
+  allowedOrigins?: string[] | ((origin: string | undefined, request: FastifyRequest) => boolean)
+  /** A connection whose outgoing buffer holds more than this many bytes after a write is terminated. Default 4 MiB. */
+  maxBufferedBytes?: number
+}
+
+/** The `rateLimit` option: `rate` frames per second, up to `burst` at once. */
+export interface RateLimitOptions {
+  /** Frames per second a connection may send on average. */
+  rate: number
+  /** Frames a connection may send at once, after a quiet time. */
+  burst: number
 }
 
 /** The `asyncapi` option. */
