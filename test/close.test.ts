@@ -1,9 +1,8 @@
 import { once } from 'node:events'
-import { connect as tcpConnect, type Socket } from 'node:net'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyLinkServer from '../index.js'
-import { Client, connect, frames, record, urlOf, timerCount } from './helper.js'
+import { Client, connect, frames, record, urlOf, timerCount, unresponsive } from './helper.js'
 import WebSocket from 'ws'
 
 async function listening (options = {}, fastifyOptions = {}) {
@@ -11,21 +10,6 @@ async function listening (options = {}, fastifyOptions = {}) {
   await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 1000, ...options })
   await app.listen({ port: 0, host: '127.0.0.1' })
   return app
-}
-
-/** A client that completes the WebSocket upgrade by hand, then never answers anything. */
-async function unresponsive (port: number): Promise<Socket> {
-  const socket = tcpConnect(port, '127.0.0.1')
-  await once(socket, 'connect')
-  socket.write([
-    'GET / HTTP/1.1', `Host: 127.0.0.1:${port}`, 'Upgrade: websocket', 'Connection: Upgrade',
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''
-  ].join('\r\n'))
-  const [response] = await once(socket, 'data') as [Buffer]
-  if (!response.toString().startsWith('HTTP/1.1 101')) {
-    throw new Error(response.toString())
-  }
-  return socket
 }
 
 t.test('close: every user leaves, every socket is closed with 1001, then the close event; nothing is left behind', async t => {

@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import { connect as tcpConnect, type Socket } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
 import WebSocket from 'ws'
@@ -162,4 +163,29 @@ export async function linkedPair (t: Test, options: BuildOptions = {}) {
 /** How many timers are active in this process. */
 export function timerCount (): number {
   return process.getActiveResourcesInfo().filter(resource => resource === 'Timeout').length
+}
+
+/** A client that completes the WebSocket upgrade by hand, then never answers anything. */
+export async function unresponsive (port: number): Promise<Socket> {
+  const socket = tcpConnect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.write([
+    'GET / HTTP/1.1', `Host: 127.0.0.1:${port}`, 'Upgrade: websocket', 'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''
+  ].join('\r\n'))
+  const [response] = await once(socket, 'data') as [Buffer]
+  if (!response.toString().startsWith('HTTP/1.1 101')) {
+    throw new Error(response.toString())
+  }
+  return socket
+}
+
+/** A masked client text frame holding `text` (payloads under 64 KiB), as a client writes it on the wire. */
+export function maskedTextFrame (text: string): Buffer {
+  const payload = Buffer.from(text)
+  const mask = Buffer.from([1, 2, 3, 4])
+  const header = payload.length < 126
+    ? Buffer.from([0x81, 0x80 | payload.length])
+    : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff])
+  return Buffer.concat([header, mask, payload.map((byte, index) => byte ^ mask[index % 4])])
 }
