@@ -71,13 +71,18 @@ export class Client {
     return frames
   }
 
+  /** The frames that arrived and were not read yet, without waiting. */
+  unread (): Received[] {
+    const frames = this.#received.slice(this.#read)
+    this.#read = this.#received.length
+    return frames
+  }
+
   /** Waits for the server to answer a ping, so every frame it wrote before has arrived; returns the unread frames. */
   async settle (): Promise<Received[]> {
     this.ws.ping()
     await once(this.ws, 'pong')
-    const frames = this.#received.slice(this.#read)
-    this.#read = this.#received.length
-    return frames
+    return this.unread()
   }
 
   send (frame: unknown): void {
