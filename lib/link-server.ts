@@ -65,6 +65,22 @@ export const defaultCloseGraceMilliseconds = 1_000
 const whileRunning: readonly LinkServerStatus[] = ['listening']
 const whileRunningOrClosing: readonly LinkServerStatus[] = ['listening', 'closing']
 
+/** The key of a method that reports the link server's state, for the tests of its invariants. */
+export const kState = Symbol('fastify-link-server.state')
+
+/** What `[kState]()` reports. */
+export interface LinkServerState {
+  users: LinkUser[]
+  /** The linked users, in join order. */
+  linkedUsers: string[]
+  /** The linked users whose connection is open, known and linked back to them, in join order. */
+  linkedUsersWithTheirConnection: string[]
+  /** The users of the connections in the broadcast set. */
+  usernamesOfLinkedConnections: Array<string | undefined>
+  /** The users of every open connection that has one. */
+  usernamesOfConnections: string[]
+}
+
 /** The implementation behind `fastify.linkServer`. */
 export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchemas> {
   #status: LinkServerStatus = 'initializing'
@@ -269,6 +285,21 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
 
   getStatus (): LinkServerStatus {
     return this.#status
+  }
+
+  [kState] (): LinkServerState {
+    const users = this.#registry.users()
+    const linkedUsers = users.filter(user => user.isLinked).map(user => user.username)
+    return {
+      users,
+      linkedUsers,
+      linkedUsersWithTheirConnection: linkedUsers.filter(username => {
+        const connection = this.#registry.connectionOf(username) as Connection
+        return connection.username === username && connection.isOpen && this.#connections.has(connection) && this.#linked.has(connection)
+      }),
+      usernamesOfLinkedConnections: [...this.#linked].map(connection => connection.username),
+      usernamesOfConnections: [...this.#connections].flatMap(connection => connection.username === undefined ? [] : [connection.username])
+    }
   }
 
   getStats (): LinkServerStats {
