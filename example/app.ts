@@ -7,11 +7,13 @@ export const chatOptions = {
   path: '/',
   messages: {
     'chat/say': Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) }),
-    'chat/typing': Type.Undefined()
+    'chat/typing': Type.Undefined(),
+    'chat/ping': Type.Object({ sent: Type.Number() })
   },
   serverMessages: {
     'chat/said': Type.Object({ from: Type.String(), text: Type.String() }),
-    'chat/typing': Type.Object({ from: Type.String() })
+    'chat/typing': Type.Object({ from: Type.String() }),
+    'chat/pong': Type.Object({ sent: Type.Number() })
   },
   strictMessages: true,
   asyncapi: { path: '/asyncapi.json', info: { title: 'Chat', version: '1.0.0' } }
@@ -19,7 +21,8 @@ export const chatOptions = {
 
 /**
  * A chat server: every linked user's `chat/say` is broadcast to everyone as `chat/said`, and
- * `chat/typing` to everyone else; every join, link, unlink, leave and refused message is logged.
+ * `chat/typing` to everyone else; `chat/ping` is answered with `chat/pong` to the sender alone (for
+ * clients that show their latency); every join, link, unlink, leave and refused message is logged.
  * Its AsyncAPI document is served at `/asyncapi.json`.
  */
 export async function buildExample (options: FastifyServerOptions = { logger: true }): Promise<FastifyInstance> {
@@ -43,6 +46,9 @@ export async function buildExample (options: FastifyServerOptions = { logger: tr
   })
   linkServer.handle('chat/typing', (from) => {
     linkServer.broadcast({ type: 'chat/typing', payload: { from } }, from)
+  })
+  linkServer.handle('chat/ping', (from, { sent }) => {
+    linkServer.send(from, { type: 'chat/pong', payload: { sent } })
   })
   return app
 }

@@ -2,7 +2,7 @@ import t from 'tap'
 import { buildExample } from '../example/app.js'
 import { Client, frames } from './helper.js'
 
-t.test('the example chat server relays chat/say to everyone and chat/typing to the others, and logs every event', async t => {
+t.test('the example chat server relays chat/say to everyone and chat/typing to the others, answers chat/ping, and logs every event', async t => {
   const logs: Array<Record<string, unknown>> = []
   const stream = { write: (line: string) => { logs.push(JSON.parse(line)) } }
   const app = await buildExample({ logger: { stream } })
@@ -31,6 +31,9 @@ t.test('the example chat server relays chat/say to everyone and chat/typing to t
     { type: 'chat/said', payload: { from: 'alice', text: 'hello' } }
   ])
   t.strictSame(await alice.settle(), [])
+  alice.send({ type: 'chat/ping', payload: { sent: 12.5 } })
+  t.strictSame(await alice.take(1), [{ type: 'chat/pong', payload: { sent: 12.5 } }])
+  t.strictSame(await bob.settle(), [])
   alice.send({ type: 'krmx/leave' })
   await alice.take(2)
   const appLogs = logs.filter(log => log.name === undefined && log.username !== undefined)

@@ -11,7 +11,7 @@ import { Client, urlOf, version, type Received } from './helper.js'
 
 // Property-based fuzzing: every run builds a server on a real loopback port, links a well-behaved
 // `watcher`, throws a few hundred generated frames at three other connections, then checks the
-// invariants. FUZZ_RUNS=5000 npm run test:unit -- test/fuzz.test.ts runs it longer.
+// invariants. FUZZ_RUNS=5000 npx tap --timeout 0 --disable-coverage test/fuzz.test.ts runs it longer.
 const runs = Number(process.env.FUZZ_RUNS ?? 250)
 const maxPayload = 8 * 1024
 const usernames = ['u1', 'u2', 'u3', 'watcher', '__proto__', 'constructor', 'toString']

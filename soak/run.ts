@@ -1,0 +1,56 @@
+// npm run soak [-- --connections 5000 --rate 1 --duration 60 --drops 300]
+//
+// Starts the example chat server (soak/server.ts) and the load generator (soak/load.ts), each in a
+// process of its own, on loopback, and prints one JSON line: connections held, messages sent and
+// received on both sides, broadcast frames written and received, latency, memory and errors.
+import { fork, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { cpus, totalmem } from 'node:os'
+import { fileURLToPath } from 'node:url'
+
+const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
+const server = spawn(process.execPath, ['--import', 'tsx', here('server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] })
+const [line] = await once(server.stdout, 'data') as [Buffer]
+const { port } = JSON.parse(line.toString()) as { port: number }
+const base = `http://127.0.0.1:${port}`
+const get = async (path: string, method = 'GET'): Promise<any> => await (await fetch(base + path, { method })).json()
+
+const load = fork(here('load.ts'), ['--port', String(port), ...process.argv.slice(2)], { execArgv: ['--import', 'tsx'] })
+let linked: any
+let stopped: any
+const result = await new Promise<any>((resolve, reject) => {
+  load.on('exit', code => reject(new Error(`the load generator exited with ${String(code)}`)))
+  load.on('message', (message: any) => {
+    if (message.phase === 'linked') {
+      get('/soak/stats').then(stats => { linked = stats }, reject)
+    } else if (message.phase === 'ran') {
+      get('/soak/stop', 'POST').then(counters => {
+        stopped = counters
+        load.send({ broadcastDeliveries: counters.broadcastDeliveries })
+      }, reject)
+    } else if (message.phase === 'done') {
+      resolve(message.result)
+    }
+  })
+})
+const end = await get('/soak/stats')
+load.kill()
+server.kill('SIGTERM')
+const mib = (bytes: number): number => Number((bytes / 1024 / 1024).toFixed(1))
+console.log(JSON.stringify({
+  machine: { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 1024 ** 3), node: process.version },
+  options: process.argv.slice(2).join(' ') || 'defaults',
+  connectionsHeld: { clients: result.connectionsHeld, server: end.stats.linkedUsers },
+  messages: { sentByClients: result.pingsSent, receivedByServer: stopped.pingsReceived, answersReceivedByClients: result.pongsReceived },
+  broadcasts: { count: stopped.broadcasts, framesWrittenByServer: stopped.broadcastDeliveries, framesReceivedByClients: result.broadcastsReceived },
+  nothingLost: result.pingsSent === stopped.pingsReceived && result.pongsReceived === result.pingsSent && result.broadcastsReceived === stopped.broadcastDeliveries,
+  drops: { dropped: result.drops, relinked: result.relinks },
+  latencyMilliseconds: result.latencyMilliseconds,
+  linkSeconds: result.linkSeconds,
+  serverMemoryMiB: {
+    idle: { rss: mib(end.memory.idle.rss), heapUsed: mib(end.memory.idle.heapUsed) },
+    linked: { rss: mib(linked.memory.now.rss), heapUsed: mib(linked.memory.now.heapUsed) },
+    end: { rss: mib(end.memory.now.rss), heapUsed: mib(end.memory.now.heapUsed) }
+  },
+  errors: { count: result.errors, first: result.firstErrors, invalidMessages: end.stats.invalidMessages }
+}))
