@@ -37,6 +37,9 @@ export class WriteCoalescer {
   }
 }
 
+/** ws sends a Buffer as it is, without converting it again, when it is told the frame is text. */
+const textFrame = { binary: false }
+
 /** One WebSocket connection: the user it is linked to, its pending link and its queued frames. */
 export class Connection {
   /** The user this connection is linked to. */
@@ -78,8 +81,8 @@ export class Connection {
     return this.socket.readyState === this.socket.OPEN
   }
 
-  /** Sends one text frame, if the socket is still open. */
-  send (data: string): void {
+  /** Sends one text frame, if the socket is still open; a Buffer is sent as it is, so one can serve many sockets. */
+  send (data: string | Buffer): void {
     if (!this.isOpen) {
       return
     }
@@ -88,7 +91,7 @@ export class Connection {
       this.#raw.cork()
       this.#writes.schedule(this)
     }
-    this.socket.send(data)
+    this.socket.send(data, textFrame)
   }
 
   uncork (): void {

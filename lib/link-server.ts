@@ -65,6 +65,12 @@ export const defaultCloseGraceMilliseconds = 1_000
 const whileRunning: readonly LinkServerStatus[] = ['listening']
 const whileRunningOrClosing: readonly LinkServerStatus[] = ['listening', 'closing']
 
+/** The frames about one user that every link repeats, as bytes ready for any socket. */
+interface UserFrames {
+  joined: Buffer
+  linked: Buffer
+}
+
 /** The key of a method that reports the link server's state, for the tests of its invariants. */
 export const kState = Symbol('fastify-link-server.state')
 
@@ -91,6 +97,8 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   readonly #connections = new Set<Connection>()
   /** Every linked connection, for broadcasts. */
   readonly #linked = new Set<Connection>()
+  /** The `krmx/joined` and `krmx/linked` frames of every user, made once: each link sends them to the linking connection. */
+  readonly #userFrames = new Map<string, UserFrames>()
   /** Users whose leave is under way, so that a listener cannot make them leave twice. */
   readonly #leaving = new Set<string>()
   readonly #heartbeat: Heartbeat
@@ -499,14 +507,14 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
         return // a join listener unlinked or kicked the user; it was told so already
       }
     }
-    for (const user of this.#registry.users()) {
-      connection.send(joinedFrame(user.username))
-      if (user.isLinked) {
-        connection.send(linkedFrame(user.username))
+    for (const [user, frames] of this.#userFrames) {
+      connection.send(frames.joined)
+      if (this.#registry.connectionOf(user) !== undefined) {
+        connection.send(frames.linked)
       }
     }
     this.#log.info({ username }, 'user linked')
-    this.#broadcastFrame(linkedFrame(username), connection)
+    this.#broadcastFrame((this.#userFrames.get(username) as UserFrames).linked, connection)
     this.emit('link', username)
   }
 
@@ -581,11 +589,13 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   /** Creates `username`; when `connection` is given the new user is linked to it before anyone hears of the join. */
   #join (username: string, connection: Connection | undefined): void {
     this.#registry.join(username)
+    const frames = { joined: Buffer.from(joinedFrame(username)), linked: Buffer.from(linkedFrame(username)) }
+    this.#userFrames.set(username, frames)
     if (connection !== undefined) {
       this.#attach(connection, username)
     }
     this.#log.info({ username }, 'user joined')
-    this.#broadcastFrame(joinedFrame(username), connection)
+    this.#broadcastFrame(frames.joined, connection)
     this.emit('join', username)
   }
 
@@ -622,13 +632,16 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     const frame = leftFrame(username)
     connection?.send(frame)
     this.#registry.leave(username)
+    this.#userFrames.delete(username)
     this.#leaving.delete(username)
     this.#broadcastFrame(frame, undefined)
     this.#log.info({ username }, 'user left')
     this.emit('leave', username)
   }
 
-  #broadcastFrame (data: string, except: Connection | undefined): void {
+  /** Sends one frame to every linked connection but `except`; its bytes are made once for all of them. */
+  #broadcastFrame (frame: string | Buffer, except: Connection | undefined): void {
+    const data = typeof frame === 'string' ? Buffer.from(frame) : frame
     for (const connection of this.#linked) {
       if (connection !== except) {
         connection.send(data)

@@ -124,7 +124,8 @@ t.test('close under heavy traffic and with authentications pending leaves no con
 
 t.test('a process that closes its server under traffic, with authentications pending, exits by itself', async t => {
   const fixture = fileURLToPath(new URL('fixtures/close-under-load.ts', import.meta.url))
-  const child = execFile(process.execPath, ['--import', 'tsx', fixture], { timeout: 30_000 })
+  // With the TypeScript loader of this test's own process, so that tap maps the child's coverage onto the sources too.
+  const child = execFile(process.execPath, [...process.execArgv, fixture], { timeout: 30_000 })
   let stdout = ''
   child.stdout?.on('data', (chunk: string) => { stdout += chunk })
   const [code, signal] = await once(child, 'exit') as [number | null, string | null]
