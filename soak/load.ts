@@ -152,6 +152,8 @@ process.send?.({
     firstErrors: errors.slice(0, 5)
   }
 })
+// The run's end is measured on the server before the connections go.
+await once(process, 'message')
 for (const user of users) {
   user.ws.terminate()
 }

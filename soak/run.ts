@@ -9,7 +9,7 @@ import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
-const server = spawn(process.execPath, ['--import', 'tsx', here('server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] })
+const server = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', here('server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] })
 const [line] = await once(server.stdout, 'data') as [Buffer]
 const { port } = JSON.parse(line.toString()) as { port: number }
 const base = `http://127.0.0.1:${port}`
@@ -19,7 +19,7 @@ const load = fork(here('load.ts'), ['--port', String(port), ...process.argv.slic
 let linked: any
 let stopped: any
 const result = await new Promise<any>((resolve, reject) => {
-  load.on('exit', code => reject(new Error(`the load generator exited with ${String(code)}`)))
+  load.once('exit', code => reject(new Error(`the load generator exited with ${String(code)}`)))
   load.on('message', (message: any) => {
     if (message.phase === 'linked') {
       get('/soak/stats').then(stats => { linked = stats }, reject)
@@ -34,7 +34,8 @@ const result = await new Promise<any>((resolve, reject) => {
   })
 })
 const end = await get('/soak/stats')
-load.kill()
+load.send('exit')
+await once(load, 'exit')
 server.kill('SIGTERM')
 const mib = (bytes: number): number => Number((bytes / 1024 / 1024).toFixed(1))
 console.log(JSON.stringify({

@@ -6,7 +6,9 @@ const app = await buildExample({ logger: { level: 'warn' } })
 const linkServer = app.linkServer.typed<typeof import('../example/app.js').chatOptions>()
 const counters = { pingsReceived: 0, broadcasts: 0, broadcastDeliveries: 0 }
 linkServer.handle('chat/ping', () => { counters.pingsReceived++ }) // after the example's handler, which answers with chat/pong
+/** The live memory: after a full collection (the server runs with --expose-gc), so that garbage not yet collected does not count. */
 const memory = (): { rss: number, heapUsed: number } => {
+  globalThis.gc?.()
   const { rss, heapUsed } = process.memoryUsage()
   return { rss, heapUsed }
 }
