@@ -27,6 +27,27 @@ test('the plugin is the default and the named export, and takes its options', ()
   expect(usernameRegex).type.toBe<RegExp>()
 })
 
+test('the limits take their documented shapes', () => {
+  expect(app.register).type.toBeCallableWith(fastifyLinkServer, {
+    maxPayload: 1024,
+    linkTimeoutMilliseconds: 0,
+    maxLinkAttempts: 3,
+    rateLimit: { rate: 10, burst: 20 },
+    maxUsers: Infinity,
+    maxConnections: 100,
+    allowedOrigins: ['https://chat.example'],
+    maxBufferedBytes: 1024 * 1024
+  })
+  expect(app.register).type.toBeCallableWith(fastifyLinkServer, { rateLimit: false })
+  expect(app.register).type.toBeCallableWith(fastifyLinkServer, {
+    allowedOrigins: (origin: string | undefined, request: FastifyRequest) => origin === undefined || request.headers.host === 'chat.example'
+  })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { rateLimit: true })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { rateLimit: { rate: 10 } })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { allowedOrigins: 'https://chat.example' })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { maxPayload: '64k' })
+})
+
 test('wrong option types are refused', () => {
   expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { path: 5 })
   expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { acceptNewUsers: 'yes' })
