@@ -1,0 +1,178 @@
+// npm run bench [-- --quick] [-- --repetitions 5 --servers plugin,krmx,bare --storm-connections 10000 ...]
+//
+// Runs the same load against this plugin (in Fastify), the Krmx reference server (@krmx/server) and a
+// bare `ws` server, one after another, each server and the load generator in processes of their own
+// on loopback. Prints a table of medians and ratios, and writes bench/results/latest.json and
+// bench/results/latest.svg.
+import { type ChildProcess, fork } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { chart } from './chart.js'
+import type { ServerKind } from './servers.js'
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    repetitions: { type: 'string', default: '3' },
+    servers: { type: 'string', default: 'plugin,krmx,bare' },
+    scenarios: { type: 'string', default: 'inbound,fanout,storm,memory,roundtrip' },
+    'inbound-clients': { type: 'string' },
+    'inbound-messages': { type: 'string' },
+    'fanout-clients': { type: 'string' },
+    'fanout-broadcasts': { type: 'string' },
+    'storm-connections': { type: 'string' },
+    'storm-concurrency': { type: 'string' },
+    'memory-connections': { type: 'string' },
+    'roundtrip-clients': { type: 'string' },
+    'roundtrip-rate': { type: 'string' },
+    'roundtrip-seconds': { type: 'string' }
+  }
+})
+const quick = values.quick === true
+const size = (flag: string | undefined, full: number, small: number): number => Number(flag ?? (quick ? small : full))
+const settings = {
+  inbound: { clients: size(values['inbound-clients'], 200, 50), messages: size(values['inbound-messages'], 5000, 1000) },
+  fanout: { clients: size(values['fanout-clients'], 2000, 200), broadcasts: size(values['fanout-broadcasts'], 100, 50), bytes: 1024 },
+  storm: { connections: size(values['storm-connections'], 5000, 1000), concurrency: size(values['storm-concurrency'], 50, 50) },
+  memory: { connections: size(values['memory-connections'], 10_000, 1000) },
+  roundtrip: { clients: size(values['roundtrip-clients'], 1000, 200), rate: size(values['roundtrip-rate'], 1, 1), seconds: size(values['roundtrip-seconds'], 10, 5) }
+}
+const repetitions = Number(values.repetitions)
+const servers = (values.servers as string).split(',') as ServerKind[]
+const scenarios = (values.scenarios as string).split(',')
+
+const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
+
+/** The next IPC message of `child`. */
+async function reply<T> (child: ChildProcess): Promise<T> {
+  const [message] = await once(child, 'message') as [T & { error?: string }]
+  if (message.error !== undefined) {
+    throw new Error(message.error)
+  }
+  return message
+}
+
+async function ask<T> (child: ChildProcess, command: object): Promise<T> {
+  const answer = reply<T>(child)
+  child.send(command)
+  return await answer
+}
+
+/** A fresh server and load generator for one scenario; both are gone afterwards. */
+async function withProcesses<T> (kind: ServerKind, run: (server: ChildProcess, load: ChildProcess) => Promise<T>): Promise<T> {
+  const server = fork(here('server-process.ts'), [kind], { execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const { port } = await reply<{ port: number }>(server)
+  const load = fork(here('load-process.ts'), [String(port)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  await reply(load)
+  try {
+    return await run(server, load)
+  } finally {
+    load.kill()
+    server.kill()
+    await Promise.all([once(load, 'exit'), once(server, 'exit')])
+  }
+}
+
+interface LinkResult { seconds: number, p50: number, p99: number }
+type Metrics = Record<string, number>
+
+const runs: Record<string, (kind: ServerKind) => Promise<Metrics>> = {
+  inbound: async kind => await withProcesses(kind, async (server, load) => {
+    const { clients, messages } = settings.inbound
+    await ask(load, { cmd: 'link', count: clients, concurrency: 50 })
+    const total = clients * messages
+    await ask(server, { cmd: 'inbound', total })
+    const done = reply<{ seconds: number }>(server)
+    await ask(load, { cmd: 'inbound', perClient: messages })
+    const { seconds } = await done
+    return { messagesPerSecond: total / seconds }
+  }),
+  fanout: async kind => await withProcesses(kind, async (server, load) => {
+    const { clients, broadcasts, bytes } = settings.fanout
+    await ask(load, { cmd: 'link', count: clients, concurrency: 50 })
+    const total = clients * broadcasts
+    const received = (async () => {
+      await ask(load, { cmd: 'expect', prefix: 'fan', total })
+      return await reply<{ frames: number, seconds: number }>(load)
+    })()
+    await new Promise(resolve => setTimeout(resolve, 100)) // the load generator is listening
+    const { msPerBroadcast } = await ask<{ msPerBroadcast: number }>(server, { cmd: 'fanout', count: broadcasts, size: bytes })
+    const { seconds } = await received
+    return { framesPerSecond: total / seconds, msPerBroadcast }
+  }),
+  storm: async kind => await withProcesses(kind, async (_server, load) => {
+    const { connections, concurrency } = settings.storm
+    const linked = await ask<LinkResult>(load, { cmd: 'link', count: connections, concurrency })
+    return { linksPerSecond: connections / linked.seconds, p99Milliseconds: linked.p99 }
+  }),
+  memory: async kind => await withProcesses(kind, async (server, load) => {
+    const { connections } = settings.memory
+    const idle = await ask<{ heapUsed: number, rss: number }>(server, { cmd: 'memory' })
+    await ask(load, { cmd: 'link', count: connections, concurrency: 100 })
+    const linked = await ask<{ heapUsed: number, rss: number }>(server, { cmd: 'memory' })
+    return { heapBytesPerConnection: (linked.heapUsed - idle.heapUsed) / connections, rssBytesPerConnection: (linked.rss - idle.rss) / connections }
+  }),
+  roundtrip: async kind => await withProcesses(kind, async (_server, load) => {
+    const { clients, rate, seconds } = settings.roundtrip
+    await ask(load, { cmd: 'link', count: clients, concurrency: 50 })
+    const result = await ask<{ p50: number, p99: number }>(load, { cmd: 'roundtrip', rate, seconds })
+    return { p50Milliseconds: result.p50, p99Milliseconds: result.p99 }
+  })
+}
+
+/** Which way is better, for each metric. */
+const better: Record<string, 'higher' | 'lower'> = {
+  messagesPerSecond: 'higher',
+  framesPerSecond: 'higher',
+  msPerBroadcast: 'lower',
+  linksPerSecond: 'higher',
+  p99Milliseconds: 'lower',
+  heapBytesPerConnection: 'lower',
+  rssBytesPerConnection: 'lower',
+  p50Milliseconds: 'lower'
+}
+
+const median = (samples: number[]): number => [...samples].sort((a, b) => a - b)[Math.floor(samples.length / 2)]
+const samples: Record<string, Record<string, Record<string, number[]>>> = {}
+const started = Date.now()
+for (let repetition = 0; repetition < repetitions; repetition++) {
+  for (const scenario of scenarios) {
+    for (const kind of servers) {
+      const metrics = await runs[scenario](kind)
+      for (const [metric, value] of Object.entries(metrics)) {
+        ((samples[scenario] ??= {})[metric] ??= {})[kind] ??= []
+        samples[scenario][metric][kind].push(value)
+      }
+      console.error(`repetition ${repetition + 1}/${repetitions} ${scenario} ${kind}: ${JSON.stringify(metrics)}`)
+    }
+  }
+}
+
+const rows: Array<{ scenario: string, metric: string, better: string, medians: Record<string, number>, vsReference?: number, vsBare?: number }> = []
+for (const [scenario, metrics] of Object.entries(samples)) {
+  for (const [metric, byServer] of Object.entries(metrics)) {
+    const medians = Object.fromEntries(Object.entries(byServer).map(([kind, values]) => [kind, median(values)]))
+    // A ratio above 1 means this plugin does better, whichever way the metric goes.
+    const ratio = (other: number | undefined): number | undefined => other === undefined || medians.plugin === undefined
+      ? undefined
+      : better[metric] === 'higher' ? medians.plugin / other : other / medians.plugin
+    rows.push({ scenario, metric, better: better[metric], medians, vsReference: ratio(medians.krmx), vsBare: ratio(medians.bare) })
+  }
+}
+
+const format = (value: number | undefined): string => value === undefined ? '' : value >= 100 ? Math.round(value).toLocaleString('en') : value.toFixed(2)
+console.log(`| scenario | metric | ${servers.join(' | ')} | plugin vs reference | plugin vs bare ws |`)
+console.log(`|---|---|${servers.map(() => '---:').join('|')}|---:|---:|`)
+for (const row of rows) {
+  console.log(`| ${row.scenario} | ${row.metric} (${row.better} is better) | ${servers.map(kind => format(row.medians[kind])).join(' | ')} | ${format(row.vsReference)}× | ${format(row.vsBare)}× |`)
+}
+
+const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 1024 ** 3), node: process.version, platform: process.platform }
+const results = { date: new Date().toISOString(), minutes: Number(((Date.now() - started) / 60_000).toFixed(1)), machine, repetitions, settings, rows, samples }
+mkdirSync(here('results'), { recursive: true })
+writeFileSync(here('results/latest.json'), JSON.stringify(results, null, 2) + '\n')
+writeFileSync(here('results/latest.svg'), chart(rows, machine, repetitions))
+console.log(`\nwritten: bench/results/latest.json, bench/results/latest.svg (${results.minutes} min)`)

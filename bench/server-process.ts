@@ -1,0 +1,70 @@
+// One benchmarked server in a process of its own, driven over IPC by bench/run.ts.
+import { performance } from 'node:perf_hooks'
+import { type ServerKind, startServer } from './servers.js'
+
+const kind = process.argv[2] as ServerKind
+const server = await startServer(kind)
+let messages = 0
+let first = 0
+let last = 0
+let waiting: { total: number, reply: () => void } | undefined
+server.onMessage((username, message) => {
+  if (message.type === 'rt/ping') {
+    server.send(username, { type: 'rt/pong', payload: message.payload })
+    return
+  }
+  last = performance.now()
+  if (messages++ === 0) {
+    first = last
+  }
+  if (waiting !== undefined && messages >= waiting.total) {
+    waiting.reply()
+    waiting = undefined
+  }
+})
+
+type Command =
+  | { cmd: 'inbound', total: number }
+  | { cmd: 'fanout', count: number, size: number }
+  | { cmd: 'memory' }
+  | { cmd: 'close' }
+
+process.on('message', (command: Command) => {
+  const reply = (value: unknown): void => { process.send?.(value) }
+  switch (command.cmd) {
+    case 'inbound': {
+      messages = 0
+      waiting = { total: command.total, reply: () => reply({ messages, seconds: (last - first) / 1000 }) }
+      reply({ ready: true })
+      break
+    }
+    case 'fanout': {
+      const filler = 'x'.repeat(command.size - 40)
+      const durations: number[] = []
+      let sent = 0
+      const next = (): void => {
+        const start = performance.now()
+        server.broadcast({ type: 'fan', payload: { n: sent, filler } })
+        durations.push(performance.now() - start)
+        if (++sent < command.count) {
+          setImmediate(next)
+        } else {
+          reply({ msPerBroadcast: durations.reduce((sum, value) => sum + value, 0) / durations.length })
+        }
+      }
+      next()
+      break
+    }
+    case 'memory': {
+      globalThis.gc?.()
+      const { heapUsed, rss } = process.memoryUsage()
+      reply({ heapUsed, rss })
+      break
+    }
+    case 'close': {
+      server.close().then(() => process.exit(0), () => process.exit(1))
+      break
+    }
+  }
+})
+process.send?.({ port: server.port })

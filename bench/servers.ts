@@ -1,0 +1,118 @@
+// The three servers of the benchmark behind one interface: this plugin in Fastify, the Krmx
+// reference server, and a bare `ws` server that does the minimum the protocol needs.
+import { createServer as createKrmxServer } from '@krmx/server'
+import Fastify from 'fastify'
+import { WebSocketServer, type WebSocket } from 'ws'
+import fastifyLinkServer from '../index.js'
+
+export type ServerKind = 'plugin' | 'krmx' | 'bare'
+export type Message = { type: string, payload?: unknown }
+
+export interface BenchServer {
+  port: number
+  onMessage: (listener: (username: string, message: Message) => void) => void
+  send: (username: string, message: Message) => void
+  broadcast: (message: Message) => void
+  close: () => Promise<void>
+}
+
+export async function startServer (kind: ServerKind): Promise<BenchServer> {
+  switch (kind) {
+    case 'plugin': return await startPlugin()
+    case 'krmx': return await startKrmx()
+    case 'bare': return await startBare()
+  }
+}
+
+async function startPlugin (): Promise<BenchServer> {
+  const app = Fastify()
+  // The limits that a benchmark's load would trip are lifted; everything else is the default.
+  await app.register(fastifyLinkServer, {
+    rateLimit: false, maxUsers: Infinity, maxConnections: Infinity, maxBufferedBytes: Infinity, linkTimeoutMilliseconds: 0
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return {
+    port: (app.server.address() as { port: number }).port,
+    onMessage: listener => { app.linkServer.on('message', listener) },
+    send: (username, message) => app.linkServer.send(username, message),
+    broadcast: message => app.linkServer.broadcast(message),
+    close: async () => { await app.close() }
+  }
+}
+
+async function startKrmx (): Promise<BenchServer> {
+  const server = createKrmxServer({ logger: false })
+  const port = await server.listen(0)
+  return {
+    port,
+    onMessage: listener => { server.on('message', listener) },
+    send: (username, message) => server.send(username, message),
+    broadcast: message => server.broadcast(message),
+    close: async () => { await server.close() }
+  }
+}
+
+/**
+ * The practical limit for Node: parse the frame, look up the user, dispatch, one JSON.stringify per
+ * broadcast. It links without checks beyond the frame's shape and sends the protocol's frames.
+ */
+async function startBare (): Promise<BenchServer> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  await new Promise(resolve => wss.once('listening', resolve))
+  const sockets = new Map<string, WebSocket>()
+  const listeners: Array<(username: string, message: Message) => void> = []
+  const sendAll = (data: string, except?: WebSocket): void => {
+    for (const socket of sockets.values()) {
+      if (socket !== except) socket.send(data)
+    }
+  }
+  wss.on('connection', ws => {
+    let username: string | undefined
+    ws.on('message', data => {
+      let message: Message
+      try {
+        message = JSON.parse(data.toString())
+      } catch {
+        return
+      }
+      if (username !== undefined) {
+        if (message.type === 'krmx/leave') {
+          sockets.delete(username)
+          sendAll(JSON.stringify({ type: 'krmx/unlinked', payload: { username } }))
+          sendAll(JSON.stringify({ type: 'krmx/left', payload: { username } }))
+          ws.send(JSON.stringify({ type: 'krmx/left', payload: { username } }))
+          username = undefined
+          return
+        }
+        for (const listener of listeners) listener(username, message)
+        return
+      }
+      if (message.type === 'krmx/link') {
+        username = (message.payload as { username: string }).username
+        ws.send('{"type":"krmx/accepted"}')
+        sendAll(JSON.stringify({ type: 'krmx/joined', payload: { username } }))
+        sockets.set(username, ws)
+        for (const user of sockets.keys()) {
+          ws.send(JSON.stringify({ type: 'krmx/joined', payload: { username: user } }))
+          ws.send(JSON.stringify({ type: 'krmx/linked', payload: { username: user } }))
+        }
+        sendAll(JSON.stringify({ type: 'krmx/linked', payload: { username } }), ws)
+      }
+    })
+    ws.on('close', () => {
+      if (username !== undefined) {
+        sockets.delete(username)
+      }
+    })
+  })
+  return {
+    port: (wss.address() as { port: number }).port,
+    onMessage: listener => { listeners.push(listener) },
+    send: (username, message) => sockets.get(username)?.send(JSON.stringify(message)),
+    broadcast: message => sendAll(JSON.stringify(message)),
+    close: async () => {
+      for (const ws of wss.clients) ws.terminate()
+      await new Promise(resolve => wss.close(resolve))
+    }
+  }
+}
