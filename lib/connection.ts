@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { Frame } from './frames.js'
+import type { EncodedFrame, Frame } from './frames.js'
 
 /**
  * Uncorks, once per event-loop tick, every socket that was written to during it, so that a burst
@@ -64,6 +64,8 @@ export class Connection {
   readonly request: FastifyRequest
   readonly #raw: Duplex
   readonly #writes: WriteCoalescer
+  /** Whether encoded frames may be written to the transport directly: no extension (compression) transforms them. */
+  readonly #direct: boolean
   #corked = false
 
   constructor (socket: WebSocket, request: FastifyRequest, writes: WriteCoalescer, tokens: number, now: number) {
@@ -74,6 +76,8 @@ export class Connection {
     // ws keeps the transport in a private field; corking it is the only way to batch writes.
     this.#raw = (socket as unknown as { _socket: Duplex })._socket
     this.#writes = writes
+    // Without an extension, ws writes every frame at once, in order, so writing our own frames between its own is safe.
+    this.#direct = socket.extensions === ''
   }
 
   /** Whether frames can still be sent: the socket is open and no closing handshake has begun. */
@@ -81,8 +85,8 @@ export class Connection {
     return this.socket.readyState === this.socket.OPEN
   }
 
-  /** Sends one text frame, if the socket is still open; a Buffer is sent as it is, so one can serve many sockets. */
-  send (data: string | Buffer): void {
+  /** Sends one text frame, if the socket is still open; the same encoded frame can serve many sockets. */
+  send (frame: EncodedFrame): void {
     if (!this.isOpen) {
       return
     }
@@ -91,7 +95,11 @@ export class Connection {
       this.#raw.cork()
       this.#writes.schedule(this)
     }
-    this.socket.send(data, textFrame)
+    if (this.#direct) {
+      this.#raw.write(frame.bytes)
+    } else {
+      this.socket.send(frame.payload, textFrame)
+    }
   }
 
   uncork (): void {

@@ -54,24 +54,53 @@ export function isProtocolType (type: string): boolean {
   return type.startsWith(protocolPrefix)
 }
 
-export const acceptedFrame = JSON.stringify({ type: 'krmx/accepted' })
-
-export function rejectedFrame (reason: string): string {
-  return JSON.stringify({ type: 'krmx/rejected', payload: { reason } })
+/**
+ * A server text frame, encoded once: `bytes` is the whole WebSocket frame (header and payload), which
+ * can be written to any number of sockets as it is; `payload` is its text, for a socket that must go
+ * through ws (one with a compression extension).
+ */
+export interface EncodedFrame {
+  bytes: Buffer
+  payload: Buffer
 }
 
-export function joinedFrame (username: string): string {
-  return JSON.stringify({ type: 'krmx/joined', payload: { username } })
+/** Encodes `text` as one unmasked, final WebSocket text frame, as a server sends it. */
+export function encodeText (text: string): EncodedFrame {
+  const payload = Buffer.from(text)
+  const length = payload.length
+  let header: Buffer
+  if (length < 126) {
+    header = Buffer.from([0x81, length])
+  } else if (length < 65_536) {
+    header = Buffer.from([0x81, 126, length >> 8, length & 0xff])
+  } else {
+    header = Buffer.alloc(10)
+    header[0] = 0x81
+    header[1] = 127
+    header.writeUIntBE(length, 4, 6)
+  }
+  const bytes = Buffer.concat([header, payload])
+  return { bytes, payload: bytes.subarray(header.length) }
 }
 
-export function linkedFrame (username: string): string {
-  return JSON.stringify({ type: 'krmx/linked', payload: { username } })
+export const acceptedFrame = encodeText(JSON.stringify({ type: 'krmx/accepted' }))
+
+export function rejectedFrame (reason: string): EncodedFrame {
+  return encodeText(JSON.stringify({ type: 'krmx/rejected', payload: { reason } }))
 }
 
-export function unlinkedFrame (username: string): string {
-  return JSON.stringify({ type: 'krmx/unlinked', payload: { username } })
+export function joinedFrame (username: string): EncodedFrame {
+  return encodeText(JSON.stringify({ type: 'krmx/joined', payload: { username } }))
 }
 
-export function leftFrame (username: string): string {
-  return JSON.stringify({ type: 'krmx/left', payload: { username } })
+export function linkedFrame (username: string): EncodedFrame {
+  return encodeText(JSON.stringify({ type: 'krmx/linked', payload: { username } }))
+}
+
+export function unlinkedFrame (username: string): EncodedFrame {
+  return encodeText(JSON.stringify({ type: 'krmx/unlinked', payload: { username } }))
+}
+
+export function leftFrame (username: string): EncodedFrame {
+  return encodeText(JSON.stringify({ type: 'krmx/left', payload: { username } }))
 }

@@ -33,6 +33,8 @@ import {
 } from './errors.js'
 import {
   acceptedFrame,
+  type EncodedFrame,
+  encodeText,
   type Frame,
   isFrame,
   isLinkPayload,
@@ -65,10 +67,16 @@ export const defaultCloseGraceMilliseconds = 1_000
 const whileRunning: readonly LinkServerStatus[] = ['listening']
 const whileRunningOrClosing: readonly LinkServerStatus[] = ['listening', 'closing']
 
+type Listener = (...args: unknown[]) => void
+
+/** The connection of a socket, so that one set of socket listeners serves every connection. */
+const kConnection = Symbol('fastify-link-server.connection')
+type LinkSocket = WebSocket & { [kConnection]: Connection }
+
 /** The frames about one user that every link repeats, as bytes ready for any socket. */
 interface UserFrames {
-  joined: Buffer
-  linked: Buffer
+  joined: EncodedFrame
+  linked: EncodedFrame
 }
 
 /** The key of a method that reports the link server's state, for the tests of its invariants. */
@@ -109,9 +117,19 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   readonly #address: string
   #asyncapi: AsyncApiDocument | undefined
   #invalidMessages = 0
+  // One listener of each kind for every socket, instead of four closures per connection.
+  readonly #onMessage: (this: WebSocket, data: Buffer, isBinary: boolean) => void
+  readonly #onPong: (this: WebSocket) => void
+  readonly #onError: (this: WebSocket, err: Error) => void
+  readonly #onClose: (this: WebSocket) => void
 
   constructor (options: ResolvedOptions, log: FastifyBaseLogger, address: string) {
     super()
+    const server = this
+    this.#onMessage = function (data, isBinary) { server.#receive((this as LinkSocket)[kConnection], data, isBinary) }
+    this.#onPong = function () { (this as LinkSocket)[kConnection].isAlive = true }
+    this.#onError = function (err) { server.#socketError((this as LinkSocket)[kConnection], err) }
+    this.#onClose = function () { server.#disconnect((this as LinkSocket)[kConnection]) }
     this.#options = options
     this.#log = log
     this.#address = address
@@ -125,15 +143,29 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    * never stops the others, nor the protocol flow that emitted the event.
    */
   override emit (event: string | symbol, ...args: unknown[]): boolean {
-    const listeners = this.rawListeners(event)
-    for (const listener of listeners) {
-      try {
-        listener.apply(this, args)
-      } catch (err) {
-        this.#logListenerError(err, event)
+    // EventEmitter keeps one listener as a function and several as an array; reading it directly spares
+    // the copy rawListeners() makes on every frame. Several are copied, as EventEmitter does, so that a
+    // listener that removes itself does not skip the next one.
+    const handler = (this as unknown as { _events: Record<string | symbol, Listener | Listener[] | undefined> })._events[event]
+    if (handler === undefined) {
+      return false
+    }
+    if (typeof handler === 'function') {
+      this.#call(handler, event, args)
+    } else {
+      for (const listener of [...handler]) {
+        this.#call(listener, event, args)
       }
     }
-    return listeners.length > 0
+    return true
+  }
+
+  #call (listener: Listener, event: string | symbol, args: unknown[]): void {
+    try {
+      Reflect.apply(listener, this, args)
+    } catch (err) {
+      this.#logListenerError(err, event)
+    }
   }
 
   // Lifecycle, driven by the Fastify hooks in index.ts.
@@ -184,10 +216,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     const connection = new Connection(socket, request, this.#writes, this.#options.rateLimit?.burst ?? 0, performance.now())
     this.#connections.add(connection)
     this.#startLinkTimer(connection)
-    socket.on('message', (data, isBinary) => this.#receive(connection, data as Buffer, isBinary))
-    socket.on('pong', () => { connection.isAlive = true })
-    socket.on('error', err => this.#socketError(connection, err))
-    socket.on('close', () => this.#disconnect(connection))
+    ;(socket as LinkSocket)[kConnection] = connection
+    socket.on('message', this.#onMessage)
+    socket.on('pong', this.#onPong)
+    socket.on('error', this.#onError)
+    socket.on('close', this.#onClose)
   }
 
   /**
@@ -589,7 +622,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   /** Creates `username`; when `connection` is given the new user is linked to it before anyone hears of the join. */
   #join (username: string, connection: Connection | undefined): void {
     this.#registry.join(username)
-    const frames = { joined: Buffer.from(joinedFrame(username)), linked: Buffer.from(linkedFrame(username)) }
+    const frames = { joined: joinedFrame(username), linked: linkedFrame(username) }
     this.#userFrames.set(username, frames)
     if (connection !== undefined) {
       this.#attach(connection, username)
@@ -639,12 +672,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     this.emit('leave', username)
   }
 
-  /** Sends one frame to every linked connection but `except`; its bytes are made once for all of them. */
-  #broadcastFrame (frame: string | Buffer, except: Connection | undefined): void {
-    const data = typeof frame === 'string' ? Buffer.from(frame) : frame
+  /** Sends one frame to every linked connection but `except`: the same bytes to all of them. */
+  #broadcastFrame (frame: EncodedFrame, except: Connection | undefined): void {
     for (const connection of this.#linked) {
       if (connection !== except) {
-        connection.send(data)
+        connection.send(frame)
       }
     }
   }
@@ -695,7 +727,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     throw new FST_LINK_CLOSED(action, this.#status)
   }
 
-  #serialize (action: 'send' | 'broadcast', message: LinkMessage): string {
+  #serialize (action: 'send' | 'broadcast', message: LinkMessage): EncodedFrame {
     if (!isFrame(message)) {
       throw new FST_LINK_INVALID_MESSAGE(action)
     }
@@ -713,7 +745,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
         throw new FST_LINK_INVALID_PAYLOAD(action, message.type, `${error.path}: ${error.message}`)
       }
     }
-    return JSON.stringify(message)
+    return encodeText(JSON.stringify(message))
   }
 
   #linkedConnectionOf (action: string, username: string): Connection {

@@ -71,3 +71,29 @@ t.test('on a real port, clients connect at the prefix and path', async t => {
   const client = await connect(app, '/v1/link')
   t.strictSame(await client.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
 })
+
+t.test('with permessage-deflate negotiated, frames go through ws, compressed, and arrive whole and in order', async t => {
+  const app = Fastify()
+  await app.register(websocket, { options: { perMessageDeflate: { threshold: 0 } } })
+  await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const alice = await connect(app)
+  t.equal(alice.ws.extensions, 'permessage-deflate')
+  t.strictSame(await alice.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+  for (let i = 0; i < 3; i++) {
+    app.linkServer.broadcast({ type: 'tick', payload: 'x'.repeat(200 * i) })
+  }
+  t.strictSame(await alice.take(3), [0, 1, 2].map(i => ({ type: 'tick', payload: 'x'.repeat(200 * i) })))
+})
+
+t.test('frames of every length encoding arrive whole: under 126 bytes, up to 64 KiB, and beyond', async t => {
+  const app = await build(t, { listen: true })
+  const alice = await connect(app)
+  await alice.linked('alice', 3)
+  const payloads = ['x', 'y'.repeat(1000), 'z'.repeat(70_000)]
+  for (const payload of payloads) {
+    app.linkServer.send('alice', { type: 'size', payload })
+  }
+  t.strictSame(await alice.take(3), payloads.map(payload => ({ type: 'size', payload })))
+})
