@@ -16,6 +16,7 @@ import type { ServerKind } from './servers.js'
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
     repetitions: { type: 'string', default: '3' },
     servers: { type: 'string', default: 'plugin,krmx,bare' },
     scenarios: { type: 'string', default: 'inbound,fanout,storm,memory,roundtrip' },
@@ -63,7 +64,9 @@ async function ask<T> (child: ChildProcess, command: object): Promise<T> {
 
 /** A fresh server and load generator for one scenario; both are gone afterwards. */
 async function withProcesses<T> (kind: ServerKind, run: (server: ChildProcess, load: ChildProcess) => Promise<T>): Promise<T> {
-  const server = fork(here('server-process.ts'), [kind], { execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  // --profile writes a CPU profile of each server process to bench/profiles/, for flame graphs (Chrome DevTools, speedscope).
+  const profile = values.profile === true ? ['--cpu-prof', `--cpu-prof-dir=${here('profiles')}`] : []
+  const server = fork(here('server-process.ts'), [kind], { execArgv: ['--expose-gc', ...profile, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const { port } = await reply<{ port: number }>(server)
   const load = fork(here('load-process.ts'), [String(port)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   await reply(load)
@@ -71,8 +74,9 @@ async function withProcesses<T> (kind: ServerKind, run: (server: ChildProcess, l
     return await run(server, load)
   } finally {
     load.kill()
-    server.kill()
-    await Promise.all([once(load, 'exit'), once(server, 'exit')])
+    const exited = Promise.all([once(load, 'exit'), once(server, 'exit')])
+    server.send({ cmd: 'close' }) // a clean exit, so that a CPU profile is written
+    await exited
   }
 }
 
@@ -94,14 +98,12 @@ const runs: Record<string, (kind: ServerKind) => Promise<Metrics>> = {
     const { clients, broadcasts, bytes } = settings.fanout
     await ask(load, { cmd: 'link', count: clients, concurrency: 50 })
     const total = clients * broadcasts
-    const received = (async () => {
-      await ask(load, { cmd: 'expect', prefix: 'fan', total })
-      return await reply<{ frames: number, seconds: number }>(load)
-    })()
-    await new Promise(resolve => setTimeout(resolve, 100)) // the load generator is listening
-    const { msPerBroadcast } = await ask<{ msPerBroadcast: number }>(server, { cmd: 'fanout', count: broadcasts, size: bytes })
+    await ask(load, { cmd: 'expect', prefix: 'fan', total })
+    const received = reply<{ frames: number, seconds: number }>(load)
+    await ask(server, { cmd: 'fanout', count: broadcasts, size: bytes })
     const { seconds } = await received
-    return { framesPerSecond: total / seconds, msPerBroadcast }
+    // Per broadcast, from the first frame at a client to the last frame at all clients.
+    return { framesPerSecond: total / seconds, msPerBroadcast: seconds * 1000 / broadcasts }
   }),
   storm: async kind => await withProcesses(kind, async (_server, load) => {
     const { connections, concurrency } = settings.storm

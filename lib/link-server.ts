@@ -146,7 +146,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     // EventEmitter keeps one listener as a function and several as an array; reading it directly spares
     // the copy rawListeners() makes on every frame. Several are copied, as EventEmitter does, so that a
     // listener that removes itself does not skip the next one.
-    const handler = (this as unknown as { _events: Record<string | symbol, Listener | Listener[] | undefined> })._events[event]
+    const handler = this.#listenersOf(event)
     if (handler === undefined) {
       return false
     }
@@ -160,11 +160,29 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     return true
   }
 
+  #listenersOf (event: string | symbol): Listener | Listener[] | undefined {
+    return (this as unknown as { _events: Record<string | symbol, Listener | Listener[] | undefined> })._events[event]
+  }
+
   #call (listener: Listener, event: string | symbol, args: unknown[]): void {
     try {
       Reflect.apply(listener, this, args)
     } catch (err) {
       this.#logListenerError(err, event)
+    }
+  }
+
+  /** `emit('message', ...)` for the hot path: with one listener, no arguments array is made. */
+  #emitMessage (username: string, frame: Frame): void {
+    const handler = this.#listenersOf('message')
+    if (typeof handler === 'function') {
+      try {
+        handler.call(this, username, frame)
+      } catch (err) {
+        this.#logListenerError(err, 'message')
+      }
+    } else if (handler !== undefined) {
+      this.emit('message', username, frame)
     }
   }
 
@@ -424,7 +442,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       this.#refuse(connection, username, frame, payloadErrors(check, frame.payload))
       return
     }
-    this.emit('message', username, frame)
+    this.#emitMessage(username, frame)
     const handlers = this.#handlers.get(frame.type)
     if (handlers !== undefined) {
       for (const handler of handlers) {
