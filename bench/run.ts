@@ -19,7 +19,7 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     repetitions: { type: 'string', default: '3' },
     servers: { type: 'string', default: 'plugin,krmx,bare' },
-    scenarios: { type: 'string', default: 'inbound,fanout,storm,memory,roundtrip' },
+    scenarios: { type: 'string', default: 'inbound,validation,fanout,storm,memory,roundtrip' },
     'inbound-clients': { type: 'string' },
     'inbound-messages': { type: 'string' },
     'fanout-clients': { type: 'string' },
@@ -29,7 +29,8 @@ const { values } = parseArgs({
     'memory-connections': { type: 'string' },
     'roundtrip-clients': { type: 'string' },
     'roundtrip-rate': { type: 'string' },
-    'roundtrip-seconds': { type: 'string' }
+    'roundtrip-seconds': { type: 'string' },
+    'scenario-timeout': { type: 'string', default: '300' }
   }
 })
 const quick = values.quick === true
@@ -70,21 +71,31 @@ async function withProcesses<T> (kind: ServerKind, run: (server: ChildProcess, l
   const { port } = await reply<{ port: number }>(server)
   const load = fork(here('load-process.ts'), [String(port)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   await reply(load)
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError()), Number(values['scenario-timeout']) * 1000)
+  })
   try {
-    return await run(server, load)
+    return await Promise.race([run(server, load), timeout])
   } finally {
+    clearTimeout(timer)
     load.kill()
     const exited = Promise.all([once(load, 'exit'), once(server, 'exit')])
     server.send({ cmd: 'close' }) // a clean exit, so that a CPU profile is written
+    const killer = setTimeout(() => server.kill('SIGKILL'), 5000) // unless it is too busy to hear it
     await exited
+    clearTimeout(killer)
   }
 }
+
+/** A scenario that did not finish within --scenario-timeout seconds. */
+class TimeoutError extends Error {}
 
 interface LinkResult { seconds: number, p50: number, p99: number }
 type Metrics = Record<string, number>
 
-const runs: Record<string, (kind: ServerKind) => Promise<Metrics>> = {
-  inbound: async kind => await withProcesses(kind, async (server, load) => {
+async function inbound (kind: ServerKind): Promise<Metrics> {
+  return await withProcesses(kind, async (server, load) => {
     const { clients, messages } = settings.inbound
     await ask(load, { cmd: 'link', count: clients, concurrency: 50 })
     const total = clients * messages
@@ -92,8 +103,14 @@ const runs: Record<string, (kind: ServerKind) => Promise<Metrics>> = {
     const done = reply<{ seconds: number }>(server)
     await ask(load, { cmd: 'inbound', perClient: messages })
     const { seconds } = await done
-    return { messagesPerSecond: total / seconds }
-  }),
+    return { [kind === 'plugin-typed' ? 'messagesPerSecondWithSchemas' : 'messagesPerSecond']: total / seconds }
+  })
+}
+
+const runs: Record<string, (kind: ServerKind) => Promise<Metrics>> = {
+  inbound,
+  // The inbound scenario again, with a TypeBox schema registered for the message type: what validation costs.
+  validation: async kind => kind === 'plugin' ? await inbound('plugin-typed') : {},
   fanout: async kind => await withProcesses(kind, async (server, load) => {
     const { clients, broadcasts, bytes } = settings.fanout
     await ask(load, { cmd: 'link', count: clients, concurrency: 50 })
@@ -128,6 +145,7 @@ const runs: Record<string, (kind: ServerKind) => Promise<Metrics>> = {
 /** Which way is better, for each metric. */
 const better: Record<string, 'higher' | 'lower'> = {
   messagesPerSecond: 'higher',
+  messagesPerSecondWithSchemas: 'higher',
   framesPerSecond: 'higher',
   msPerBroadcast: 'lower',
   linksPerSecond: 'higher',
@@ -139,11 +157,21 @@ const better: Record<string, 'higher' | 'lower'> = {
 
 const median = (samples: number[]): number => [...samples].sort((a, b) => a - b)[Math.floor(samples.length / 2)]
 const samples: Record<string, Record<string, Record<string, number[]>>> = {}
+const timeouts: Array<{ repetition: number, scenario: string, server: ServerKind }> = []
 const started = Date.now()
 for (let repetition = 0; repetition < repetitions; repetition++) {
   for (const scenario of scenarios) {
     for (const kind of servers) {
-      const metrics = await runs[scenario](kind)
+      let metrics: Metrics
+      try {
+        metrics = await runs[scenario](kind)
+        if (Object.keys(metrics).length === 0) continue
+      } catch (err) {
+        if (!(err instanceof TimeoutError)) throw err
+        timeouts.push({ repetition: repetition + 1, scenario, server: kind })
+        console.error(`repetition ${repetition + 1}/${repetitions} ${scenario} ${kind}: did not finish in ${String(values['scenario-timeout'])} s`)
+        continue
+      }
       for (const [metric, value] of Object.entries(metrics)) {
         ((samples[scenario] ??= {})[metric] ??= {})[kind] ??= []
         samples[scenario][metric][kind].push(value)
@@ -169,12 +197,24 @@ const format = (value: number | undefined): string => value === undefined ? '' :
 console.log(`| scenario | metric | ${servers.join(' | ')} | plugin vs reference | plugin vs bare ws |`)
 console.log(`|---|---|${servers.map(() => '---:').join('|')}|---:|---:|`)
 for (const row of rows) {
-  console.log(`| ${row.scenario} | ${row.metric} (${row.better} is better) | ${servers.map(kind => format(row.medians[kind])).join(' | ')} | ${format(row.vsReference)}× | ${format(row.vsBare)}× |`)
+  const times = (ratio: number | undefined): string => ratio === undefined ? '' : `${format(ratio)}×`
+  console.log(`| ${row.scenario} | ${row.metric} (${row.better} is better) | ${servers.map(kind => format(row.medians[kind])).join(' | ')} | ${times(row.vsReference)} | ${times(row.vsBare)} |`)
 }
 
 const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 1024 ** 3), node: process.version, platform: process.platform }
-const results = { date: new Date().toISOString(), minutes: Number(((Date.now() - started) / 60_000).toFixed(1)), machine, repetitions, settings, rows, samples }
+const results = { date: new Date().toISOString(), minutes: Number(((Date.now() - started) / 60_000).toFixed(1)), machine, repetitions, settings, rows, samples, timeouts }
 mkdirSync(here('results'), { recursive: true })
 writeFileSync(here('results/latest.json'), JSON.stringify(results, null, 2) + '\n')
-writeFileSync(here('results/latest.svg'), chart(rows, machine, repetitions))
+writeFileSync(here('results/latest.svg'), chart(rows.filter(row => row.vsReference !== undefined || row.vsBare !== undefined), machine, repetitions))
+for (const { repetition, scenario, server } of timeouts) {
+  console.log(`repetition ${repetition}: ${scenario} on ${server} did not finish in ${String(values['scenario-timeout'])} s`)
+}
+for (const { repetition, scenario, server } of timeouts) {
+  console.log(`repetition ${repetition}: ${scenario} on ${server} did not finish in ${String(values['scenario-timeout'])} s`)
+}
+const typed = rows.find(row => row.scenario === 'validation')?.medians.plugin
+const untyped = rows.find(row => row.scenario === 'inbound')?.medians.plugin
+if (typed !== undefined && untyped !== undefined) {
+  console.log(`\nvalidation: inbound with a TypeBox schema for the message type runs at ${(typed / untyped).toFixed(2)}× the rate without`)
+}
 console.log(`\nwritten: bench/results/latest.json, bench/results/latest.svg (${results.minutes} min)`)

@@ -1,11 +1,12 @@
 // The three servers of the benchmark behind one interface: this plugin in Fastify, the Krmx
 // reference server, and a bare `ws` server that does the minimum the protocol needs.
 import { createServer as createKrmxServer } from '@krmx/server'
+import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import { WebSocketServer, type WebSocket } from 'ws'
 import fastifyLinkServer from '../index.js'
 
-export type ServerKind = 'plugin' | 'krmx' | 'bare'
+export type ServerKind = 'plugin' | 'plugin-typed' | 'krmx' | 'bare'
 export type Message = { type: string, payload?: unknown }
 
 export interface BenchServer {
@@ -18,17 +19,24 @@ export interface BenchServer {
 
 export async function startServer (kind: ServerKind): Promise<BenchServer> {
   switch (kind) {
-    case 'plugin': return await startPlugin()
+    case 'plugin': return await startPlugin(false)
+    case 'plugin-typed': return await startPlugin(true)
     case 'krmx': return await startKrmx()
     case 'bare': return await startBare()
   }
 }
 
-async function startPlugin (): Promise<BenchServer> {
+/** `typed`: with TypeBox schemas for the message types of the benchmark, checked on every message. */
+async function startPlugin (typed: boolean): Promise<BenchServer> {
   const app = Fastify()
   // The limits that a benchmark's load would trip are lifted; everything else is the default.
   await app.register(fastifyLinkServer, {
-    rateLimit: false, maxUsers: Infinity, maxConnections: Infinity, maxBufferedBytes: Infinity, linkTimeoutMilliseconds: 0
+    rateLimit: false,
+    maxUsers: Infinity,
+    maxConnections: Infinity,
+    maxBufferedBytes: Infinity,
+    linkTimeoutMilliseconds: 0,
+    ...(typed ? { messages: { 'in/msg': Type.Integer(), 'rt/ping': Type.Number() }, strictMessages: true } : {})
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
   return {
