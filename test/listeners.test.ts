@@ -100,3 +100,18 @@ t.test('send, broadcast, unlink and kick called from inside listeners', async t 
   t.strictSame(await alice.take(2), [frames.unlinked('alice'), frames.left('alice')])
   t.strictSame(app.linkServer.getUsers(), [{ username: 'bob', isLinked: false }])
 })
+
+t.test('a single message listener that throws is logged; the handlers of the type still run', async t => {
+  const logs: Array<{ msg: string, event?: string, err?: { message: string } }> = []
+  const stream = { write: (line: string) => { logs.push(JSON.parse(line)) } }
+  const app = await build(t, { fastify: { logger: { level: 'error', stream } } })
+  const handled: unknown[] = []
+  app.linkServer.on('message', () => { throw new Error('the only listener failed') })
+  app.linkServer.handle('chat/say', (username, payload) => { handled.push([username, payload]) })
+  const alice = await inject(app)
+  await alice.linked('alice', 3)
+  alice.send({ type: 'chat/say', payload: 'still handled' })
+  await alice.settle()
+  t.strictSame(handled, [['alice', 'still handled']])
+  t.strictSame(logs.map(log => [log.msg, log.event, log.err?.message]), [['a link server listener threw', 'message', 'the only listener failed']])
+})
