@@ -3,7 +3,7 @@
 // Runs the same load against this plugin (in Fastify), the Krmx reference server (@krmx/server) and a
 // bare `ws` server, one after another, each server and the load generator in processes of their own
 // on loopback. Prints a table of medians and ratios, and writes bench/results/latest.json and
-// bench/results/latest.svg.
+// bench/results/latest.svg (--out names another pair).
 import { type ChildProcess, fork } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -30,7 +30,8 @@ const { values } = parseArgs({
     'roundtrip-clients': { type: 'string' },
     'roundtrip-rate': { type: 'string' },
     'roundtrip-seconds': { type: 'string' },
-    'scenario-timeout': { type: 'string', default: '300' }
+    'scenario-timeout': { type: 'string', default: '300' },
+    out: { type: 'string', default: 'latest' }
   }
 })
 const quick = values.quick === true
@@ -204,8 +205,9 @@ for (const row of rows) {
 const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 1024 ** 3), node: process.version, platform: process.platform }
 const results = { date: new Date().toISOString(), minutes: Number(((Date.now() - started) / 60_000).toFixed(1)), machine, repetitions, settings, rows, samples, timeouts }
 mkdirSync(here('results'), { recursive: true })
-writeFileSync(here('results/latest.json'), JSON.stringify(results, null, 2) + '\n')
-writeFileSync(here('results/latest.svg'), chart(rows.filter(row => row.vsReference !== undefined || row.vsBare !== undefined), machine, repetitions))
+const out = String(values.out)
+writeFileSync(here(`results/${out}.json`), JSON.stringify(results, null, 2) + '\n')
+writeFileSync(here(`results/${out}.svg`), chart(rows.filter(row => row.vsReference !== undefined || row.vsBare !== undefined), machine, repetitions))
 for (const { repetition, scenario, server } of timeouts) {
   console.log(`repetition ${repetition}: ${scenario} on ${server} did not finish in ${String(values['scenario-timeout'])} s`)
 }
@@ -217,4 +219,4 @@ const untyped = rows.find(row => row.scenario === 'inbound')?.medians.plugin
 if (typed !== undefined && untyped !== undefined) {
   console.log(`\nvalidation: inbound with a TypeBox schema for the message type runs at ${(typed / untyped).toFixed(2)}× the rate without`)
 }
-console.log(`\nwritten: bench/results/latest.json, bench/results/latest.svg (${results.minutes} min)`)
+console.log(`\nwritten: bench/results/${out}.json, bench/results/${out}.svg (${results.minutes} min)`)
