@@ -205,7 +205,8 @@ for (const row of rows) {
 const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 1024 ** 3), node: process.version, platform: process.platform }
 const results = { date: new Date().toISOString(), minutes: Number(((Date.now() - started) / 60_000).toFixed(1)), machine, repetitions, settings, rows, samples, timeouts }
 mkdirSync(here('results'), { recursive: true })
-const out = String(values.out)
+// A profiled run is slower than a plain one; its figures do not replace the latest results.
+const out = values.profile === true && values.out === 'latest' ? 'profile' : String(values.out)
 writeFileSync(here(`results/${out}.json`), JSON.stringify(results, null, 2) + '\n')
 writeFileSync(here(`results/${out}.svg`), chart(rows.filter(row => row.vsReference !== undefined || row.vsBare !== undefined), machine, repetitions))
 for (const { repetition, scenario, server } of timeouts) {
