@@ -317,7 +317,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     if (this.#registry.has(username)) {
       throw new FST_LINK_USER_EXISTS(username)
     }
-    if (this.#registry.size >= this.#options.maxUsers) {
+    if (this.#isFull()) {
       throw new FST_LINK_SERVER_FULL(username, this.#options.maxUsers)
     }
     this.#join(username, undefined)
@@ -364,7 +364,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   getStats (): LinkServerStats {
     return {
       connections: this.#connections.size,
-      users: this.#registry.usernames().length,
+      users: this.#registry.size,
       linkedUsers: this.#linked.size,
       invalidMessages: this.#invalidMessages
     }
@@ -511,7 +511,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
         : 'server is not accepting new users')
       return
     }
-    if (claim.isNewUser && this.#registry.size >= this.#options.maxUsers) {
+    if (claim.isNewUser && this.#isFull()) {
       this.#registry.release(username)
       this.#reject(connection, 'server is full')
       return
@@ -540,7 +540,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       this.#reject(connection, 'server is not accepting new users')
       return
     }
-    if (!this.#registry.has(username) && this.#registry.size >= this.#options.maxUsers) {
+    if (!this.#registry.has(username) && this.#isFull()) {
       // Other new users were created while this one was being authenticated.
       this.#reject(connection, 'server is full')
       return
@@ -712,6 +712,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   }
 
   // Checks.
+
+  /** Whether `maxUsers` users exist, so that no new one may be created. */
+  #isFull (): boolean {
+    return this.#registry.size >= this.#options.maxUsers
+  }
 
   #isAllowedOrigin (origin: string | undefined, request: FastifyRequest): boolean {
     const isAllowed = this.#options.isAllowedOrigin

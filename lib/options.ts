@@ -156,13 +156,10 @@ function resolveInvalidMessage (value: unknown): 'drop' | 'unlink' {
 }
 
 function resolveAsyncApi (value: unknown): Pick<ResolvedOptions, 'asyncapiPath' | 'asyncapiInfo'> {
-  if (value === undefined) {
-    return { asyncapiPath: undefined, asyncapiInfo: { title: defaultAsyncApiTitle, version: defaultAsyncApiVersion } }
-  }
-  if (typeof value !== 'object' || value === null) {
+  if (value !== undefined && (typeof value !== 'object' || value === null)) {
     throw new FST_LINK_INVALID_OPTION('asyncapi', 'must be an object { path?, info? }')
   }
-  const { path, info = {} } = value as { path?: unknown, info?: unknown }
+  const { path, info = {} } = (value ?? {}) as { path?: unknown, info?: unknown }
   if (typeof info !== 'object' || info === null) {
     throw new FST_LINK_INVALID_OPTION('asyncapi.info', 'must be an object { title?, version?, description? }')
   }
