@@ -20,6 +20,8 @@ export class RawClient {
   readonly socket: Socket
   /** Called with the payload of every text frame the server sends. */
   onFrame: (payload: Buffer) => void = () => {}
+  /** Called when the server's close frame arrives, with its code and reason. */
+  onClose: (code: number, reason: string) => void = () => {}
   #pending: Buffer | undefined
 
   private constructor (socket: Socket) {
@@ -82,6 +84,11 @@ export class RawClient {
       if (start + length > data.length) break
       if (opcode === 0x1) {
         this.onFrame(data.subarray(start, start + length))
+      } else if (opcode === 0x8) {
+        // the server closes: answer with the same code (masked with a zero mask), as a client must
+        const code = length >= 2 ? data.readUInt16BE(start) : 1005
+        this.socket.write(Buffer.from([0x88, 0x80 | 2, 0, 0, 0, 0, code >> 8, code & 0xff]))
+        this.onClose(code, data.toString('utf8', start + 2, start + length))
       } else if (opcode === 0x9) {
         // a heartbeat ping: answer with a pong of the same payload (masked with a zero mask)
         this.socket.write(Buffer.concat([Buffer.from([0x8a, 0x80 | length, 0, 0, 0, 0]), data.subarray(start, start + length)]))

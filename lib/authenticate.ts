@@ -1,4 +1,5 @@
 import type { AuthenticateInfo, AuthenticateReject, LinkServerEvents, MarkAsync } from '../types/index.js'
+import { isThenable } from './thenable.js'
 
 export type AuthenticateListener = LinkServerEvents['authenticate']
 
@@ -15,66 +16,119 @@ export interface PendingAuthentication {
   cancel: () => void
 }
 
+/** What the link flow hears from an authentication besides its decision. */
+export interface AuthenticationHooks {
+  /** A listener or handler threw or rejected with `error`. */
+  onError: (error: unknown) => void
+  /** `reject` or `markAsync` was called after the decision was made (`decision`). */
+  onLate: (call: 'reject' | 'markAsync', decision: Decision) => void
+}
+
 /**
- * Runs the `authenticate` listeners for one link request and decides it: the first `reject`
- * wins; a listener that throws rejects with the error's message; handlers given to `markAsync`
- * are awaited until `timeoutMilliseconds`, and the timer is cleared as soon as the decision is made.
+ * Runs the `authenticate` listeners for one link request and decides it. The first `reject` wins. A
+ * listener that returns a promise is awaited like a handler given to `markAsync`, and `markAsync` may
+ * be called at any time before the decision, also from a pending handler: the link is accepted only
+ * once nothing is pending. A listener or handler that throws or rejects refuses the link with
+ * `authentication failed`, or with its own message when the error is meant for the client (see
+ * `reasonOf`). Nothing pending after `timeoutMilliseconds` refuses it with `authentication timeout`;
+ * the timer is cleared as soon as the decision is made.
  */
 export function authenticate (
   listeners: readonly AuthenticateListener[],
   username: string,
   info: AuthenticateInfo,
   timeoutMilliseconds: number,
-  onListenerError: (error: unknown) => void
+  hooks: AuthenticationHooks
 ): PendingAuthentication {
   let resolveDecision!: (decision: Decision) => void
   const decision = new Promise<Decision>(resolve => { resolveDecision = resolve })
   let decided = false
+  let outcome: Decision
   let timer: NodeJS.Timeout | undefined
-  const decide = (outcome: Decision): void => {
+  const decide = (why: Decision): void => {
     if (decided) {
       return
     }
     decided = true
+    outcome = why
     clearTimeout(timer)
-    resolveDecision(outcome)
+    resolveDecision(why)
   }
 
   let reason: Decision
   let listenersDone = false
-  const reject: AuthenticateReject = (why) => {
-    if (reason !== undefined) {
-      return
-    }
-    reason = String(why)
+  let pending = 0
+  const refuse = (why: string): void => {
+    reason ??= why
     if (listenersDone) {
       decide(reason)
     }
   }
-  const handlers: Promise<void>[] = []
+  const fail = (error: unknown): void => {
+    hooks.onError(error)
+    refuse(reasonOf(error))
+  }
+  const settle = (): void => {
+    pending--
+    if (listenersDone && pending === 0) {
+      decide(reason)
+    }
+  }
+  const wait = (work: PromiseLike<unknown>): void => {
+    pending++
+    Promise.resolve(work).then(settle, (error: unknown) => { pending--; fail(error) })
+  }
+
+  const reject: AuthenticateReject = (why) => {
+    if (decided) {
+      hooks.onLate('reject', outcome)
+      return
+    }
+    refuse(String(why))
+  }
   const markAsync: MarkAsync = (handler) => {
-    handlers.push(new Promise<void>(resolve => { resolve(handler()) }))
+    if (decided) {
+      hooks.onLate('markAsync', outcome)
+      return // the handler is not run: nothing it does can change a decision already made
+    }
+    wait(new Promise<unknown>(resolve => { resolve(handler()) }))
   }
 
   for (const listener of listeners) {
     try {
-      listener(username, info, reject, markAsync)
+      const result: unknown = listener(username, info, reject, markAsync)
+      if (isThenable(result)) {
+        wait(result)
+      }
     } catch (error) {
-      onListenerError(error)
-      reject(messageOf(error))
+      fail(error)
     }
   }
   listenersDone = true
 
-  if (reason !== undefined || handlers.length === 0) {
+  if (reason !== undefined || pending === 0) {
     decide(reason)
   } else {
     timer = setTimeout(decide, timeoutMilliseconds, authenticationTimeoutReason)
-    Promise.all(handlers).then(() => decide(reason), (error: unknown) => decide(messageOf(error)))
   }
   return { decision, cancel: () => decide(authenticationCancelledReason) }
 }
 
-function messageOf (error: unknown): string {
-  return error instanceof Error ? error.message : authenticationFailedReason
+/**
+ * The reject reason for an error thrown in authentication. Its own message reaches the client only
+ * when the application marks it as meant for the client, as Fastify does for HTTP errors: an
+ * `expose: true` property or a 4xx `statusCode`. Anything else could be internal (a database address,
+ * a stack) and is only logged.
+ */
+export function reasonOf (error: unknown): string {
+  if (typeof error !== 'object' || error === null) {
+    return authenticationFailedReason
+  }
+  try {
+    const { expose, statusCode, message } = error as { expose?: unknown, statusCode?: unknown, message?: unknown }
+    const isMeantForClient = expose === true || (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500)
+    return isMeantForClient && typeof message === 'string' && message !== '' ? message : authenticationFailedReason
+  } catch {
+    return authenticationFailedReason // a getter that throws: nothing about this error is safe to send
+  }
 }

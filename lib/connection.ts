@@ -37,6 +37,12 @@ export class WriteCoalescer {
   }
 }
 
+/** A frame that arrived while a link was in flight (`undefined` for a malformed one), and its size on the wire. */
+export interface QueuedFrame {
+  frame: Frame | undefined
+  bytes: number
+}
+
 /** ws sends a Buffer as it is, without converting it again, when it is told the frame is text. */
 const textFrame = { binary: false }
 
@@ -50,8 +56,12 @@ export class Connection {
   linkInFlight = false
   /** Stops the pending authentication of this connection, if any. */
   cancelAuthentication: (() => void) | undefined = undefined
-  /** Frames that arrived while a link was in flight, in arrival order; `undefined` marks a malformed one. */
-  readonly queue: Array<Frame | undefined> = []
+  /** Frames that arrived while a link was in flight, in arrival order. */
+  readonly queue: QueuedFrame[] = []
+  /** The bytes of the frames in `queue`. */
+  queuedBytes = 0
+  /** How many times this connection was linked, so that a late authentication call can tell its own link. */
+  links = 0
   /** Closes the connection if it is not linked in time; set while it is not linked. */
   linkTimer: NodeJS.Timeout | undefined = undefined
   /** Link requests rejected in a row. */

@@ -65,6 +65,14 @@ export const FST_LINK_RESERVED_TYPE = createError(
   500
 )
 
+/** The application tried to send a message that JSON cannot encode: a BigInt, a cycle, a `toJSON` that throws. */
+export const FST_LINK_UNENCODABLE_MESSAGE = createError(
+  'FST_LINK_UNENCODABLE_MESSAGE',
+  'Cannot %s a message of type "%s": JSON cannot encode it (%s)',
+  500,
+  TypeError
+)
+
 /** The application tried to send a message whose payload fails its schema in `serverMessages`. */
 export const FST_LINK_INVALID_PAYLOAD = createError(
   'FST_LINK_INVALID_PAYLOAD',

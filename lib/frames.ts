@@ -25,8 +25,15 @@ export const linkType = 'krmx/link'
 export const unlinkType = 'krmx/unlink'
 export const leaveType = 'krmx/leave'
 
-/** Parses one incoming WebSocket frame; `undefined` for anything that is not a text frame holding a valid frame object. */
-export function parseFrame (data: Buffer, isBinary: boolean): Frame | undefined {
+/** Marks a parsed frame that is nested deeper than the limit: no schema is run on it. */
+export const kTooDeep = Symbol('fastify-link-server.tooDeep')
+
+/**
+ * Parses one incoming WebSocket frame; `undefined` for anything that is not a text frame holding a
+ * valid frame object. A frame nested deeper than `maxDepth` (the frame object itself is level 1) is
+ * marked with `kTooDeep`: JSON.parse does not recurse, but a recursive schema or listener would.
+ */
+export function parseFrame (data: Buffer, isBinary: boolean, maxDepth: number): Frame | undefined {
   if (isBinary) {
     return undefined
   }
@@ -36,7 +43,49 @@ export function parseFrame (data: Buffer, isBinary: boolean): Frame | undefined 
   } catch {
     return undefined
   }
-  return frameCheck.Check(value) ? value : undefined
+  if (!frameCheck.Check(value)) {
+    return undefined
+  }
+  if (isDeeperThan(data, maxDepth)) {
+    (value as Frame & { [kTooDeep]?: true })[kTooDeep] = true
+  }
+  return value
+}
+
+const openBrace = 0x7b
+const openBracket = 0x5b
+const closeBrace = 0x7d
+const closeBracket = 0x5d
+const quote = 0x22
+const backslash = 0x5c
+
+/** Whether the valid JSON text in `data` nests objects and arrays deeper than `maxDepth`, counted on the bytes, without recursion. */
+export function isDeeperThan (data: Buffer, maxDepth: number): boolean {
+  // Each level takes two bytes at least, so a short frame cannot be too deep: most frames are never scanned.
+  if (data.length <= 2 * maxDepth) {
+    return false
+  }
+  let depth = 0
+  let inString = false
+  for (let index = 0; index < data.length; index++) {
+    const byte = data[index]
+    if (inString) {
+      if (byte === backslash) {
+        index++
+      } else if (byte === quote) {
+        inString = false
+      }
+    } else if (byte === quote) {
+      inString = true
+    } else if (byte === openBrace || byte === openBracket) {
+      if (++depth > maxDepth) {
+        return true
+      }
+    } else if (byte === closeBrace || byte === closeBracket) {
+      depth--
+    }
+  }
+  return false
 }
 
 /** Whether `value` is a valid `krmx/link` payload. */

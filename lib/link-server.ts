@@ -15,8 +15,8 @@ import type {
   MessageHandler
 } from '../types/index.js'
 import { buildAsyncApi } from './asyncapi.js'
-import { authenticate, type AuthenticateListener } from './authenticate.js'
-import { Connection, WriteCoalescer } from './connection.js'
+import { authenticate, type AuthenticateListener, type Decision } from './authenticate.js'
+import { Connection, type QueuedFrame, WriteCoalescer } from './connection.js'
 import {
   FST_LINK_CLOSED,
   FST_LINK_INVALID_HANDLER,
@@ -26,6 +26,7 @@ import {
   FST_LINK_NOT_READY,
   FST_LINK_RESERVED_TYPE,
   FST_LINK_SERVER_FULL,
+  FST_LINK_UNENCODABLE_MESSAGE,
   FST_LINK_UNKNOWN_MESSAGE_TYPE,
   FST_LINK_UNKNOWN_USER,
   FST_LINK_USER_EXISTS,
@@ -40,6 +41,7 @@ import {
   isLinkPayload,
   isProtocolType,
   joinedFrame,
+  kTooDeep,
   leaveType,
   leftFrame,
   linkedFrame,
@@ -50,9 +52,10 @@ import {
   unlinkType
 } from './frames.js'
 import { Heartbeat } from './heartbeat.js'
-import { payloadErrors, unregisteredTypeError } from './messages.js'
+import { payloadErrors, tooDeepError, unregisteredTypeError } from './messages.js'
 import type { ResolvedOptions } from './options.js'
 import { LocalRegistry, type UserRegistry } from './registry.js'
+import { isThenable } from './thenable.js'
 import { VersionCheck } from './version.js'
 
 /** The close code of every socket when the server closes: the endpoint is going away. */
@@ -67,7 +70,13 @@ export const defaultCloseGraceMilliseconds = 1_000
 const whileRunning: readonly LinkServerStatus[] = ['listening']
 const whileRunningOrClosing: readonly LinkServerStatus[] = ['listening', 'closing']
 
-type Listener = (...args: unknown[]) => void
+type Listener = (...args: unknown[]) => unknown
+
+/** The events of state changes, which are emitted in the order of the changes, after each change is complete. */
+type ChangeEvent = 'join' | 'link' | 'unlink' | 'leave'
+
+/** A parsed frame, marked when it is nested deeper than `maxDepth`. */
+type DeepFrame = Frame & { [kTooDeep]?: true }
 
 /** The connection of a socket, so that one set of socket listeners serves every connection. */
 const kConnection = Symbol('fastify-link-server.connection')
@@ -107,8 +116,17 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   readonly #linked = new Set<Connection>()
   /** The `krmx/joined` and `krmx/linked` frames of every user, made once: each link sends them to the linking connection. */
   readonly #userFrames = new Map<string, UserFrames>()
-  /** Users whose leave is under way, so that a listener cannot make them leave twice. */
-  readonly #leaving = new Set<string>()
+  /**
+   * The events of the changes made but not emitted yet, as event and username pairs. A change is
+   * applied whole (its state and every frame it sends) before any listener hears of it, so that a
+   * listener acting on the link server never cuts into a change, and every connection sees a
+   * consistent history; listeners of one change that make others hear of those after it.
+   */
+  #changes: Array<ChangeEvent | string> = []
+  #changesEmitted = 0
+  #emittingChanges = false
+  /** Set while a closing server makes every user leave: each connection hears only of its own user. */
+  #sayingGoodbye = false
   readonly #heartbeat: Heartbeat
   readonly #writes: WriteCoalescer
   /** The handlers added with `handle`, by message type. */
@@ -166,9 +184,16 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
 
   #call (listener: Listener, event: string | symbol, args: unknown[]): void {
     try {
-      Reflect.apply(listener, this, args)
+      this.#watch(Reflect.apply(listener, this, args), event, undefined)
     } catch (err) {
       this.#logListenerError(err, event)
+    }
+  }
+
+  /** A listener or handler that returned a promise: its rejection is logged like a throw, never left unhandled. */
+  #watch (result: unknown, event: string | symbol, type: string | undefined): void {
+    if (result !== undefined && isThenable(result)) {
+      result.then(undefined, (err: unknown) => this.#logListenerError(err, event, type))
     }
   }
 
@@ -177,13 +202,38 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     const handler = this.#listenersOf('message')
     if (typeof handler === 'function') {
       try {
-        handler.call(this, username, frame)
+        this.#watch(handler.call(this, username, frame), 'message', undefined)
       } catch (err) {
         this.#logListenerError(err, 'message')
       }
     } else if (handler !== undefined) {
       this.emit('message', username, frame)
     }
+  }
+
+  /** Records that `event` happened to `username`; it is emitted by `#emitChanges`, after the change is complete. */
+  #changed (event: ChangeEvent, username: string): void {
+    this.#changes.push(event, username)
+  }
+
+  /**
+   * Emits the events of the changes made so far, in order. Every operation that changes state calls it
+   * when its change is complete; a listener that changes state adds events to the same queue, which
+   * the outermost call emits after the events before them.
+   */
+  #emitChanges (): void {
+    if (this.#emittingChanges) {
+      return
+    }
+    this.#emittingChanges = true
+    while (this.#changesEmitted < this.#changes.length) {
+      const event = this.#changes[this.#changesEmitted++]
+      const username = this.#changes[this.#changesEmitted++]
+      this.emit(event, username)
+    }
+    this.#changes = []
+    this.#changesEmitted = 0
+    this.#emittingChanges = false
   }
 
   // Lifecycle, driven by the Fastify hooks in index.ts.
@@ -198,17 +248,27 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     this.emit('listen', port)
   }
 
-  /** Every user leaves, then every socket is closed with 1001. */
+  /**
+   * Every user leaves, in join order, then every socket is closed with 1001. Each linked connection
+   * is told only that its own user was unlinked and left: the protocol's goodbye, every user's leave
+   * to every connection, is O(users × connections) frames about a world that is ending, gigabytes at
+   * the default limits; its own goodbye is two small frames, and the close code says the rest.
+   */
   async close (closeGraceMilliseconds = defaultCloseGraceMilliseconds): Promise<void> {
     this.#status = 'closing'
     this.#heartbeat.stop()
+    // Nothing starts once closing began: no queued frame is handled, and the sockets close below.
     for (const connection of this.#connections) {
+      this.#forgetQueue(connection)
       connection.cancelAuthentication?.()
       this.#stopLinkTimer(connection)
     }
     for (const username of this.#registry.usernames()) {
       if (this.#registry.has(username)) {
+        this.#sayingGoodbye = true
         this.#leave(username)
+        this.#sayingGoodbye = false
+        this.#emitChanges() // leave listeners may still send to the users that have not left yet
       }
     }
     const closing = [...this.#connections].map(connection =>
@@ -321,12 +381,14 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       throw new FST_LINK_SERVER_FULL(username, this.#options.maxUsers)
     }
     this.#join(username, undefined)
+    this.#emitChanges()
   }
 
   unlink (username: string): void {
     this.#assertStatus('unlink a user', whileRunningOrClosing)
     this.#linkedConnectionOf('unlink a user', username)
     this.#unlink(username)
+    this.#emitChanges()
   }
 
   kick (username: string): void {
@@ -336,6 +398,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     }
     this.#log.info({ username }, 'user kicked')
     this.#leave(username)
+    this.#emitChanges()
   }
 
   getUsers (): LinkUser[] {
@@ -396,12 +459,27 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       this.#closeConnection(connection, closeCodeTooBig, 'message too big')
       return
     }
-    const frame = parseFrame(data, isBinary)
+    const frame = parseFrame(data, isBinary, this.#options.maxDepth)
     if (connection.linkInFlight) {
-      connection.queue.push(frame)
+      this.#enqueue(connection, frame, data.length)
       return
     }
     this.#handle(connection, frame)
+  }
+
+  /** Keeps a frame that arrived while a link is being decided; a connection that sends too much meanwhile is closed. */
+  #enqueue (connection: Connection, frame: Frame | undefined, bytes: number): void {
+    connection.queuedBytes += bytes
+    if (connection.queue.length >= this.#options.maxQueuedFrames || connection.queuedBytes > this.#options.maxQueuedBytes) {
+      this.#closeConnection(connection, closeCodePolicyViolation, 'too many frames while linking')
+      return
+    }
+    connection.queue.push({ frame, bytes })
+  }
+
+  #forgetQueue (connection: Connection): void {
+    connection.queue.length = 0
+    connection.queuedBytes = 0
   }
 
   #handle (connection: Connection, frame: Frame | undefined): void {
@@ -409,6 +487,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       this.#handleUnlinked(connection, frame)
     } else {
       this.#handleLinked(connection, connection.username, frame)
+      this.#emitChanges()
     }
   }
 
@@ -432,22 +511,29 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       this.#unlink(username)
       return
     }
+    if ((frame as DeepFrame)[kTooDeep] === true) {
+      this.#refuse(connection, username, frame, [tooDeepError(this.#options.maxDepth)])
+      return
+    }
     const check = this.#options.messages?.get(frame.type)
     if (check === undefined) {
       if (this.#options.strictMessages) {
         this.#refuse(connection, username, frame, [unregisteredTypeError])
         return
       }
-    } else if (!check.Check(frame.payload)) {
-      this.#refuse(connection, username, frame, payloadErrors(check, frame.payload))
-      return
+    } else {
+      const errors = payloadErrors(check, frame.payload)
+      if (errors !== undefined) {
+        this.#refuse(connection, username, frame, errors)
+        return
+      }
     }
     this.#emitMessage(username, frame)
     const handlers = this.#handlers.get(frame.type)
     if (handlers !== undefined) {
       for (const handler of handlers) {
         try {
-          handler(username, frame.payload)
+          this.#watch(handler(username, frame.payload), 'message', frame.type)
         } catch (err) {
           this.#logListenerError(err, 'message', frame.type)
         }
@@ -499,16 +585,21 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   /** Handles the frames that waited for a link decision, in arrival order, until another link is in flight. */
   #drain (connection: Connection): void {
     while (!connection.linkInFlight && connection.queue.length > 0) {
-      this.#handle(connection, connection.queue.shift())
+      const { frame, bytes } = connection.queue.shift() as QueuedFrame
+      connection.queuedBytes -= bytes
+      this.#handle(connection, frame)
     }
   }
 
   async #link (connection: Connection, username: string, auth: string | undefined): Promise<void> {
     const claim = await this.#registry.claim(username, this.#options.acceptNewUsers)
     if (!claim.claimed) {
-      this.#reject(connection, claim.refusal === 'already-linked'
-        ? `user ${username} is already linked to a connection`
-        : 'server is not accepting new users')
+      if (claim.refusal === 'already-linked') {
+        // Not counted towards maxLinkAttempts: a client whose old connection is not yet known to be dead retries this.
+        this.#reject(connection, `user ${username} is already linked to a connection`, false)
+      } else {
+        this.#reject(connection, 'server is not accepting new users')
+      }
       return
     }
     if (claim.isNewUser && this.#isFull()) {
@@ -517,12 +608,17 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       return
     }
     const info: AuthenticateInfo = { isNewUser: claim.isNewUser, auth, request: connection.request }
+    /** Which link of the connection this authentication made, once it made one. */
+    const made: { link?: number } = {}
     const authentication = authenticate(
       this.rawListeners('authenticate') as unknown as AuthenticateListener[],
       username,
       info,
       this.#options.authTimeoutMilliseconds,
-      err => this.#logListenerError(err, 'authenticate')
+      {
+        onError: err => this.#log.warn({ err, username }, 'an authenticate listener or handler failed; the link is rejected'),
+        onLate: (call, decision) => this.#lateAuthentication(connection, username, call, decision, made.link)
+      }
     )
     connection.cancelAuthentication = authentication.cancel
     const reason = await authentication.decision
@@ -546,17 +642,31 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       return
     }
     this.#commitLink(connection, username)
+    made.link = connection.links
   }
 
+  /**
+   * `reject` or `markAsync` was called after the decision: the application meant to decide later than it
+   * did. A link it accepted meanwhile is undone (fail closed), if the connection is still on that link.
+   */
+  #lateAuthentication (connection: Connection, username: string, call: string, decision: Decision, linkedAs: number | undefined): void {
+    const isOnThatLink = decision === undefined && connection.username === username && connection.links === linkedAs
+    this.#log.error({ username, call }, isOnThatLink
+      ? `${call} was called after the link was accepted; the user is unlinked`
+      : `${call} was called after the link was decided; it is ignored`)
+    if (isOnThatLink) {
+      this.#unlink(username)
+      this.#emitChanges()
+    }
+  }
+
+  /** Links `connection` to `username` and sends every frame of the link; its events follow when it is complete. */
   #commitLink (connection: Connection, username: string): void {
     connection.send(acceptedFrame)
     if (this.#registry.has(username)) {
       this.#attach(connection, username)
     } else {
       this.#join(username, connection)
-      if (connection.username !== username) {
-        return // a join listener unlinked or kicked the user; it was told so already
-      }
     }
     for (const [user, frames] of this.#userFrames) {
       connection.send(frames.joined)
@@ -566,22 +676,24 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     }
     this.#log.info({ username }, 'user linked')
     this.#broadcastFrame((this.#userFrames.get(username) as UserFrames).linked, connection)
-    this.emit('link', username)
+    this.#changed('link', username)
+    this.#emitChanges()
   }
 
   #disconnect (connection: Connection): void {
-    this.#drop(connection)
     this.#connections.delete(connection)
+    this.#drop(connection)
   }
 
   /** Forgets everything a connection that is closing or closed was doing: its frames, its link request, its user. */
   #drop (connection: Connection): void {
-    connection.queue.length = 0 // nothing a closing connection sent is handled any more
+    this.#forgetQueue(connection) // nothing a closing connection sent is handled any more
     connection.cancelAuthentication?.()
     if (connection.username !== undefined) {
       this.#unlink(connection.username)
     }
     this.#stopLinkTimer(connection)
+    this.#emitChanges()
   }
 
   /** Closes a connection that broke a rule; its user is unlinked at once, not when the closing handshake ends. */
@@ -647,12 +759,13 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     }
     this.#log.info({ username }, 'user joined')
     this.#broadcastFrame(frames.joined, connection)
-    this.emit('join', username)
+    this.#changed('join', username)
   }
 
   #attach (connection: Connection, username: string): void {
     this.#registry.link(username, connection)
     connection.username = username
+    connection.links++
     connection.rejections = 0
     this.#stopLinkTimer(connection)
     this.#linked.add(connection)
@@ -660,7 +773,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
 
   #unlink (username: string): void {
     const connection = this.#registry.connectionOf(username) as Connection
-    this.#broadcastFrame(unlinkedFrame(username), undefined)
+    if (this.#sayingGoodbye) {
+      connection.send(unlinkedFrame(username))
+    } else {
+      this.#broadcastFrame(unlinkedFrame(username), undefined)
+    }
     this.#registry.unlink(username)
     this.#linked.delete(connection)
     connection.username = undefined
@@ -668,14 +785,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       this.#startLinkTimer(connection)
     }
     this.#log.info({ username }, 'user unlinked')
-    this.emit('unlink', username)
+    this.#changed('unlink', username)
   }
 
   #leave (username: string): void {
-    if (this.#leaving.has(username)) {
-      return // a listener of this very leave asked for it again
-    }
-    this.#leaving.add(username)
     const connection = this.#registry.connectionOf(username)
     if (connection !== undefined) {
       this.#unlink(username)
@@ -684,10 +797,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     connection?.send(frame)
     this.#registry.leave(username)
     this.#userFrames.delete(username)
-    this.#leaving.delete(username)
-    this.#broadcastFrame(frame, undefined)
+    if (!this.#sayingGoodbye) {
+      this.#broadcastFrame(frame, undefined)
+    }
     this.#log.info({ username }, 'user left')
-    this.emit('leave', username)
+    this.#changed('leave', username)
   }
 
   /** Sends one frame to every linked connection but `except`: the same bytes to all of them. */
@@ -703,10 +817,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     this.#log.error({ err, event, type }, type === undefined ? 'a link server listener threw' : 'a message handler threw')
   }
 
-  #reject (connection: Connection, reason: string): void {
+  /** Answers a link request with `krmx/rejected`; one that `counts` brings the connection closer to `maxLinkAttempts`. */
+  #reject (connection: Connection, reason: string, counts = true): void {
     this.#log.debug({ reason }, 'link request rejected')
     connection.send(rejectedFrame(reason))
-    if (++connection.rejections >= this.#options.maxLinkAttempts) {
+    if (counts && ++connection.rejections >= this.#options.maxLinkAttempts) {
       this.#closeConnection(connection, closeCodePolicyViolation, 'too many rejected link requests')
     }
   }
@@ -723,19 +838,28 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     if (isAllowed === undefined) {
       return true
     }
-    try {
-      return Boolean(isAllowed(origin, request))
-    } catch (err) {
-      this.#log.error({ err, origin }, 'allowedOrigins threw; the origin is refused')
-      return false
-    }
+    return this.#predicate('allowedOrigins', { origin }, 'the origin is refused', () => isAllowed(origin, request))
   }
 
   #isValidUsername (username: string): boolean {
+    return this.#predicate('isValidUsername', { username }, 'the username is treated as invalid', () => this.#options.isValidUsername(username))
+  }
+
+  /**
+   * The answer of an application predicate, failing closed: one that throws, or returns a promise (an
+   * `async` function, whose promise is always truthy), answers `false`, and is logged.
+   */
+  #predicate (name: string, context: Record<string, unknown>, consequence: string, predicate: () => unknown): boolean {
     try {
-      return Boolean(this.#options.isValidUsername(username))
+      const answer = predicate()
+      if (isThenable(answer)) {
+        answer.then(undefined, () => {}) // its outcome is not waited for, so its rejection is no one's to handle
+        this.#log.error(context, `${name} returned a promise, but must answer synchronously; ${consequence}`)
+        return false
+      }
+      return Boolean(answer)
     } catch (err) {
-      this.#log.error({ err, username }, 'isValidUsername threw; the username is treated as invalid')
+      this.#log.error({ err, ...context }, `${name} threw; ${consequence}`)
       return false
     }
   }
@@ -763,12 +887,18 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       if (check === undefined) {
         throw new FST_LINK_UNKNOWN_MESSAGE_TYPE(action, message.type, 'serverMessages')
       }
-      if (!check.Check(message.payload)) {
-        const [error] = payloadErrors(check, message.payload)
-        throw new FST_LINK_INVALID_PAYLOAD(action, message.type, `${error.path}: ${error.message}`)
+      const errors = payloadErrors(check, message.payload)
+      if (errors !== undefined) {
+        throw new FST_LINK_INVALID_PAYLOAD(action, message.type, `${errors[0].path}: ${errors[0].message}`)
       }
     }
-    return encodeText(JSON.stringify(message))
+    let text: string
+    try {
+      text = JSON.stringify(message)
+    } catch (err) {
+      throw new FST_LINK_UNENCODABLE_MESSAGE(action, message.type, err instanceof Error ? err.message : 'a toJSON method threw')
+    }
+    return encodeText(text)
   }
 
   #linkedConnectionOf (action: string, username: string): Connection {

@@ -66,14 +66,30 @@ function findNonJsonKind (schema: unknown): string | undefined {
   return undefined
 }
 
-/** The errors of a payload that failed `check`, as JSON pointers into the whole message. */
-export function payloadErrors (check: TypeCheck<TSchema>, payload: unknown): LinkMessageError[] {
-  const errors: LinkMessageError[] = []
-  for (const error of check.Errors(payload)) {
-    errors.push({ path: `/payload${error.path}`, message: error.message })
-    if (errors.length === maxReportedErrors) {
-      break
+/**
+ * The errors of a payload that fails `check`, as JSON pointers into the whole message, or `undefined`
+ * when it passes. A check that throws (a recursive schema meeting a payload deep enough to overflow
+ * the stack) fails the payload: it is refused, and never takes the server down.
+ */
+export function payloadErrors (check: TypeCheck<TSchema>, payload: unknown): LinkMessageError[] | undefined {
+  try {
+    if (check.Check(payload)) {
+      return undefined
     }
+    const errors: LinkMessageError[] = []
+    for (const error of check.Errors(payload)) {
+      errors.push({ path: `/payload${error.path}`, message: error.message })
+      if (errors.length === maxReportedErrors) {
+        break
+      }
+    }
+    return errors
+  } catch (err) {
+    return [{ path: '/payload', message: `The payload could not be checked: ${err instanceof Error ? err.message : 'a non-Error was thrown'}` }]
   }
-  return errors
+}
+
+/** The error of a client message nested deeper than `maxDepth`, which no schema is run on. */
+export function tooDeepError (maxDepth: number): LinkMessageError {
+  return { path: '', message: `The message is nested deeper than ${maxDepth} levels (maxDepth)` }
 }

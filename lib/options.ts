@@ -22,6 +22,11 @@ export const defaultRateLimit: RateLimitOptions = { rate: 100, burst: 200 }
 export const defaultMaxUsers = 10_000
 export const defaultMaxConnections = 10_000
 export const defaultMaxBufferedBytes = 4 * 1024 * 1024
+export const defaultMaxDepth = 64
+export const defaultMaxQueuedFrames = 32
+export const defaultMaxQueuedBytes = 2 * defaultMaxPayload
+/** Node's timers take at most a signed 32-bit number of milliseconds (about 24.8 days); a larger delay becomes 1 ms. */
+export const maximumTimerMilliseconds = 2 ** 31 - 1
 const minimumAuthTimeoutMilliseconds = 1
 const minimumPingIntervalMilliseconds = 100
 
@@ -51,6 +56,9 @@ export interface ResolvedOptions {
   /** `undefined`: every origin. */
   isAllowedOrigin: ((origin: string | undefined, request: FastifyRequest) => boolean) | undefined
   maxBufferedBytes: number
+  maxDepth: number
+  maxQueuedFrames: number
+  maxQueuedBytes: number
 }
 
 /** Checks every option and applies the defaults; throws `FST_LINK_INVALID_OPTION` on the first wrong one. */
@@ -60,7 +68,8 @@ export function resolveOptions (options: LinkServerOptions): ResolvedOptions {
     acceptNewUsers: resolveBoolean('acceptNewUsers', options.acceptNewUsers, defaultAcceptNewUsers),
     authTimeoutMilliseconds: Math.max(
       minimumAuthTimeoutMilliseconds,
-      resolveMilliseconds('authTimeoutMilliseconds', options.authTimeoutMilliseconds, defaultAuthTimeoutMilliseconds)
+      resolveTimer('authTimeoutMilliseconds',
+        resolveMilliseconds('authTimeoutMilliseconds', options.authTimeoutMilliseconds, defaultAuthTimeoutMilliseconds))
     ),
     isValidUsername: resolveIsValidUsername(options.isValidUsername),
     pingIntervalMilliseconds: resolvePingInterval(options.pingIntervalMilliseconds),
@@ -71,13 +80,17 @@ export function resolveOptions (options: LinkServerOptions): ResolvedOptions {
     invalidMessage: resolveInvalidMessage(options.invalidMessage),
     ...resolveAsyncApi(options.asyncapi),
     maxPayload: resolveCount('maxPayload', options.maxPayload, defaultMaxPayload, false),
-    linkTimeoutMilliseconds: resolveOff('linkTimeoutMilliseconds', options.linkTimeoutMilliseconds, defaultLinkTimeoutMilliseconds, 0),
+    linkTimeoutMilliseconds: resolveTimer('linkTimeoutMilliseconds',
+      resolveOff('linkTimeoutMilliseconds', options.linkTimeoutMilliseconds, defaultLinkTimeoutMilliseconds, 0)),
     maxLinkAttempts: resolveOff('maxLinkAttempts', options.maxLinkAttempts, defaultMaxLinkAttempts, Infinity),
     rateLimit: resolveRateLimit(options.rateLimit),
     maxUsers: resolveCount('maxUsers', options.maxUsers, defaultMaxUsers, true),
     maxConnections: resolveCount('maxConnections', options.maxConnections, defaultMaxConnections, true),
     isAllowedOrigin: resolveAllowedOrigins(options.allowedOrigins),
-    maxBufferedBytes: resolveCount('maxBufferedBytes', options.maxBufferedBytes, defaultMaxBufferedBytes, true)
+    maxBufferedBytes: resolveCount('maxBufferedBytes', options.maxBufferedBytes, defaultMaxBufferedBytes, true),
+    maxDepth: resolveCount('maxDepth', options.maxDepth, defaultMaxDepth, false),
+    maxQueuedFrames: resolveCount('maxQueuedFrames', options.maxQueuedFrames, defaultMaxQueuedFrames, false),
+    maxQueuedBytes: resolveCount('maxQueuedBytes', options.maxQueuedBytes, defaultMaxQueuedBytes, false)
   }
 }
 
@@ -204,8 +217,16 @@ function resolveMilliseconds (name: string, value: unknown, fallback: number): n
   return value
 }
 
+/** A delay that Node's timers can keep: a larger one would fire at once. */
+function resolveTimer (name: string, milliseconds: number): number {
+  if (milliseconds > maximumTimerMilliseconds) {
+    throw new FST_LINK_INVALID_OPTION(name, `must be at most ${maximumTimerMilliseconds} milliseconds (about 24.8 days), the longest delay Node's timers keep`)
+  }
+  return milliseconds
+}
+
 function resolvePingInterval (value: unknown): number {
-  const interval = resolveMilliseconds('pingIntervalMilliseconds', value, defaultPingIntervalMilliseconds)
+  const interval = resolveTimer('pingIntervalMilliseconds', resolveMilliseconds('pingIntervalMilliseconds', value, defaultPingIntervalMilliseconds))
   if (interval < 0) {
     throw new FST_LINK_INVALID_OPTION('pingIntervalMilliseconds', 'must be 0 (off) or a positive number of milliseconds')
   }

@@ -31,13 +31,15 @@ t.test('the first reject wins, and every listener is still called', async t => {
   t.strictSame(app.linkServer.getUsers(), [])
 })
 
-t.test('a listener that throws rejects the link with the error message; a non-Error with authentication failed', async t => {
-  const app = await build(t)
+t.test('a listener that throws rejects the link with authentication failed; its text is logged, not sent', async t => {
+  const logs: Array<{ level: number, msg: string, username?: string, err?: { message: string } }> = []
+  const stream = { write: (line: string) => { logs.push(JSON.parse(line)) } }
+  const app = await build(t, { fastify: { logger: { level: 'warn', stream } } })
   const calls: string[] = []
   app.linkServer.on('authenticate', (username) => {
     calls.push(`throws for ${username}`)
     if (username === 'alice') {
-      throw new Error('no alices here')
+      throw new Error('connect ECONNREFUSED 10.0.0.5:5432')
     }
     // eslint-disable-next-line no-throw-literal
     throw 'a string'
@@ -46,8 +48,43 @@ t.test('a listener that throws rejects the link with the error message; a non-Er
   const client = await inject(app)
   client.link('alice')
   client.link('bob')
-  t.strictSame(await client.take(2), [frames.rejected('no alices here'), frames.rejected('authentication failed')])
+  t.strictSame(await client.take(2), [frames.rejected('authentication failed'), frames.rejected('authentication failed')])
   t.strictSame(calls, ['throws for alice', 'still called for alice', 'throws for bob', 'still called for bob'])
+  t.strictSame(logs.map(log => [log.level, log.msg, log.username, log.err?.message]), [
+    [40, 'an authenticate listener or handler failed; the link is rejected', 'alice', 'connect ECONNREFUSED 10.0.0.5:5432'],
+    [40, 'an authenticate listener or handler failed; the link is rejected', 'bob', undefined]
+  ])
+})
+
+t.test('an error meant for the client (expose: true, or a 4xx statusCode) sends its own message', async t => {
+  const app = await build(t)
+  const errors: Record<string, unknown> = {
+    exposed: Object.assign(new Error('your plan does not include this room'), { expose: true }),
+    unauthorized: Object.assign(new Error('token expired'), { statusCode: 401 }),
+    internal: Object.assign(new Error('pool exhausted'), { statusCode: 503 }),
+    hidden: Object.assign(new Error('not for you'), { expose: false, statusCode: 500 }),
+    empty: Object.assign(new Error(''), { expose: true }),
+    hostile: new Proxy({}, { get: () => { throw new Error('a getter throws') } })
+  }
+  app.linkServer.on('authenticate', (username, _info, _reject, markAsync) => {
+    if (username === 'sync') {
+      throw errors.unauthorized
+    }
+    markAsync(async () => { throw errors[username] })
+  })
+  const client = await inject(app)
+  for (const username of ['exposed', 'unauthorized', 'internal', 'hidden', 'empty', 'hostile', 'sync']) {
+    client.link(username)
+  }
+  t.strictSame(await client.take(7), [
+    frames.rejected('your plan does not include this room'),
+    frames.rejected('token expired'),
+    frames.rejected('authentication failed'),
+    frames.rejected('authentication failed'),
+    frames.rejected('authentication failed'),
+    frames.rejected('authentication failed'),
+    frames.rejected('token expired')
+  ])
 })
 
 t.test('markAsync: the link waits for the handler and is accepted when it resolves', async t => {
@@ -87,7 +124,7 @@ t.test('markAsync: reject inside the handler, a rejected handler, a non-Error re
   client.link('carol')
   t.strictSame(await client.take(3), [
     frames.rejected('alice is banned'),
-    frames.rejected('token expired'),
+    frames.rejected('authentication failed'),
     frames.rejected('authentication failed')
   ])
 })
@@ -99,7 +136,7 @@ t.test('a handler that throws synchronously rejects the link', async t => {
   })
   const client = await inject(app)
   client.link('alice')
-  t.strictSame(await client.take(1), [frames.rejected('sync throw')])
+  t.strictSame(await client.take(1), [frames.rejected('authentication failed')])
 })
 
 t.test('a handler that never settles is rejected with authentication timeout, and the connection may try again', async t => {
@@ -153,7 +190,7 @@ t.test('a later reject from an async handler after another handler decided is ig
   })
   const client = await inject(app)
   client.link('alice')
-  t.strictSame(await client.take(1), [frames.rejected('first')])
+  t.strictSame(await client.take(1), [frames.rejected('authentication failed')])
   lateReject('too late')
   t.strictSame(await client.settle(), [])
 })

@@ -61,10 +61,18 @@ export class Client {
     })
   }
 
-  /** Waits until `count` unread frames have arrived and returns them. */
-  async take (count: number): Promise<Received[]> {
+  /** Waits until `count` unread frames have arrived and returns them; after `timeoutMilliseconds` it fails, naming what did arrive. */
+  async take (count: number, timeoutMilliseconds = 10_000): Promise<Received[]> {
+    const deadline = Date.now() + timeoutMilliseconds
     while (this.#received.length - this.#read < count) {
-      await new Promise<void>(resolve => { this.#wake = resolve })
+      const left = deadline - Date.now()
+      const woken = await new Promise<boolean>(resolve => {
+        const timer = setTimeout(resolve, left, false)
+        this.#wake = () => { clearTimeout(timer); resolve(true) }
+      })
+      if (!woken) {
+        throw new Error(`expected ${count} frames, ${this.#received.length - this.#read} arrived: ${JSON.stringify(this.#received.slice(this.#read))}`)
+      }
     }
     const frames = this.#received.slice(this.#read, this.#read + count)
     this.#read += count
@@ -124,6 +132,40 @@ export async function connect (app: FastifyInstance, path = '/'): Promise<Client
   const ws = new WebSocket(urlOf(app, path))
   await once(ws, 'open')
   return new Client(ws)
+}
+
+/** One line of the instance's log, as pino writes it. */
+export interface LogLine {
+  level: number
+  msg: string
+  [key: string]: unknown
+}
+
+/** Collects what the instance logs: pass `stream` as the logger's stream, then await the lines. */
+export class LogRecorder {
+  readonly lines: LogLine[] = []
+  #wake: (() => void) | undefined
+  readonly stream = {
+    write: (line: string): void => {
+      this.lines.push(JSON.parse(line) as LogLine)
+      this.#wake?.()
+    }
+  }
+
+  /** Waits until `count` lines were logged and returns them all; after `timeoutMilliseconds` it fails, naming what was logged. */
+  async count (count: number, timeoutMilliseconds = 10_000): Promise<LogLine[]> {
+    const deadline = Date.now() + timeoutMilliseconds
+    while (this.lines.length < count) {
+      const woken = await new Promise<boolean>(resolve => {
+        const timer = setTimeout(resolve, deadline - Date.now(), false)
+        this.#wake = () => { clearTimeout(timer); resolve(true) }
+      })
+      if (!woken) {
+        throw new Error(`expected ${count} log lines, ${this.lines.length} were logged: ${JSON.stringify(this.lines)}`)
+      }
+    }
+    return this.lines
+  }
 }
 
 export type RecordedEvent = [keyof LinkServerEvents, ...unknown[]]
@@ -193,4 +235,46 @@ export function maskedTextFrame (text: string): Buffer {
     ? Buffer.from([0x81, 0x80 | payload.length])
     : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff])
   return Buffer.concat([header, mask, payload.map((byte, index) => byte ^ mask[index % 4])])
+}
+
+/**
+ * Records the process's unhandled rejections while the test runs: without a listener Node ends the
+ * process on the first one, which is what a listener's rejected promise did before it was handled.
+ */
+export function unhandledRejections (t: Test): unknown[] {
+  const seen: unknown[] = []
+  const listener = (reason: unknown): void => { seen.push(reason) }
+  process.on('unhandledRejection', listener)
+  t.teardown(() => { process.off('unhandledRejection', listener) })
+  return seen
+}
+
+/** Resolves after the current macrotask, so that rejections nobody handled are reported before it. */
+export function nextMacrotask (): Promise<void> {
+  return new Promise(resolve => setImmediate(resolve))
+}
+
+/** Waits until `check()` holds, looking after each macrotask; after `timeoutMilliseconds` it fails with `describe()`. */
+export async function eventually (check: () => boolean, describe: () => string, timeoutMilliseconds = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMilliseconds
+  while (!check()) {
+    if (Date.now() > deadline) {
+      throw new Error(`still not so after ${timeoutMilliseconds} ms: ${describe()}`)
+    }
+    await nextMacrotask()
+  }
+}
+
+/** Tries to open a WebSocket; resolves with the HTTP status and body of a refused upgrade, or 101. */
+export async function upgrade (url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number, body?: unknown, ws?: WebSocket }> {
+  const ws = new WebSocket(url, options)
+  return await new Promise((resolve, reject) => {
+    ws.once('open', () => resolve({ status: 101, ws }))
+    ws.once('error', reject)
+    ws.once('unexpected-response', (_request, response) => {
+      const chunks: Buffer[] = []
+      response.on('data', (chunk: Buffer) => chunks.push(chunk))
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) }))
+    })
+  })
 }

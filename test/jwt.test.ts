@@ -56,8 +56,8 @@ t.test('@fastify/jwt in authenticate: the link frame carries the token', async t
   client.link('alice', 'forged')
   client.link('alice', app.jwt.sign({ sub: 'bob' }))
   t.strictSame(await client.take(3), [
-    frames.rejected('missing token'),
-    frames.rejected('The token is malformed.'),
+    frames.rejected('authentication failed'), // fast-jwt's own 'missing token' is not meant for clients
+    frames.rejected('authentication failed'), // nor 'The token is malformed.'
     frames.rejected('token is for another user')
   ])
   client.link('alice', app.jwt.sign({ sub: 'alice' }))

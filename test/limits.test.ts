@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
 import fastifyLinkServer from '../index.js'
-import { build, Client, connect, frames, inject, linkedPair, next, record, timerCount, urlOf, version } from './helper.js'
+import { build, Client, connect, frames, inject, linkedPair, next, record, timerCount, upgrade, urlOf, version } from './helper.js'
 
 /** Links `username` over `client` and reads the whole user list (`count` frames). */
 async function linkAs (client: Client, username: string, count: number): Promise<void> {
@@ -20,20 +20,6 @@ async function linkAs (client: Client, username: string, count: number): Promise
 function collectGarbage (): void {
   setFlagsFromString('--expose-gc')
   ;(runInNewContext('gc') as () => void)()
-}
-
-/** Tries to open a WebSocket; resolves with the HTTP status and body of a refused upgrade, or 101. */
-async function upgrade (url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number, body?: unknown, ws?: WebSocket }> {
-  const ws = new WebSocket(url, options)
-  return await new Promise((resolve, reject) => {
-    ws.once('open', () => resolve({ status: 101, ws }))
-    ws.once('error', reject)
-    ws.once('unexpected-response', (_request, response) => {
-      const chunks: Buffer[] = []
-      response.on('data', (chunk: Buffer) => chunks.push(chunk))
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) }))
-    })
-  })
 }
 
 t.test('maxPayload: a larger frame closes its connection with 1009 and unlinks its user; a frame at the limit passes', async t => {

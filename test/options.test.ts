@@ -26,7 +26,10 @@ t.test('defaults', async t => {
     maxUsers: 10_000,
     maxConnections: 10_000,
     isAllowedOrigin: undefined,
-    maxBufferedBytes: 4_194_304
+    maxBufferedBytes: 4_194_304,
+    maxDepth: 64,
+    maxQueuedFrames: 32,
+    maxQueuedBytes: 131_072
   })
 })
 
@@ -46,6 +49,12 @@ t.test('the limits: 0 turns the link timeout and the link attempts off, false th
   )
   t.strictSame(resolveOptions({ linkTimeoutMilliseconds: 500, maxLinkAttempts: 3, rateLimit: { rate: 0.5, burst: 2 } }).rateLimit, { rate: 0.5, burst: 2 })
   t.equal(resolveOptions({ linkTimeoutMilliseconds: 500 }).linkTimeoutMilliseconds, 500)
+  const longest = resolveOptions({ linkTimeoutMilliseconds: 2 ** 31 - 1, authTimeoutMilliseconds: 2 ** 31 - 1, pingIntervalMilliseconds: 2 ** 31 - 1 })
+  t.strictSame(
+    [longest.linkTimeoutMilliseconds, longest.authTimeoutMilliseconds, longest.pingIntervalMilliseconds],
+    [2_147_483_647, 2_147_483_647, 2_147_483_647],
+    'the longest delay a timer keeps is accepted by each of the three timers'
+  )
   t.equal(resolveOptions({ maxLinkAttempts: 3 }).maxLinkAttempts, 3)
   const isAllowed = resolveOptions({ allowedOrigins: ['https://chat.example'] }).isAllowedOrigin
   t.strictSame(
@@ -138,7 +147,13 @@ t.test('a wrong option fails register with FST_LINK_INVALID_OPTION before anythi
     [{ rateLimit: { rate: 10, burst: 0.5 } }, 'Invalid fastify-link-server option "rateLimit": must be false or { rate: frames per second > 0, burst: integer >= 1 }'],
     [{ rateLimit: { rate: 10 } }, 'Invalid fastify-link-server option "rateLimit": must be false or { rate: frames per second > 0, burst: integer >= 1 }'],
     [{ allowedOrigins: 'https://chat.example' }, 'Invalid fastify-link-server option "allowedOrigins": must be an array of origins like "https://example.com" or a function (origin, request) => boolean'],
-    [{ allowedOrigins: [42] }, 'Invalid fastify-link-server option "allowedOrigins": must be an array of origins like "https://example.com" or a function (origin, request) => boolean']
+    [{ allowedOrigins: [42] }, 'Invalid fastify-link-server option "allowedOrigins": must be an array of origins like "https://example.com" or a function (origin, request) => boolean'],
+    [{ linkTimeoutMilliseconds: 2 ** 31 }, 'Invalid fastify-link-server option "linkTimeoutMilliseconds": must be at most 2147483647 milliseconds (about 24.8 days), the longest delay Node\'s timers keep'],
+    [{ authTimeoutMilliseconds: 2 ** 31 }, 'Invalid fastify-link-server option "authTimeoutMilliseconds": must be at most 2147483647 milliseconds (about 24.8 days), the longest delay Node\'s timers keep'],
+    [{ pingIntervalMilliseconds: 1e12 }, 'Invalid fastify-link-server option "pingIntervalMilliseconds": must be at most 2147483647 milliseconds (about 24.8 days), the longest delay Node\'s timers keep'],
+    [{ maxDepth: 0 }, 'Invalid fastify-link-server option "maxDepth": must be a positive integer'],
+    [{ maxQueuedFrames: Infinity }, 'Invalid fastify-link-server option "maxQueuedFrames": must be a positive integer'],
+    [{ maxQueuedBytes: '1mb' }, 'Invalid fastify-link-server option "maxQueuedBytes": must be a positive integer']
   ]
   for (const [options, message] of cases) {
     const app = Fastify()

@@ -36,7 +36,9 @@ export type AuthenticateReject = (reason: string) => void
 
 /**
  * Makes the decision wait for `handler`: the link is accepted when every handler resolves without
- * `reject` having been called, and rejected with the error's message if one rejects.
+ * `reject` having been called, and rejected with `authentication failed` if one rejects (with the
+ * error's own message only when it is meant for the client: `expose: true` or a 4xx `statusCode`).
+ * It may be called until the decision is made, also from a pending handler; later it is ignored.
  */
 export type MarkAsync = (handler: () => Promise<void>) => void
 
@@ -53,8 +55,11 @@ export interface LinkServerEvents<S extends LinkSchemas = LinkServerSchemas> {
   listen: (port: number) => void
   /** The link server has closed: every user has left and every socket is closed. */
   close: () => void
-  /** A connection asks to link to `username`; call `reject` to refuse it, `markAsync` to decide later. */
-  authenticate: (username: string, info: AuthenticateInfo, reject: AuthenticateReject, markAsync: MarkAsync) => void
+  /**
+   * A connection asks to link to `username`; call `reject` to refuse it, `markAsync` to decide later. A
+   * listener that returns a promise (an `async` listener) is awaited as if it had called `markAsync`.
+   */
+  authenticate: (username: string, info: AuthenticateInfo, reject: AuthenticateReject, markAsync: MarkAsync) => void | Promise<void>
   /** A new user exists. */
   join: (username: string) => void
   /** A connection is now the connection of `username`. */
@@ -148,7 +153,7 @@ export type HandledPayload<S extends LinkSchemas, K extends string> = S extends 
   : unknown
 
 /** A handler of one message type; see `linkServer.handle`. */
-export type MessageHandler<P = unknown> = (username: string, payload: P) => void
+export type MessageHandler<P = unknown> = (username: string, payload: P) => void | Promise<void>
 
 /** Options of the fastify-link-server plugin. */
 export interface LinkServerOptions {
@@ -156,11 +161,11 @@ export interface LinkServerOptions {
   path?: string
   /** Whether a link may create a new user. When `false`, only users added with `linkServer.join()` may link. Default `true`. */
   acceptNewUsers?: boolean
-  /** How long an asynchronous authentication may take before the link is rejected. Default `10_000`; values below 1 become 1. */
+  /** How long an asynchronous authentication may take before the link is rejected. Default `10_000`; values below 1 become 1; at most 2^31 - 1. */
   authTimeoutMilliseconds?: number
   /** Decides which usernames are allowed. Default: the Krmx rule (`usernameRegex`). */
   isValidUsername?: (username: string) => boolean
-  /** How often each connection is pinged; one that missed the previous ping is terminated. Default `15_000`; `0` turns it off; 1–99 become 100. */
+  /** How often each connection is pinged; one that missed the previous ping is terminated. Default `15_000`; `0` turns it off; 1–99 become 100; at most 2^31 - 1. */
   pingIntervalMilliseconds?: number
   /** The Krmx client versions accepted, as `major.minor.x` or exact `major.minor.patch`. Default `['0.5.x', '0.6.x']`. */
   acceptedVersions?: string[]
@@ -176,7 +181,7 @@ export interface LinkServerOptions {
   asyncapi?: AsyncApiOptions
   /** The largest incoming frame, in bytes; a larger one closes its connection with 1009. Default 64 KiB. */
   maxPayload?: number
-  /** A connection that is not linked this long after it opened or unlinked is closed with 1008. Default `30_000`; `0` turns it off. */
+  /** A connection that is not linked this long after it opened or unlinked is closed with 1008. Default `30_000`; `0` turns it off; at most 2^31 - 1. */
   linkTimeoutMilliseconds?: number
   /** A connection whose link requests are rejected this many times in a row is closed with 1008. Default `10`; `0` turns it off. */
   maxLinkAttempts?: number
@@ -193,6 +198,15 @@ export interface LinkServerOptions {
   allowedOrigins?: string[] | ((origin: string | undefined, request: FastifyRequest) => boolean)
   /** A connection whose outgoing buffer holds more than this many bytes after a write is terminated. Default 4 MiB. */
   maxBufferedBytes?: number
+  /**
+   * The deepest nesting of objects and arrays in an incoming frame, the frame itself being level 1. A deeper
+   * application message is invalid (see `invalidMessage`) before any schema runs on it. Default `64`.
+   */
+  maxDepth?: number
+  /** The most frames a connection may send while its link request is being decided; beyond it it is closed with 1008. Default `32`. */
+  maxQueuedFrames?: number
+  /** The most bytes a connection may send while its link request is being decided; beyond it it is closed with 1008. Default 128 KiB. */
+  maxQueuedBytes?: number
 }
 
 /** The `rateLimit` option: `rate` frames per second, up to `burst` at once. */

@@ -93,6 +93,10 @@ test('every event listener has its signature', () => {
     expect(markAsync).type.toBeCallableWith(async () => {})
     expect(markAsync).type.not.toBeCallableWith(() => 'not a promise')
   })
+  expect(app.linkServer.on).type.toBeCallableWith('authenticate', async (_username: string, { auth }: AuthenticateInfo) => {
+    expect(auth).type.toBe<string | undefined>()
+  })
+  expect(app.linkServer.on).type.toBeCallableWith('join', async () => {})
   expect(app.linkServer.on).type.not.toBeCallableWith('joined', () => {})
   expect(app.linkServer.on).type.not.toBeCallableWith('join', (username: number) => username)
   expect(app.linkServer.on).type.not.toBeCallableWith('listen', (port: string) => port)

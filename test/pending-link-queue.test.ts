@@ -1,0 +1,105 @@
+import t from 'tap'
+import { build, connect, eventually, frames, inject, record } from './helper.js'
+
+/** An authenticate listener that holds every link until `release()` is called. */
+function holdLinks (app: Awaited<ReturnType<typeof build>>): { release: () => void, started: () => number } {
+  const waiting: Array<() => void> = []
+  let started = 0
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
+    started++
+    markAsync(() => new Promise<void>(resolve => { waiting.push(resolve) }))
+  })
+  return {
+    release: () => { for (const resolve of waiting.splice(0)) resolve() },
+    started: () => started
+  }
+}
+
+t.test('maxQueuedFrames: a connection that sends more frames than that while its link is decided is closed with 1008', async t => {
+  const app = await build(t, { listen: true, maxQueuedFrames: 3, authTimeoutMilliseconds: 60_000 })
+  const events = record(app)
+  const hold = holdLinks(app)
+  const flooder = await connect(app)
+  flooder.link('flooder')
+  const closed = flooder.closed()
+  for (let index = 0; index < 4; index++) {
+    flooder.send({ type: 'chat/say', payload: index })
+  }
+  t.strictSame(await closed, { code: 1008, reason: 'too many frames while linking' })
+  t.strictSame(flooder.unread(), [], 'the pending link was never answered')
+  hold.release()
+  t.strictSame(app.linkServer.getUsers(), [])
+  t.strictSame(events, [])
+})
+
+t.test('maxQueuedFrames: frames up to the limit wait and are handled after the decision', async t => {
+  const app = await build(t, { maxQueuedFrames: 3 })
+  const hold = holdLinks(app)
+  const messages: unknown[] = []
+  app.linkServer.on('message', (username, message) => { messages.push([username, message]) })
+  const alice = await inject(app)
+  alice.link('alice')
+  for (let index = 0; index < 3; index++) {
+    alice.send({ type: 'chat/say', payload: index })
+  }
+  await alice.settle()
+  hold.release()
+  t.strictSame(await alice.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+  await alice.settle()
+  t.strictSame(messages, [0, 1, 2].map(index => ['alice', { type: 'chat/say', payload: index }]))
+})
+
+t.test('maxQueuedBytes (default 128 KiB): large frames during a pending link close the connection before they pin memory', async t => {
+  const app = await build(t, { listen: true, authTimeoutMilliseconds: 60_000 })
+  const hold = holdLinks(app)
+  const flooder = await connect(app)
+  flooder.link('flooder')
+  const closed = flooder.closed()
+  const big = { type: 'doc/put', payload: 'x'.repeat(63 * 1024) }
+  flooder.send(big)
+  flooder.send(big) // 126 KiB and some: still within
+  flooder.send(big) // beyond 128 KiB
+  t.strictSame(await closed, { code: 1008, reason: 'too many frames while linking' })
+  await eventually(() => app.linkServer.getStats().connections === 0, () => JSON.stringify(app.linkServer.getStats()))
+  hold.release()
+})
+
+t.test('the byte count follows the queue: what was handled no longer counts', async t => {
+  const app = await build(t, { maxQueuedBytes: 300 })
+  const hold = holdLinks(app)
+  const alice = await inject(app)
+  const frame = { type: 'chat/say', payload: 'x'.repeat(150 - 32) }
+  t.equal(JSON.stringify(frame).length, 150)
+  alice.link('alice')
+  alice.send(frame)
+  alice.send(frame)
+  await alice.settle()
+  hold.release()
+  t.strictSame(await alice.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+  alice.send({ type: 'krmx/unlink' })
+  t.strictSame(await alice.take(1), [frames.unlinked('alice')])
+  alice.link('alice')
+  alice.send(frame)
+  alice.send(frame) // 300 bytes queued behind this link, as many as behind the first: not closed
+  await alice.settle()
+  hold.release()
+  t.strictSame(await alice.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+  t.strictSame(app.linkServer.getUsers(), [{ username: 'alice', isLinked: true }])
+})
+
+t.test('nothing starts once close began: a krmx/link queued behind a pending link starts no authentication', async t => {
+  const app = await build(t, { listen: true, authTimeoutMilliseconds: 60_000 })
+  const hold = holdLinks(app)
+  const client = await connect(app)
+  client.link('first')
+  client.link('second') // queued behind the first
+  client.send({ type: 'chat/say' })
+  await client.settle()
+  t.equal(hold.started(), 1)
+  const closed = client.closed()
+  await app.close()
+  t.strictSame(await closed, { code: 1001, reason: 'server closing' })
+  hold.release()
+  t.equal(hold.started(), 1, 'the queued link was never authenticated')
+  t.strictSame(client.unread(), [], 'and nothing was answered')
+})
