@@ -5,15 +5,19 @@ import fp from 'fastify-plugin'
 import type { LinkSchemas, LinkServer, LinkServerOptions } from './types/index.js'
 import { LinkServerImpl } from './lib/link-server.js'
 import { resolveOptions } from './lib/options.js'
+import { FST_LINK_ALREADY_REGISTERED } from './lib/errors.js'
 
 async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerOptions): Promise<void> {
+  if (fastify.hasDecorator('linkServer')) {
+    throw new FST_LINK_ALREADY_REGISTERED(fastify.prefix === '' ? '/' : fastify.prefix)
+  }
   const resolved = resolveOptions(options)
   const address = fastify.prefix === '' || resolved.path !== '/' ? fastify.prefix + resolved.path : fastify.prefix
   const linkServer = new LinkServerImpl(resolved, fastify.log.child({ name: 'fastify-link-server' }), address)
   fastify.decorate('linkServer', linkServer as LinkServer<LinkSchemas> as LinkServer)
 
   // Added before @fastify/websocket's own preClose, so that every user is told it left before any socket closes.
-  fastify.addHook('preClose', async () => linkServer.close())
+  fastify.addHook('preClose', async () => linkServer.close(fastify.websocketServer.clients))
   if (!fastify.hasDecorator('websocketServer')) {
     await fastify.register(websocket, {
       options: { maxPayload: resolved.maxPayload },
@@ -23,7 +27,7 @@ async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerO
   }
   fastify.addHook('onReady', async () => linkServer.ready())
   fastify.addHook('onListen', async function () {
-    linkServer.listening((this.server.address() as AddressInfo).port)
+    linkServer.listening(this.server.address() as AddressInfo)
   })
   fastify.addHook('onClose', async () => linkServer.closed())
 

@@ -32,12 +32,20 @@ for (let index = 0; index < linked; index++) {
       }
     }
   })
-  client.onClose = code => {
+  // A socket ends with the server's close frame, or without one when the server cut it off (0 here).
+  let ended = false
+  const end = (code: number): void => {
+    if (ended) {
+      return
+    }
+    ended = true
     closes.push(code)
     if (closes.length === linked) {
       port_.postMessage({ kind: 'closed', goodbyeFrames, goodbyeBytes, closedWith1001: closes.filter(code => code === 1001).length })
     }
   }
+  client.onClose = end
+  client.socket.on('close', () => end(0))
   client.send(clientFrame(JSON.stringify({ type: 'krmx/link', payload: { username: `linked${index}`, version: '0.6.10' } })))
   await accepted
   clients.push(client)

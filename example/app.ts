@@ -2,9 +2,9 @@ import { Type } from '@sinclair/typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyLinkServer, { type LinkServerOptions } from '../index.js'
 
-/** The messages of the chat, both ways, as TypeBox schemas. */
+/** The chat's messages, both ways, as TypeBox schemas: every payload is checked, and typed in TypeScript. */
 export const chatOptions = {
-  path: '/',
+  path: '/link',
   messages: {
     'chat/say': Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) }),
     'chat/typing': Type.Undefined(),
@@ -20,10 +20,9 @@ export const chatOptions = {
 } satisfies LinkServerOptions
 
 /**
- * A chat server: every linked user's `chat/say` is broadcast to everyone as `chat/said`, and
- * `chat/typing` to everyone else; `chat/ping` is answered with `chat/pong` to the sender alone (for
- * clients that show their latency); every join, link, unlink, leave and refused message is logged.
- * Its AsyncAPI document is served at `/asyncapi.json`.
+ * A chat: `chat/say` is broadcast to everyone as `chat/said`, `chat/typing` to everyone else, and
+ * `chat/ping` answered with `chat/pong` to the sender alone. Every event and refused message is logged,
+ * and the AsyncAPI document of the endpoint is served at /asyncapi.json.
  */
 export async function buildExample (options: FastifyServerOptions = { logger: true }): Promise<FastifyInstance> {
   const app = Fastify(options)

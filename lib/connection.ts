@@ -119,13 +119,18 @@ export class Connection {
 
   /** Closes the socket with `code`, and terminates it if the peer does not finish the closing handshake in time. */
   close (code: number, reason: string, graceMilliseconds: number): Promise<void> {
-    return new Promise(resolve => {
-      const timer = setTimeout(() => this.socket.terminate(), graceMilliseconds)
-      this.socket.once('close', () => {
-        clearTimeout(timer)
-        resolve()
-      })
-      this.socket.close(code, reason)
-    })
+    return closeSocket(this.socket, code, reason, graceMilliseconds)
   }
+}
+
+/** Closes `socket` with `code`, and terminates it if the peer does not finish the closing handshake in time. */
+export function closeSocket (socket: WebSocket, code: number, reason: string, graceMilliseconds: number): Promise<void> {
+  return new Promise(resolve => {
+    const timer = setTimeout(() => socket.terminate(), graceMilliseconds)
+    socket.once('close', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    socket.close(code, reason)
+  })
 }

@@ -8,46 +8,57 @@ export const FST_LINK_INVALID_OPTION = createError(
   TypeError
 )
 
+// The errors of the user API carry the HTTP status of what they mean, so that a route that lets one
+// through answers it (404 for an unknown user, 409 for a conflict) instead of 500. Errors of a wrong
+// call (a message that is not one, a bad option) stay 500: they are bugs of the application.
+
+/** The plugin was registered twice in one encapsulation context. */
+export const FST_LINK_ALREADY_REGISTERED = createError(
+  'FST_LINK_ALREADY_REGISTERED',
+  'fastify-link-server is already registered in this context (at %s): register it once per context, or in sibling contexts with their own prefix',
+  500
+)
+
 /** A user API method was called before the Fastify instance was ready. */
 export const FST_LINK_NOT_READY = createError(
   'FST_LINK_NOT_READY',
   'Cannot %s before the link server is ready',
-  500
+  503
 )
 
 /** A user API method was called while or after the Fastify instance closed. */
 export const FST_LINK_CLOSED = createError(
   'FST_LINK_CLOSED',
   'Cannot %s when the link server is %s',
-  500
+  503
 )
 
 /** The named user does not exist. */
 export const FST_LINK_UNKNOWN_USER = createError(
   'FST_LINK_UNKNOWN_USER',
   'Cannot %s: user "%s" does not exist',
-  500
+  404
 )
 
 /** The named user exists but has no linked connection. */
 export const FST_LINK_USER_NOT_LINKED = createError(
   'FST_LINK_USER_NOT_LINKED',
   'Cannot %s: user "%s" is not linked to a connection',
-  500
+  409
 )
 
 /** `join` was called for a user that already exists. */
 export const FST_LINK_USER_EXISTS = createError(
   'FST_LINK_USER_EXISTS',
   'Cannot join user "%s": the user already exists',
-  500
+  409
 )
 
 /** `join` was called with a username that `isValidUsername` refuses. */
 export const FST_LINK_INVALID_USERNAME = createError(
   'FST_LINK_INVALID_USERNAME',
   'Cannot join user "%s": invalid username',
-  500
+  400
 )
 
 /** The application tried to send a message that is not `{ type: string, payload?: unknown }`. */
@@ -101,5 +112,5 @@ export const FST_LINK_INVALID_HANDLER = createError(
 export const FST_LINK_SERVER_FULL = createError(
   'FST_LINK_SERVER_FULL',
   'Cannot join user "%s": the server is full (maxUsers %s)',
-  500
+  503
 )

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { WebSocket } from 'ws'
@@ -16,7 +17,7 @@ import type {
 } from '../types/index.js'
 import { buildAsyncApi } from './asyncapi.js'
 import { authenticate, type AuthenticateListener, type Decision } from './authenticate.js'
-import { Connection, type QueuedFrame, WriteCoalescer } from './connection.js'
+import { closeSocket, Connection, type QueuedFrame, WriteCoalescer } from './connection.js'
 import {
   FST_LINK_CLOSED,
   FST_LINK_INVALID_HANDLER,
@@ -243,9 +244,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     this.#heartbeat.start()
   }
 
-  listening (port: number): void {
-    this.#log.info({ port }, 'link server listening')
-    this.emit('listen', port)
+  /** The server is bound to `address`; the log names the URL clients connect to. */
+  listening (address: AddressInfo): void {
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+    this.#log.info({ port: address.port, url: `ws://${host}:${address.port}${this.#address}` }, 'link server listening')
+    this.emit('listen', address.port)
   }
 
   /**
@@ -254,7 +257,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    * to every connection, is O(users × connections) frames about a world that is ending, gigabytes at
    * the default limits; its own goodbye is two small frames, and the close code says the rest.
    */
-  async close (closeGraceMilliseconds = defaultCloseGraceMilliseconds): Promise<void> {
+  async close (otherSockets: Iterable<WebSocket> = [], closeGraceMilliseconds = defaultCloseGraceMilliseconds): Promise<void> {
     this.#status = 'closing'
     this.#heartbeat.stop()
     // Nothing starts once closing began: no queued frame is handled, and the sockets close below.
@@ -274,6 +277,13 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     const closing = [...this.#connections].map(connection =>
       connection.close(closeCodeGoingAway, 'server closing', closeGraceMilliseconds)
     )
+    // The sockets of the application's own WebSocket routes, when it kept @fastify/websocket from closing
+    // them before this goodbye (see the README); this server's own are closing already.
+    for (const socket of otherSockets) {
+      if (socket.readyState === socket.OPEN) {
+        closing.push(closeSocket(socket, closeCodeGoingAway, 'server closing', closeGraceMilliseconds))
+      }
+    }
     await Promise.all(closing)
   }
 
@@ -403,6 +413,14 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
 
   getUsers (): LinkUser[] {
     return this.#registry.users()
+  }
+
+  getUser (username: string): LinkUser | undefined {
+    return this.#registry.has(username) ? { username, isLinked: this.isLinked(username) } : undefined
+  }
+
+  isLinked (username: string): boolean {
+    return this.#registry.connectionOf(username) !== undefined
   }
 
   getStatus (): LinkServerStatus {

@@ -33,7 +33,9 @@ export function compileMessageSchemas (option: string, value: unknown): MessageC
       throw new FST_LINK_INVALID_OPTION(name, 'the "krmx/" prefix is reserved for the protocol')
     }
     if (!KindGuard.IsSchema(schema)) {
-      throw new FST_LINK_INVALID_OPTION(name, 'must be a TypeBox schema (Type.Unsafe wraps a plain JSON schema)')
+      throw new FST_LINK_INVALID_OPTION(name, isTypeBox1Schema(schema)
+        ? 'is a schema of TypeBox 1.x (the "typebox" package); the schemas must be made with Type from @sinclair/typebox 0.34 (import { Type } from \'@sinclair/typebox\')'
+        : 'must be a schema made with Type from @sinclair/typebox 0.34 (import { Type } from \'@sinclair/typebox\'); a plain JSON schema is not compiled')
     }
     const foreign = schema[Kind] === 'Undefined' ? undefined : findNonJsonKind(schema)
     if (foreign !== undefined) {
@@ -46,6 +48,11 @@ export function compileMessageSchemas (option: string, value: unknown): MessageC
     }
   }
   return checks
+}
+
+/** Whether `value` was made by TypeBox 1.x, which marks its schemas with a non-enumerable `~kind`. */
+function isTypeBox1Schema (value: unknown): boolean {
+  return typeof value === 'object' && value !== null && '~kind' in value
 }
 
 /** The first kind in `schema` that describes something JSON cannot carry (a Date, a function), if any. */

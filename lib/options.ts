@@ -61,16 +61,19 @@ export interface ResolvedOptions {
   maxQueuedBytes: number
 }
 
-/** Checks every option and applies the defaults; throws `FST_LINK_INVALID_OPTION` on the first wrong one. */
+/** The options `register` itself takes, which Fastify passes on with the plugin's own. */
+const registerOptions: readonly string[] = ['prefix', 'logLevel', 'logSerializers']
+
+/**
+ * Checks every option and applies the defaults; throws `FST_LINK_INVALID_OPTION` on the first wrong
+ * one. A value out of range is refused, never clamped: a typo must not silently change what it means.
+ */
 export function resolveOptions (options: LinkServerOptions): ResolvedOptions {
+  refuseUnknownNames(options)
   return {
     path: resolvePath('path', options.path, defaultPath) as string,
     acceptNewUsers: resolveBoolean('acceptNewUsers', options.acceptNewUsers, defaultAcceptNewUsers),
-    authTimeoutMilliseconds: Math.max(
-      minimumAuthTimeoutMilliseconds,
-      resolveTimer('authTimeoutMilliseconds',
-        resolveMilliseconds('authTimeoutMilliseconds', options.authTimeoutMilliseconds, defaultAuthTimeoutMilliseconds))
-    ),
+    authTimeoutMilliseconds: resolveAuthTimeout(options.authTimeoutMilliseconds),
     isValidUsername: resolveIsValidUsername(options.isValidUsername),
     pingIntervalMilliseconds: resolvePingInterval(options.pingIntervalMilliseconds),
     acceptedVersions: resolveAcceptedVersions(options.acceptedVersions),
@@ -92,6 +95,72 @@ export function resolveOptions (options: LinkServerOptions): ResolvedOptions {
     maxQueuedFrames: resolveCount('maxQueuedFrames', options.maxQueuedFrames, defaultMaxQueuedFrames, false),
     maxQueuedBytes: resolveCount('maxQueuedBytes', options.maxQueuedBytes, defaultMaxQueuedBytes, false)
   }
+}
+
+/** The name of every option, for the check of unknown names. */
+export const optionNames: readonly string[] = [
+  'path', 'acceptNewUsers', 'authTimeoutMilliseconds', 'isValidUsername', 'pingIntervalMilliseconds', 'acceptedVersions',
+  'messages', 'serverMessages', 'strictMessages', 'invalidMessage', 'asyncapi', 'maxPayload', 'linkTimeoutMilliseconds',
+  'maxLinkAttempts', 'rateLimit', 'maxUsers', 'maxConnections', 'allowedOrigins', 'maxBufferedBytes', 'maxDepth',
+  'maxQueuedFrames', 'maxQueuedBytes'
+]
+
+function refuseUnknownNames (options: object): void {
+  for (const name of Object.keys(options)) {
+    if (!optionNames.includes(name) && !registerOptions.includes(name)) {
+      const closest = closestName(name)
+      throw new FST_LINK_INVALID_OPTION(name, closest === undefined
+        ? `is not an option of fastify-link-server (its options: ${optionNames.join(', ')})`
+        : `is not an option of fastify-link-server; did you mean "${closest}"?`)
+    }
+  }
+}
+
+/**
+ * The option name `name` most likely meant: the nearest by edit distance when it is a typo (`pathh`,
+ * `maxusers`), else the one it shortens (`pingIntervalMs`), if any.
+ */
+function closestName (name: string): string | undefined {
+  const typed = name.toLowerCase()
+  let best: string | undefined
+  let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1
+  let longestPrefix = Math.max(4, Math.ceil(typed.length * 2 / 3)) - 1
+  let shortened: string | undefined
+  for (const candidate of optionNames) {
+    const lower = candidate.toLowerCase()
+    const distance = editDistance(typed, lower)
+    if (distance < bestDistance) {
+      best = candidate
+      bestDistance = distance
+    }
+    const prefix = commonPrefixLength(typed, lower)
+    if (prefix > longestPrefix) {
+      shortened = candidate
+      longestPrefix = prefix
+    }
+  }
+  return best ?? shortened
+}
+
+function commonPrefixLength (a: string, b: string): number {
+  let length = 0
+  while (length < a.length && a[length] === b[length]) {
+    length++
+  }
+  return length
+}
+
+/** Levenshtein distance: the fewest insertions, deletions and substitutions that turn `a` into `b`. */
+function editDistance (a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]
 }
 
 /** A positive integer (or `Infinity` where `unbounded` is allowed). */
@@ -227,13 +296,18 @@ function resolveTimer (name: string, milliseconds: number): number {
 
 function resolvePingInterval (value: unknown): number {
   const interval = resolveTimer('pingIntervalMilliseconds', resolveMilliseconds('pingIntervalMilliseconds', value, defaultPingIntervalMilliseconds))
-  if (interval < 0) {
-    throw new FST_LINK_INVALID_OPTION('pingIntervalMilliseconds', 'must be 0 (off) or a positive number of milliseconds')
+  if (interval !== 0 && interval < minimumPingIntervalMilliseconds) {
+    throw new FST_LINK_INVALID_OPTION('pingIntervalMilliseconds', `must be 0 (off) or at least ${minimumPingIntervalMilliseconds} milliseconds`)
   }
-  if (interval === 0) {
-    return 0
+  return interval
+}
+
+function resolveAuthTimeout (value: unknown): number {
+  const timeout = resolveTimer('authTimeoutMilliseconds', resolveMilliseconds('authTimeoutMilliseconds', value, defaultAuthTimeoutMilliseconds))
+  if (timeout < minimumAuthTimeoutMilliseconds) {
+    throw new FST_LINK_INVALID_OPTION('authTimeoutMilliseconds', `must be at least ${minimumAuthTimeoutMilliseconds} millisecond`)
   }
-  return Math.max(minimumPingIntervalMilliseconds, interval)
+  return timeout
 }
 
 function resolveIsValidUsername (value: unknown): (username: string) => boolean {

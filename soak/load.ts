@@ -16,7 +16,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '100' }
   }
 })
-const url = `ws://127.0.0.1:${String(values.port)}/`
+const url = `ws://127.0.0.1:${String(values.port)}/link`
 const connections = Number(values.connections)
 const rate = Number(values.rate)
 const durationMilliseconds = Number(values.duration) * 1000

@@ -7,9 +7,9 @@ t.test('the example chat server relays chat/say to everyone and chat/typing to t
   const stream = { write: (line: string) => { logs.push(JSON.parse(line)) } }
   const app = await buildExample({ logger: { stream } })
   await app.ready()
-  const admin = new Client(await app.injectWS('/'))
-  const alice = new Client(await app.injectWS('/'))
-  const bob = new Client(await app.injectWS('/'))
+  const admin = new Client(await app.injectWS('/link'))
+  const alice = new Client(await app.injectWS('/link'))
+  const bob = new Client(await app.injectWS('/link'))
   t.teardown(async () => {
     for (const client of [admin, alice, bob]) {
       client.ws.terminate()

@@ -25,10 +25,15 @@ t.test('kick of an unlinked user: only left, to every linked connection', async 
   t.strictSame(events, [['leave', 'bob']])
 })
 
-t.test('kick of a linked user: unlinked and left, to it and to the others', async t => {
+t.test('kick of a linked user: unlinked and left, to it and to the others; its socket stays open, unlinked, and may link again', async t => {
   const { app, alice, bob, events } = await linkedPair(t)
   app.linkServer.kick('bob')
   t.strictSame(await bob.take(2), [frames.unlinked('bob'), frames.left('bob')])
   t.strictSame(await alice.take(2), [frames.unlinked('bob'), frames.left('bob')])
   t.strictSame(events, [['unlink', 'bob'], ['leave', 'bob']])
+  t.equal(bob.ws.readyState, bob.ws.OPEN)
+  t.strictSame(app.linkServer.getStats(), { connections: 2, users: 1, linkedUsers: 1, invalidMessages: 0 })
+  t.strictSame(await bob.linked('bob', 5), [
+    frames.accepted, frames.joined('alice'), frames.linked('alice'), frames.joined('bob'), frames.linked('bob')
+  ])
 })

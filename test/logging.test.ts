@@ -1,5 +1,7 @@
 import t from 'tap'
-import { build, inject } from './helper.js'
+import Fastify from 'fastify'
+import fastifyLinkServer from '../index.js'
+import { build, inject, LogRecorder } from './helper.js'
 
 t.test('the plugin logs through a child of the instance logger', async t => {
   const logs: Array<Record<string, unknown>> = []
@@ -21,4 +23,20 @@ t.test('the plugin logs through a child of the instance logger', async t => {
     { level: 40, msg: 'user sent an unknown frame type with the reserved krmx/ prefix and is unlinked', username: 'alice', reason: undefined, type: 'krmx/hello' },
     { level: 30, msg: 'user unlinked', username: 'alice', reason: undefined, type: undefined }
   ])
+})
+
+t.test('the start log names the WebSocket URL clients connect to, with the prefix and the path, IPv4 and IPv6', async t => {
+  const urls = []
+  for (const host of ['127.0.0.1', '::1']) {
+    const log = new LogRecorder()
+    const app = Fastify({ logger: { stream: log.stream } })
+    await app.register(async child => { await child.register(fastifyLinkServer, { path: '/link', pingIntervalMilliseconds: 0 }) }, { prefix: '/v1' })
+    await app.listen({ port: 0, host })
+    const { port } = app.server.address() as { port: number }
+    const line = log.lines.find(line => line.msg === 'link server listening')
+    urls.push([line?.url, line?.port === port])
+    await app.close()
+    t.equal(urls.at(-1)?.[0], host === '::1' ? `ws://[::1]:${port}/v1/link` : `ws://127.0.0.1:${port}/v1/link`)
+  }
+  t.strictSame(urls.map(([, samePort]) => samePort), [true, true])
 })

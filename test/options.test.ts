@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import TypeBox1 from 'typebox'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyLinkServer from '../index.js'
@@ -86,13 +87,18 @@ t.test('the message options are compiled once into checks by type; asyncapi sets
   t.equal(resolveOptions({ asyncapi: { info: { title: 'Chat' } } }).asyncapiPath, undefined)
 })
 
-t.test('authTimeoutMilliseconds below 1 becomes 1; pingIntervalMilliseconds 1-99 becomes 100, 0 stays off', async t => {
-  t.equal(resolveOptions({ authTimeoutMilliseconds: 0 }).authTimeoutMilliseconds, 1)
-  t.equal(resolveOptions({ authTimeoutMilliseconds: -10 }).authTimeoutMilliseconds, 1)
+t.test('the options of register itself (prefix, logLevel, logSerializers) are not unknown options', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0, logLevel: 'warn', prefix: '/ignored', logSerializers: {} } as never)
+  await app.ready()
+  t.equal(app.linkServer.getStatus(), 'listening')
+})
+
+t.test('the lowest values in range are kept as they are; pingIntervalMilliseconds 0 stays off', async t => {
+  t.equal(resolveOptions({ authTimeoutMilliseconds: 1 }).authTimeoutMilliseconds, 1)
   t.equal(resolveOptions({ authTimeoutMilliseconds: 250 }).authTimeoutMilliseconds, 250)
   t.equal(resolveOptions({ pingIntervalMilliseconds: 0 }).pingIntervalMilliseconds, 0)
-  t.equal(resolveOptions({ pingIntervalMilliseconds: 1 }).pingIntervalMilliseconds, 100)
-  t.equal(resolveOptions({ pingIntervalMilliseconds: 99 }).pingIntervalMilliseconds, 100)
   t.equal(resolveOptions({ pingIntervalMilliseconds: 100 }).pingIntervalMilliseconds, 100)
   t.equal(resolveOptions({ pingIntervalMilliseconds: 2500 }).pingIntervalMilliseconds, 2500)
 })
@@ -105,7 +111,6 @@ t.test('a wrong option fails register with FST_LINK_INVALID_OPTION before anythi
     [{ authTimeoutMilliseconds: '10' }, 'Invalid fastify-link-server option "authTimeoutMilliseconds": must be a finite number of milliseconds'],
     [{ authTimeoutMilliseconds: Number.NaN }, 'Invalid fastify-link-server option "authTimeoutMilliseconds": must be a finite number of milliseconds'],
     [{ pingIntervalMilliseconds: Infinity }, 'Invalid fastify-link-server option "pingIntervalMilliseconds": must be a finite number of milliseconds'],
-    [{ pingIntervalMilliseconds: -1 }, 'Invalid fastify-link-server option "pingIntervalMilliseconds": must be 0 (off) or a positive number of milliseconds'],
     [{ isValidUsername: /abc/ }, 'Invalid fastify-link-server option "isValidUsername": must be a function (username) => boolean'],
     [{ acceptedVersions: '0.6.x' }, 'Invalid fastify-link-server option "acceptedVersions": must be a non-empty array of versions like "0.6.x" or "0.6.3"'],
     [{ acceptedVersions: [] }, 'Invalid fastify-link-server option "acceptedVersions": must be a non-empty array of versions like "0.6.x" or "0.6.3"'],
@@ -115,7 +120,16 @@ t.test('a wrong option fails register with FST_LINK_INVALID_OPTION before anythi
     [{ serverMessages: null }, 'Invalid fastify-link-server option "serverMessages": must be an object of TypeBox schemas by message type'],
     [{ messages: [Type.String()] }, 'Invalid fastify-link-server option "messages": must be an object of TypeBox schemas by message type'],
     [{ messages: { 'krmx/link': Type.Any() } }, 'Invalid fastify-link-server option "messages["krmx/link"]": the "krmx/" prefix is reserved for the protocol'],
-    [{ messages: { 'chat/say': { type: 'string' } } }, 'Invalid fastify-link-server option "messages["chat/say"]": must be a TypeBox schema (Type.Unsafe wraps a plain JSON schema)'],
+    [{ messages: { 'chat/say': { type: 'string' } } }, 'Invalid fastify-link-server option "messages["chat/say"]": must be a schema made with Type from @sinclair/typebox 0.34 (import { Type } from \'@sinclair/typebox\'); a plain JSON schema is not compiled'],
+    [{ messages: { 'chat/say': TypeBox1.String() } }, 'Invalid fastify-link-server option "messages["chat/say"]": is a schema of TypeBox 1.x (the "typebox" package); the schemas must be made with Type from @sinclair/typebox 0.34 (import { Type } from \'@sinclair/typebox\')'],
+    [{ pathh: '/typo' }, 'Invalid fastify-link-server option "pathh": is not an option of fastify-link-server; did you mean "path"?'],
+    [{ maxusers: 10 }, 'Invalid fastify-link-server option "maxusers": is not an option of fastify-link-server; did you mean "maxUsers"?'],
+    [{ pingIntervalMs: 10 }, 'Invalid fastify-link-server option "pingIntervalMs": is not an option of fastify-link-server; did you mean "pingIntervalMilliseconds"?'],
+    [{ redis: 'redis://localhost' }, 'Invalid fastify-link-server option "redis": is not an option of fastify-link-server (its options: path, acceptNewUsers, authTimeoutMilliseconds, isValidUsername, pingIntervalMilliseconds, acceptedVersions, messages, serverMessages, strictMessages, invalidMessage, asyncapi, maxPayload, linkTimeoutMilliseconds, maxLinkAttempts, rateLimit, maxUsers, maxConnections, allowedOrigins, maxBufferedBytes, maxDepth, maxQueuedFrames, maxQueuedBytes)'],
+    [{ authTimeoutMilliseconds: 0 }, 'Invalid fastify-link-server option "authTimeoutMilliseconds": must be at least 1 millisecond'],
+    [{ authTimeoutMilliseconds: -5 }, 'Invalid fastify-link-server option "authTimeoutMilliseconds": must be at least 1 millisecond'],
+    [{ pingIntervalMilliseconds: 50 }, 'Invalid fastify-link-server option "pingIntervalMilliseconds": must be 0 (off) or at least 100 milliseconds'],
+    [{ pingIntervalMilliseconds: -1 }, 'Invalid fastify-link-server option "pingIntervalMilliseconds": must be 0 (off) or at least 100 milliseconds'],
     [{ serverMessages: { 'chat/said': Type.Object({ at: Type.Date() }) } }, 'Invalid fastify-link-server option "serverMessages["chat/said"]": Type.Date() is not a JSON value; a type without a payload is Type.Undefined()'],
     [{ messages: { 'chat/say': Type.Object({ text: Type.Optional(Type.Undefined()) }) } }, 'Invalid fastify-link-server option "messages["chat/say"]": Type.Undefined() is not a JSON value; a type without a payload is Type.Undefined()'],
     [{ messages: { ping: Type.Void() } }, 'Invalid fastify-link-server option "messages["ping"]": Type.Void() is not a JSON value; a type without a payload is Type.Undefined()'],

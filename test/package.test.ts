@@ -1,11 +1,16 @@
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { readmeSnippets, root } from './readme-snippets.js'
 
 const run = promisify(execFile)
-const root = join(import.meta.dirname, '..')
+
+// A build, a pack and an install from the npm cache take longer than the suite's 60 s per file.
+t.setTimeout(240_000)
+t.before(async () => { await run('npm', ['run', 'build'], { cwd: root }) })
 
 const program = (load: string): string => `
 ${load}
@@ -23,7 +28,6 @@ await app.close()
 `
 
 t.test('after a build, plain Node can require and import the package by name', async t => {
-  await run('npm', ['run', 'build'], { cwd: root })
   for (const file of ['dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/esm/index.js', 'dist/esm/index.d.ts']) {
     t.ok(existsSync(join(root, file)), `${file} is built`)
   }
@@ -52,4 +56,47 @@ app.register(require('fastify-link-server')).ready().then(() => {
   return app.close()
 })`], { cwd: root })
   t.equal(registered.stdout, 'listening\n', 'the CommonJS module itself can be given to register')
+})
+
+/** The version of `name` this repository installed, so that the scratch application gets the same. */
+function installed (name: string): string {
+  return (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version
+}
+
+t.test("the packed package type-checks the README's snippets in an application of its own (strict, skipLibCheck false)", async t => {
+  const scratch = mkdtempSync(join(tmpdir(), 'fastify-link-server-app-'))
+  t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
+  const { stdout } = await run('npm', ['pack', '--silent', '--pack-destination', scratch], { cwd: root })
+  const tarball = join(scratch, stdout.trim().split('\n').at(-1) as string)
+  writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'scratch-app', private: true, type: 'module' }))
+  // The application declares what it imports itself; @fastify/websocket comes only as the plugin's dependency.
+  const dependencies = ['fastify', '@sinclair/typebox', '@fastify/jwt', '@krmx/client', 'ws', '@types/ws', '@types/node']
+    .map(name => `${name}@${installed(name)}`)
+  await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball, ...dependencies], { cwd: scratch })
+  const snippets = readmeSnippets()
+  for (const snippet of snippets) {
+    writeFileSync(join(scratch, snippet.kind === 'file' ? basename(snippet.name) : snippet.name), snippet.code)
+  }
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+  const compile = async (files: string[], skipLibCheck = false) => {
+    const project = join(scratch, 'tsconfig.json')
+    writeFileSync(project, JSON.stringify({
+      compilerOptions: { strict: true, skipLibCheck, noEmit: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', types: ['node'] },
+      files
+    }))
+    try {
+      await run(process.execPath, [tsc, '-p', project], { cwd: scratch })
+      return ''
+    } catch (error) {
+      return (error as { stdout: string }).stdout
+    }
+  }
+  const files = snippets.map(snippet => snippet.kind === 'file' ? basename(snippet.name) : snippet.name)
+  // own-websocket.ts imports @fastify/websocket itself, which would bring its types to every file of one
+  // program; client.ts imports @krmx/client, whose @krmx/base declarations fail skipLibCheck: false on
+  // their own (event-generator.d.ts, TS2416), so it is checked with the libraries' declarations skipped.
+  const alone = ['own-websocket.ts', 'client.ts']
+  t.equal(await compile(files.filter(file => !alone.includes(file))), '', 'the snippets that do not import @fastify/websocket')
+  t.equal(await compile(['own-websocket.ts']), '', 'the snippet that registers its own @fastify/websocket')
+  t.equal(await compile(['client.ts'], true), '', 'the client')
 })

@@ -1,5 +1,6 @@
+import { once } from 'node:events'
 import t from 'tap'
-import { build, connect, eventually, frames, inject, record } from './helper.js'
+import { build, connect, eventually, frames, inject, maskedTextFrame, record, unresponsive, version } from './helper.js'
 
 /** An authenticate listener that holds every link until `release()` is called. */
 function holdLinks (app: Awaited<ReturnType<typeof build>>): { release: () => void, started: () => number } {
@@ -102,4 +103,25 @@ t.test('nothing starts once close began: a krmx/link queued behind a pending lin
   hold.release()
   t.equal(hold.started(), 1, 'the queued link was never authenticated')
   t.strictSame(client.unread(), [], 'and nothing was answered')
+})
+
+t.test('a connection closed for its queue while its link is refused is closed once, and told nothing more', async t => {
+  const app = await build(t, { listen: true, acceptNewUsers: false, maxLinkAttempts: 1, maxQueuedFrames: 1 })
+  const { port } = app.server.address() as { port: number }
+  const socket = await unresponsive(port)
+  const received: Buffer[] = []
+  socket.on('data', (chunk: Buffer) => received.push(chunk))
+  const ended = once(socket, 'close')
+  // One write, so one chunk: the link request and two frames behind it arrive before its refusal is decided.
+  socket.write(Buffer.concat([
+    maskedTextFrame(JSON.stringify({ type: 'krmx/link', payload: { username: 'stranger', version } })),
+    maskedTextFrame(JSON.stringify({ type: 'chat/say' })),
+    maskedTextFrame(JSON.stringify({ type: 'chat/say' }))
+  ]))
+  const reason = Buffer.from('too many frames while linking')
+  await eventually(() => Buffer.concat(received).length >= 4 + reason.length, () => Buffer.concat(received).toString('hex'))
+  t.strictSame(Buffer.concat(received), Buffer.concat([Buffer.from([0x88, 2 + reason.length, 0x03, 0xf0]), reason]),
+    'a close frame with 1008, and no krmx/rejected nor a second close')
+  socket.destroy()
+  await ended
 })

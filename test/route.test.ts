@@ -1,8 +1,10 @@
+import { once } from 'node:events'
 import websocket from '@fastify/websocket'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import fastifyLinkServer from '../index.js'
-import { build, Client, connect, frames, inject } from './helper.js'
+import WebSocket from 'ws'
+import { build, Client, connect, frames, inject, urlOf } from './helper.js'
 
 t.test('the path option sets the WebSocket route; other paths are not upgraded', async t => {
   const app = await build(t, { path: '/link' })
@@ -41,24 +43,63 @@ t.test('an instance that registered @fastify/websocket itself works too', async 
   t.strictSame(await client.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
 })
 
-t.test('registering the plugin twice in one context fails', async t => {
+t.test('registering the plugin twice in one context, or again in a child of it, fails with a coded error', async t => {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0 })
-  await t.rejects(async () => { await app.register(fastifyLinkServer, { path: '/second' }) }, { code: 'FST_ERR_DEC_ALREADY_PRESENT' })
+  await t.rejects(async () => { await app.register(fastifyLinkServer, { path: '/second' }) }, {
+    code: 'FST_LINK_ALREADY_REGISTERED',
+    message: 'fastify-link-server is already registered in this context (at /): register it once per context, or in sibling contexts with their own prefix'
+  })
+  const nested = Fastify()
+  t.teardown(() => nested.close())
+  await nested.register(fastifyLinkServer, { pingIntervalMilliseconds: 0 })
+  await t.rejects(async () => {
+    await nested.register(async child => { await child.register(fastifyLinkServer, { path: '/third' }) }, { prefix: '/v2' })
+  }, {
+    code: 'FST_LINK_ALREADY_REGISTERED',
+    message: 'fastify-link-server is already registered in this context (at /v2): register it once per context, or in sibling contexts with their own prefix'
+  })
 })
 
-t.test('with your own @fastify/websocket and a preClose that leaves the sockets open, users still hear that they left', async t => {
+t.test('two sibling contexts with their own prefix each have a link server of their own', async t => {
   const app = Fastify()
-  await app.register(websocket, { preClose: (done) => done() })
-  await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0 })
+  t.teardown(() => app.close())
+  const servers: Record<string, unknown> = {}
+  for (const prefix of ['/lobby', '/game']) {
+    await app.register(async child => {
+      await child.register(fastifyLinkServer, { pingIntervalMilliseconds: 0 })
+      servers[prefix] = child.linkServer
+    }, { prefix })
+  }
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.not(servers['/lobby'], servers['/game'])
+  const lobby = await connect(app, '/lobby')
+  await lobby.linked('alice', 3)
+  const game = await connect(app, '/game')
+  t.strictSame(await game.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')], 'the same name is another user there')
+})
+
+t.test('the README advice for your own @fastify/websocket: the users hear that they left, your own sockets close, close does not hang', async t => {
+  const app = Fastify()
+  // The README's code, exactly:
+  await app.register(websocket, { preClose: (done) => done() }) // the link server closes every socket itself, after its goodbye
+  await app.register(fastifyLinkServer)
+  app.get('/echo', { websocket: true }, (socket) => {
+    socket.on('message', (data) => socket.send(data))
+  })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const alice = await connect(app)
   await alice.linked('alice', 3)
-  const closed = alice.closed()
+  const echo = new WebSocket(urlOf(app, '/echo'))
+  await once(echo, 'open')
+  const aliceClosed = alice.closed()
+  const echoClosed = once(echo, 'close')
   await app.close()
   t.strictSame(await alice.take(2), [frames.unlinked('alice'), frames.left('alice')])
-  t.strictSame(await closed, { code: 1001, reason: 'server closing' })
+  t.strictSame(await aliceClosed, { code: 1001, reason: 'server closing' })
+  const [code, reason] = await echoClosed as [number, Buffer]
+  t.strictSame([code, reason.toString()], [1001, 'server closing'])
 })
 
 t.test('on a real port, clients connect at the prefix and path', async t => {

@@ -1,5 +1,9 @@
 import type { Static, TSchema } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
+// The plugin registers @fastify/websocket, so its augmentation of Fastify (`request.ws`, `injectWS`,
+// `{ websocket: true }` routes) is part of the plugin's types: importing them here keeps it in the
+// published declarations, for applications that do not depend on @fastify/websocket themselves.
+import '@fastify/websocket'
 
 /** The lifecycle of a link server, as `getStatus()` reports it. */
 export type LinkServerStatus = 'initializing' | 'listening' | 'closing' | 'closed'
@@ -276,10 +280,17 @@ export interface LinkServer<S extends LinkSchemas = LinkServerSchemas> {
   join(username: string): void
   /** Unlinks the user `username` from its connection; the user stays and the connection stays open. */
   unlink(username: string): void
-  /** Makes the user `username` leave the server. */
+  /**
+   * Makes the user `username` leave the server (unlinked first if linked). Its connection, if it had one,
+   * is told `krmx/unlinked` and `krmx/left` and stays open, unlinked: it may link again, as after a leave.
+   */
   kick(username: string): void
   /** Every user, in join order. */
   getUsers(): LinkUser[]
+  /** The user `username`, or `undefined` when it does not exist. */
+  getUser(username: string): LinkUser | undefined
+  /** Whether the user `username` exists and has a connection. */
+  isLinked(username: string): boolean
   /** The lifecycle state of the link server. */
   getStatus(): LinkServerStatus
   /** Counters of connections, users and refused messages. */

@@ -1,0 +1,54 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import t from 'tap'
+import { asPublished, readmeSnippets, root } from './readme-snippets.js'
+
+t.test('the README shows the example files as they are, and checks every snippet it marks', async t => {
+  const snippets = readmeSnippets()
+  t.strictSame(snippets.map(({ kind, name }) => `${kind}: ${name}`), [
+    'file: example/app.ts', 'file: example/server.ts', 'file: example/client.ts',
+    'typecheck: typed-messages.ts', 'typecheck: app.test.ts', 'typecheck: jwt-upgrade.ts', 'typecheck: jwt-authenticate.ts',
+    'typecheck: own-websocket.ts', 'typecheck: contexts.ts'
+  ])
+  for (const snippet of snippets.filter(({ kind }) => kind === 'file')) {
+    t.equal(snippet.code, asPublished(snippet.name), `${snippet.name} is in the README as it is`)
+  }
+})
+
+/** Runs `command` in the repository, detached in a process group of its own, so that it and its children can be ended by its pid. */
+function start (command: string, args: string[], env: Record<string, string>) {
+  const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  const output: string[] = []
+  child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()))
+  return { child, output }
+}
+
+t.test("the README's client, run against npm start, is answered", async t => {
+  const server = start('npm', ['start'], { PORT: '0', HOST: '127.0.0.1' })
+  t.teardown(() => {
+    try {
+      process.kill(-(server.child.pid as number), 'SIGTERM') // npm, and the server it started: the group of the pid we started
+    } catch {
+      // it ended already
+    }
+  })
+  let url: string | undefined
+  const timeout = setTimeout(() => server.child.kill(), 30_000)
+  for await (const line of createInterface({ input: server.child.stdout })) {
+    server.output.push(line)
+    if (line.includes('"msg":"link server listening"')) {
+      url = (JSON.parse(line) as { url: string }).url
+      break
+    }
+  }
+  clearTimeout(timeout)
+  t.match(url, /^ws:\/\/127\.0\.0\.1:\d+\/link$/, `the start log names the URL; the server printed: ${server.output.join('\n')}`)
+  const client = start(process.execPath, ['--import', 'tsx', 'example/client.ts'], { URL: url as string })
+  let printed = ''
+  client.child.stdout.on('data', (chunk: Buffer) => { printed += chunk.toString() })
+  const clientTimeout = setTimeout(() => client.child.kill(), 30_000)
+  const [code] = await once(client.child, 'exit') as [number | null]
+  clearTimeout(clientTimeout)
+  t.strictSame({ code, printed }, { code: 0, printed: '{"type":"chat/said","payload":{"from":"alice","text":"hello"}}\n' }, client.output.join(''))
+})
