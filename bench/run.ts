@@ -3,7 +3,7 @@
 // Runs the same load against this plugin (in Fastify), the Krmx reference server (@krmx/server) and a
 // bare `ws` server, one after another, each server and the load generator in processes of their own
 // on loopback. Prints a table of medians and ratios, and writes bench/results/latest.json and
-// bench/results/latest.svg (--out names another pair).
+// bench/results/latest.svg when the run is full, bench/results/partial.* otherwise (--out names another pair).
 import { type ChildProcess, fork } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -11,6 +11,7 @@ import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { chart } from './chart.js'
+import { defaultScenarios, defaultServers, resultsName } from './results-name.js'
 import type { ServerKind } from './servers.js'
 
 const { values } = parseArgs({
@@ -18,8 +19,8 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     repetitions: { type: 'string', default: '3' },
-    servers: { type: 'string', default: 'plugin,krmx,bare' },
-    scenarios: { type: 'string', default: 'inbound,validation,fanout,storm,memory,roundtrip' },
+    servers: { type: 'string', default: defaultServers },
+    scenarios: { type: 'string', default: defaultScenarios },
     'inbound-clients': { type: 'string' },
     'inbound-messages': { type: 'string' },
     'fanout-clients': { type: 'string' },
@@ -31,7 +32,7 @@ const { values } = parseArgs({
     'roundtrip-rate': { type: 'string' },
     'roundtrip-seconds': { type: 'string' },
     'scenario-timeout': { type: 'string', default: '300' },
-    out: { type: 'string', default: 'latest' }
+    out: { type: 'string' }
   }
 })
 const quick = values.quick === true
@@ -205,13 +206,10 @@ for (const row of rows) {
 const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 1024 ** 3), node: process.version, platform: process.platform }
 const results = { date: new Date().toISOString(), minutes: Number(((Date.now() - started) / 60_000).toFixed(1)), machine, repetitions, settings, rows, samples, timeouts }
 mkdirSync(here('results'), { recursive: true })
-// A profiled run is slower than a plain one; its figures do not replace the latest results.
-const out = values.profile === true && values.out === 'latest' ? 'profile' : String(values.out)
+// Only a full run replaces the published results; a quick, partial or profiled one writes beside them.
+const out = resultsName(values)
 writeFileSync(here(`results/${out}.json`), JSON.stringify(results, null, 2) + '\n')
 writeFileSync(here(`results/${out}.svg`), chart(rows.filter(row => row.vsReference !== undefined || row.vsBare !== undefined), machine, repetitions))
-for (const { repetition, scenario, server } of timeouts) {
-  console.log(`repetition ${repetition}: ${scenario} on ${server} did not finish in ${String(values['scenario-timeout'])} s`)
-}
 for (const { repetition, scenario, server } of timeouts) {
   console.log(`repetition ${repetition}: ${scenario} on ${server} did not finish in ${String(values['scenario-timeout'])} s`)
 }

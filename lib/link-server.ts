@@ -121,7 +121,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    * The events of the changes made but not emitted yet, as event and username pairs. A change is
    * applied whole (its state and every frame it sends) before any listener hears of it, so that a
    * listener acting on the link server never cuts into a change, and every connection sees a
-   * consistent history; listeners of one change that make others hear of those after it.
+   * consistent history; the events of a change a listener makes are emitted after those already due.
    */
   #changes: Array<ChangeEvent | string> = []
   #changesEmitted = 0

@@ -2,7 +2,7 @@ import { setImmediate as macrotask } from 'node:timers/promises'
 import t from 'tap'
 import type { MarkAsync } from '../index.js'
 import { Type } from '@sinclair/typebox'
-import { build, eventually, frames, inject, LogRecorder, nextMacrotask, record, unhandledRejections } from './helper.js'
+import { build, eventually, frames, inject, linkedPair, LogRecorder, nextMacrotask, record, unhandledRejections } from './helper.js'
 
 /** A token check that answers later, as a database or a JWKS lookup does. */
 async function verify (token: string | undefined): Promise<void> {
@@ -109,39 +109,35 @@ t.test('markAsync called from a pending handler after an await is honoured: the 
 t.test('markAsync or reject called after the link was accepted undo the link (fail closed); the late handler is never run', async t => {
   const rejections = unhandledRejections(t)
   const log = new LogRecorder()
-  const app = await build(t, { fastify: { logger: { level: 'error', stream: log.stream } } })
   const calls: Array<{ reject: (reason: string) => void, markAsync: MarkAsync }> = []
-  app.linkServer.on('authenticate', (_username, _info, reject, markAsync) => { calls.push({ reject, markAsync }) })
-  const watcher = await inject(app)
-  await watcher.linked('watcher', 3)
-  const alice = await inject(app)
-  await alice.linked('alice', 5)
-  await watcher.take(2)
-  const events = record(app)
+  const { alice: watcher, bob: late, events } = await linkedPair(t, {
+    fastify: { logger: { level: 'error', stream: log.stream } },
+    setup: app => app.linkServer.on('authenticate', (_username, _info, reject, markAsync) => { calls.push({ reject, markAsync }) })
+  })
 
   let ran = false
   calls[1].markAsync(async () => {
     ran = true
     throw new Error('would have been unhandled')
   })
-  t.strictSame(await alice.take(1), [frames.unlinked('alice')])
-  t.strictSame(await watcher.take(1), [frames.unlinked('alice')])
+  t.strictSame(await late.take(1), [frames.unlinked('bob')])
+  t.strictSame(await watcher.take(1), [frames.unlinked('bob')])
   t.equal(ran, false)
-  t.strictSame(events, [['unlink', 'alice']])
+  t.strictSame(events, [['unlink', 'bob']])
 
-  // A second late call finds the user unlinked already, so it is only logged; so is a late reject of a rejected link.
+  // A second late call finds the user unlinked already, so it is only logged; so is one of an earlier link once the user linked again.
   calls[1].reject('too late')
-  alice.link('alice')
-  t.strictSame(await alice.take(5), [frames.accepted, frames.joined('watcher'), frames.linked('watcher'), frames.joined('alice'), frames.linked('alice')])
+  late.link('bob')
+  t.strictSame(await late.take(5), [frames.accepted, frames.joined('alice'), frames.linked('alice'), frames.joined('bob'), frames.linked('bob')])
   calls[1].reject('the first link is over')
-  t.strictSame(await alice.settle(), [], 'a late call of an earlier link does not end a later one')
+  t.strictSame(await late.settle(), [], 'a late call of an earlier link does not end a later one')
   calls[2].reject('late for the current link')
-  t.strictSame(await alice.take(1), [frames.unlinked('alice')])
+  t.strictSame(await late.take(1), [frames.unlinked('bob')])
   t.strictSame((await log.count(4)).map(line => [line.level, line.msg, line.username, line.call]), [
-    [50, 'markAsync was called after the link was accepted; the user is unlinked', 'alice', 'markAsync'],
-    [50, 'reject was called after the link was decided; it is ignored', 'alice', 'reject'],
-    [50, 'reject was called after the link was decided; it is ignored', 'alice', 'reject'],
-    [50, 'reject was called after the link was accepted; the user is unlinked', 'alice', 'reject']
+    [50, 'markAsync was called after the link was accepted; the user is unlinked', 'bob', 'markAsync'],
+    [50, 'reject was called after the link was decided; it is ignored', 'bob', 'reject'],
+    [50, 'reject was called after the link was decided; it is ignored', 'bob', 'reject'],
+    [50, 'reject was called after the link was accepted; the user is unlinked', 'bob', 'reject']
   ])
   await nextMacrotask()
   t.strictSame(rejections, [])

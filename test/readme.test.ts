@@ -16,9 +16,14 @@ t.test('the README shows the example files as they are, and checks every snippet
   }
 })
 
-/** Runs `command` in the repository, detached in a process group of its own, so that it and its children can be ended by its pid. */
+/**
+ * Runs `command` in the repository, detached in a process group of its own, so that it and its children
+ * can be ended by its pid. It runs the sources through tsx, as a user does, not through the test's
+ * loader, so its coverage would not map onto the test's: it is left out of it.
+ */
 function start (command: string, args: string[], env: Record<string, string>) {
-  const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  const { NODE_V8_COVERAGE: _coverage, ...inherited } = process.env
+  const child = spawn(command, args, { cwd: root, env: { ...inherited, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
   const output: string[] = []
   child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()))
   return { child, output }

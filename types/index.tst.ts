@@ -60,6 +60,9 @@ test('wrong option types are refused', () => {
 test('the decorator is typed on every Fastify instance', () => {
   expect(app.linkServer).type.toBe<LinkServer>()
   expect(app.linkServer.getUsers()).type.toBe<LinkUser[]>()
+  expect(app.linkServer.getUser('alice')).type.toBe<LinkUser | undefined>()
+  expect(app.linkServer.isLinked('alice')).type.toBe<boolean>()
+  expect(app.linkServer.getUser).type.not.toBeCallableWith(42)
   expect(app.linkServer.getStatus()).type.toBe<LinkServerStatus>()
   expect<LinkServerStatus>().type.toBe<'initializing' | 'listening' | 'closing' | 'closed'>()
   expect(app.linkServer.send('alice', { type: 'chat/say', payload: { text: 'hi' } })).type.toBe<void>()
