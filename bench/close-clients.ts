@@ -7,11 +7,7 @@ const linked = Number(process.argv[3])
 /** How many users exist before the first of these links: each link is sent all of them. */
 const before = Number(process.argv[4])
 type Command = { kind: 'count', expected: number } | { kind: 'closing' } | { kind: 'end' }
-const port_ = {
-  postMessage: (message: unknown): void => { process.send?.(message) },
-  on: (event: 'message', listener: (message: Command) => void): void => { process.on(event, listener) },
-  close: (): void => { process.disconnect() }
-}
+const report = (message: unknown): void => { process.send?.(message) }
 const counts = new Array<number>(linked).fill(0)
 const closes: number[] = []
 let closing = false
@@ -41,7 +37,7 @@ for (let index = 0; index < linked; index++) {
     ended = true
     closes.push(code)
     if (closes.length === linked) {
-      port_.postMessage({ kind: 'closed', goodbyeFrames, goodbyeBytes, closedWith1001: closes.filter(code => code === 1001).length })
+      report({ kind: 'closed', goodbyeFrames, goodbyeBytes, closedWith1001: closes.filter(code => code === 1001).length })
     }
   }
   client.onClose = end
@@ -50,13 +46,13 @@ for (let index = 0; index < linked; index++) {
   await accepted
   clients.push(client)
 }
-port_.postMessage({ kind: 'linked' })
+report({ kind: 'linked' })
 
-port_.on('message', (message) => {
+process.on('message', (message: Command) => {
   if (message.kind === 'count') {
     const wait = (): void => {
       if (counts.every(count => count === message.expected)) {
-        port_.postMessage({ kind: 'counted' })
+        report({ kind: 'counted' })
       } else {
         setTimeout(wait, 50)
       }
@@ -64,11 +60,11 @@ port_.on('message', (message) => {
     wait()
   } else if (message.kind === 'closing') {
     closing = true
-    port_.postMessage({ kind: 'ready' })
+    report({ kind: 'ready' })
   } else {
     for (const client of clients) {
       client.close()
     }
-    port_.close()
+    process.disconnect()
   }
 })

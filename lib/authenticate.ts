@@ -20,8 +20,8 @@ export interface PendingAuthentication {
 export interface AuthenticationHooks {
   /** A listener or handler threw or rejected with `error`. */
   onError: (error: unknown) => void
-  /** `reject` or `markAsync` was called after the decision was made (`decision`). */
-  onLate: (call: 'reject' | 'markAsync', decision: Decision) => void
+  /** `reject` or `markAsync` was called after the decision was made. */
+  onLate: (call: 'reject' | 'markAsync') => void
 }
 
 /**
@@ -43,14 +43,12 @@ export function authenticate (
   let resolveDecision!: (decision: Decision) => void
   const decision = new Promise<Decision>(resolve => { resolveDecision = resolve })
   let decided = false
-  let outcome: Decision
   let timer: NodeJS.Timeout | undefined
   const decide = (why: Decision): void => {
     if (decided) {
       return
     }
     decided = true
-    outcome = why
     clearTimeout(timer)
     resolveDecision(why)
   }
@@ -81,14 +79,14 @@ export function authenticate (
 
   const reject: AuthenticateReject = (why) => {
     if (decided) {
-      hooks.onLate('reject', outcome)
+      hooks.onLate('reject')
       return
     }
     refuse(String(why))
   }
   const markAsync: MarkAsync = (handler) => {
     if (decided) {
-      hooks.onLate('markAsync', outcome)
+      hooks.onLate('markAsync')
       return // the handler is not run: nothing it does can change a decision already made
     }
     wait(new Promise<unknown>(resolve => { resolve(handler()) }))

@@ -16,7 +16,7 @@ import type {
   MessageHandler
 } from '../types/index.js'
 import { buildAsyncApi } from './asyncapi.js'
-import { authenticate, type AuthenticateListener, type Decision } from './authenticate.js'
+import { authenticate, type AuthenticateListener } from './authenticate.js'
 import { closeSocket, Connection, type QueuedFrame, WriteCoalescer } from './connection.js'
 import {
   FST_LINK_CLOSED,
@@ -635,7 +635,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       this.#options.authTimeoutMilliseconds,
       {
         onError: err => this.#log.warn({ err, username }, 'an authenticate listener or handler failed; the link is rejected'),
-        onLate: (call, decision) => this.#lateAuthentication(connection, username, call, decision, made.link)
+        onLate: call => this.#lateAuthentication(connection, username, call, made.link)
       }
     )
     connection.cancelAuthentication = authentication.cancel
@@ -665,10 +665,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
 
   /**
    * `reject` or `markAsync` was called after the decision: the application meant to decide later than it
-   * did. A link it accepted meanwhile is undone (fail closed), if the connection is still on that link.
+   * did. The link the authentication made (`linkedAs`, set only when it was accepted and committed) is
+   * undone (fail closed), if the connection is still on it.
    */
-  #lateAuthentication (connection: Connection, username: string, call: string, decision: Decision, linkedAs: number | undefined): void {
-    const isOnThatLink = decision === undefined && connection.username === username && connection.links === linkedAs
+  #lateAuthentication (connection: Connection, username: string, call: string, linkedAs: number | undefined): void {
+    const isOnThatLink = linkedAs !== undefined && connection.username === username && connection.links === linkedAs
     this.#log.error({ username, call }, isOnThatLink
       ? `${call} was called after the link was accepted; the user is unlinked`
       : `${call} was called after the link was decided; it is ignored`)

@@ -97,13 +97,37 @@ export function resolveOptions (options: LinkServerOptions): ResolvedOptions {
   }
 }
 
+/**
+ * Every option, as a record so that TypeScript requires each option of `LinkServerOptions` here, and
+ * no other: the check of unknown names cannot drift from the options there are.
+ */
+const knownOptions: Record<keyof LinkServerOptions, true> = {
+  path: true,
+  acceptNewUsers: true,
+  authTimeoutMilliseconds: true,
+  isValidUsername: true,
+  pingIntervalMilliseconds: true,
+  acceptedVersions: true,
+  messages: true,
+  serverMessages: true,
+  strictMessages: true,
+  invalidMessage: true,
+  asyncapi: true,
+  maxPayload: true,
+  linkTimeoutMilliseconds: true,
+  maxLinkAttempts: true,
+  rateLimit: true,
+  maxUsers: true,
+  maxConnections: true,
+  allowedOrigins: true,
+  maxBufferedBytes: true,
+  maxDepth: true,
+  maxQueuedFrames: true,
+  maxQueuedBytes: true
+}
+
 /** The name of every option, for the check of unknown names. */
-export const optionNames: readonly string[] = [
-  'path', 'acceptNewUsers', 'authTimeoutMilliseconds', 'isValidUsername', 'pingIntervalMilliseconds', 'acceptedVersions',
-  'messages', 'serverMessages', 'strictMessages', 'invalidMessage', 'asyncapi', 'maxPayload', 'linkTimeoutMilliseconds',
-  'maxLinkAttempts', 'rateLimit', 'maxUsers', 'maxConnections', 'allowedOrigins', 'maxBufferedBytes', 'maxDepth',
-  'maxQueuedFrames', 'maxQueuedBytes'
-]
+export const optionNames: readonly string[] = Object.keys(knownOptions)
 
 function refuseUnknownNames (options: object): void {
   for (const name of Object.keys(options)) {
