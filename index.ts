@@ -1,10 +1,12 @@
 import type { AddressInfo } from 'node:net'
 import websocket from '@fastify/websocket'
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { LinkSchemas, LinkServer, LinkServerOptions } from './types/index.js'
+import type { Backend } from './lib/backend/backend.js'
+import { MemoryBackend } from './lib/backend/memory.js'
 import { LinkServerImpl } from './lib/link-server.js'
-import { resolveOptions } from './lib/options.js'
+import { type ResolvedClusterOptions, type ResolvedOptions, resolveOptions } from './lib/options.js'
 import { FST_LINK_ALREADY_REGISTERED } from './lib/errors.js'
 
 async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerOptions): Promise<void> {
@@ -13,7 +15,12 @@ async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerO
   }
   const resolved = resolveOptions(options)
   const address = fastify.prefix === '' || resolved.path !== '/' ? fastify.prefix + resolved.path : fastify.prefix
-  const linkServer = new LinkServerImpl(resolved, fastify.log.child({ name: 'fastify-link-server' }), address)
+  const log = fastify.log.child({ name: 'fastify-link-server' })
+  // The Redis backend, and ioredis with it, is loaded only in cluster mode.
+  const backend = resolved.cluster === undefined
+    ? new MemoryBackend()
+    : await loadRedisBackend(resolved, fastify.initialConfig.pluginTimeout as number, log)
+  const linkServer = new LinkServerImpl(resolved, log, address, backend)
   fastify.decorate('linkServer', linkServer as LinkServer<LinkSchemas> as LinkServer)
 
   // Added before @fastify/websocket's own preClose, so that every user is told it left before any socket closes.
@@ -38,6 +45,12 @@ async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerO
   if (resolved.asyncapiPath !== undefined) {
     fastify.get(resolved.asyncapiPath, async () => linkServer.asyncapi())
   }
+}
+
+async function loadRedisBackend (options: ResolvedOptions, pluginTimeout: number, log: FastifyBaseLogger): Promise<Backend> {
+  const { connectTimeoutFor, createRedisBackend } = await import('./lib/backend/redis.js')
+  const timeouts = { authTimeoutMilliseconds: options.authTimeoutMilliseconds, connectTimeoutMilliseconds: connectTimeoutFor(pluginTimeout) }
+  return createRedisBackend(options.cluster as ResolvedClusterOptions, timeouts, log)
 }
 
 const plugin: FastifyPluginAsync<LinkServerOptions> = fp(fastifyLinkServer, {

@@ -3,6 +3,8 @@ import { performance } from 'node:perf_hooks'
 import { clientFrame, RawClient } from './raw-client.js'
 
 const port = Number(process.argv[2])
+/** The prefix of the usernames this load generator links, so that two of them can load one cluster. */
+const prefix = process.argv[3] ?? 'b'
 const clients: RawClient[] = []
 const version = '0.5.5' // the reference server accepts 0.5.x only; this plugin accepts it too
 
@@ -19,7 +21,7 @@ async function link (count: number, concurrency: number): Promise<{ seconds: num
   const end = clients.length + count
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < end) {
-      const username = `b${next++}`
+      const username = `${prefix}${next++}`
       const opened = performance.now()
       const client = await RawClient.open(port)
       // Its own krmx/linked is the last frame of the user list: users come in join order, and it joined last.

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --repetitions 5 --servers plugin,krmx,bare --storm-connections 10000 ...]
+// npm run bench [-- --quick] [-- --repetitions 5 --servers plugin,krmx,bare --storm-connections 10000 ...] [-- --no-cluster]
 //
 // Runs the same load against this plugin (in Fastify), the Krmx reference server (@krmx/server) and a
 // bare `ws` server, one after another, each server and the load generator in processes of their own
@@ -32,7 +32,8 @@ const { values } = parseArgs({
     'roundtrip-rate': { type: 'string' },
     'roundtrip-seconds': { type: 'string' },
     'scenario-timeout': { type: 'string', default: '300' },
-    out: { type: 'string' }
+    out: { type: 'string' },
+    cluster: { type: 'boolean', default: true }
   }
 })
 const quick = values.quick === true
@@ -219,3 +220,11 @@ if (typed !== undefined && untyped !== undefined) {
   console.log(`\nvalidation: inbound with a TypeBox schema for the message type runs at ${(typed / untyped).toFixed(2)}× the rate without`)
 }
 console.log(`\nwritten: bench/results/${out}.json, bench/results/${out}.svg (${results.minutes} min)`)
+
+// Cluster mode (Redis + 2 instances), beside the single instance of its own run: bench/cluster.ts.
+if (values.cluster !== false) {
+  console.log('')
+  const cluster = fork(here('cluster.ts'), [...(quick ? ['--quick'] : []), '--repetitions', String(repetitions)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' })
+  const [code] = await once(cluster, 'exit') as [number]
+  process.exitCode = code
+}

@@ -22,11 +22,12 @@ export const chatOptions = {
 /**
  * A chat: `chat/say` is broadcast to everyone as `chat/said`, `chat/typing` to everyone else, and
  * `chat/ping` answered with `chat/pong` to the sender alone. Every event and refused message is logged,
- * and the AsyncAPI document of the endpoint is served at /asyncapi.json.
+ * and the AsyncAPI document of the endpoint is served at /asyncapi.json. With `redis` (a redis:// URL),
+ * the instance is a node of a cluster: every instance on that Redis shares one user space.
  */
-export async function buildExample (options: FastifyServerOptions = { logger: true }): Promise<FastifyInstance> {
+export async function buildExample (options: FastifyServerOptions = { logger: true }, redis?: string): Promise<FastifyInstance> {
   const app = Fastify(options)
-  await app.register(fastifyLinkServer, chatOptions)
+  await app.register(fastifyLinkServer, redis === undefined ? chatOptions : { ...chatOptions, cluster: { redis } })
   const linkServer = app.linkServer.typed<typeof chatOptions>()
 
   linkServer.on('authenticate', (username, info, reject) => {

@@ -48,12 +48,18 @@ const textFrame = { binary: false }
 
 /** One WebSocket connection: the user it is linked to, its pending link and its queued frames. */
 export class Connection {
-  /** The user this connection is linked to. */
+  /** The user this connection is linked to; set by `LocalLinks` only. */
   username: string | undefined = undefined
+  /** The generation of its link, which an unlink of this connection names; set by `LocalLinks` only. */
+  generation: number | undefined = undefined
   /** Whether the connection answered the last ping. */
   isAlive = true
   /** Set while a link request of this connection is being decided; frames wait in `queue` meanwhile. */
   linkInFlight = false
+  /** How many link requests this connection made, so that the end of one never ends the wait of a later one. */
+  linkRequests = 0
+  /** The unlinks and leaves of this connection's user being committed to a shared backend; frames wait meanwhile too. */
+  unlinksInFlight = 0
   /** Stops the pending authentication of this connection, if any. */
   cancelAuthentication: (() => void) | undefined = undefined
   /** Frames that arrived while a link was in flight, in arrival order. */
@@ -88,6 +94,11 @@ export class Connection {
     this.#writes = writes
     // Without an extension, ws writes every frame at once, in order, so writing our own frames between its own is safe.
     this.#direct = socket.extensions === ''
+  }
+
+  /** Whether the frames of this connection wait in `queue`, for a link decision or a change being committed. */
+  get isWaiting (): boolean {
+    return this.linkInFlight || this.unlinksInFlight > 0
   }
 
   /** Whether frames can still be sent: the socket is open and no closing handshake has begun. */

@@ -114,3 +114,10 @@ export const FST_LINK_SERVER_FULL = createError(
   'Cannot join user "%s": the server is full (maxUsers %s)',
   503
 )
+
+/** The cluster's Redis cannot be reached: at start (`ready()` fails with it), or for a change asked for during an outage. */
+export const FST_LINK_CLUSTER_UNAVAILABLE = createError(
+  'FST_LINK_CLUSTER_UNAVAILABLE',
+  'Cannot %s: the cluster is unavailable (%s)',
+  503
+)

@@ -17,9 +17,21 @@ import type {
 } from '../types/index.js'
 import { buildAsyncApi } from './asyncapi.js'
 import { authenticate, type AuthenticateListener } from './authenticate.js'
+import {
+  type Admission,
+  type Backend,
+  type BackendSink,
+  type Change,
+  type Commit,
+  CommitRefused,
+  type LinkChange,
+  type Refusal,
+  type SnapshotUser
+} from './backend/backend.js'
 import { closeSocket, Connection, type QueuedFrame, WriteCoalescer } from './connection.js'
 import {
   FST_LINK_CLOSED,
+  FST_LINK_CLUSTER_UNAVAILABLE,
   FST_LINK_INVALID_HANDLER,
   FST_LINK_INVALID_MESSAGE,
   FST_LINK_INVALID_PAYLOAD,
@@ -41,11 +53,9 @@ import {
   isFrame,
   isLinkPayload,
   isProtocolType,
-  joinedFrame,
   kTooDeep,
   leaveType,
   leftFrame,
-  linkedFrame,
   linkType,
   parseFrame,
   rejectedFrame,
@@ -54,9 +64,10 @@ import {
 } from './frames.js'
 import { Heartbeat } from './heartbeat.js'
 import { payloadErrors, tooDeepError, unregisteredTypeError } from './messages.js'
+import { LocalLinks } from './local-links.js'
 import type { ResolvedOptions } from './options.js'
-import { LocalRegistry, type UserRegistry } from './registry.js'
 import { isThenable } from './thenable.js'
+import { type MirroredUser, type UserLink, UserSpace } from './user-space.js'
 import { VersionCheck } from './version.js'
 
 /** The close code of every socket when the server closes: the endpoint is going away. */
@@ -83,26 +94,17 @@ type DeepFrame = Frame & { [kTooDeep]?: true }
 const kConnection = Symbol('fastify-link-server.connection')
 type LinkSocket = WebSocket & { [kConnection]: Connection }
 
-/** The frames about one user that every link repeats, as bytes ready for any socket. */
-interface UserFrames {
-  joined: EncodedFrame
-  linked: EncodedFrame
+/** A link being committed: its connection, and where the link it makes is recorded, for a late authentication call. */
+interface Linking {
+  connection: Connection
+  made: { link?: number }
 }
 
-/** The key of a method that reports the link server's state, for the tests of its invariants. */
-export const kState = Symbol('fastify-link-server.state')
-
-/** What `[kState]()` reports. */
-export interface LinkServerState {
-  users: LinkUser[]
-  /** The linked users, in join order. */
-  linkedUsers: string[]
-  /** The linked users whose connection is open, known and linked back to them, in join order. */
-  linkedUsersWithTheirConnection: string[]
-  /** The users of the connections in the broadcast set. */
-  usernamesOfLinkedConnections: Array<string | undefined>
-  /** The users of every open connection that has one. */
-  usernamesOfConnections: string[]
+/** The reason a refused link request is given, by refusal. */
+const refusalReasons: Record<Exclude<Refusal, 'already-linked'>, string> = {
+  'not-accepting-new-users': 'server is not accepting new users',
+  full: 'server is full',
+  unavailable: 'cluster unavailable'
 }
 
 /** The implementation behind `fastify.linkServer`. */
@@ -110,13 +112,17 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   #status: LinkServerStatus = 'initializing'
   readonly #options: ResolvedOptions
   readonly #log: FastifyBaseLogger
-  readonly #registry: UserRegistry<Connection> = new LocalRegistry<Connection>()
+  /** Where the user space is decided: this process, or the cluster's Redis. */
+  readonly #backend: Backend
+  /** This node's mirror of the user space, changed only by the changes the backend hands back. */
+  readonly #users = new UserSpace()
+  /** This node's linked connections, by username. */
+  readonly #local = new LocalLinks()
+  /** The connections whose link is being committed, by the token of their claim. */
+  readonly #linking = new Map<string, Linking>()
+  readonly #admission: Admission
   readonly #versions: VersionCheck
   readonly #connections = new Set<Connection>()
-  /** Every linked connection, for broadcasts. */
-  readonly #linked = new Set<Connection>()
-  /** The `krmx/joined` and `krmx/linked` frames of every user, made once: each link sends them to the linking connection. */
-  readonly #userFrames = new Map<string, UserFrames>()
   /**
    * The events of the changes made but not emitted yet, as event and username pairs. A change is
    * applied whole (its state and every frame it sends) before any listener hears of it, so that a
@@ -142,8 +148,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   readonly #onError: (this: WebSocket, err: Error) => void
   readonly #onClose: (this: WebSocket) => void
 
-  constructor (options: ResolvedOptions, log: FastifyBaseLogger, address: string) {
+  constructor (options: ResolvedOptions, log: FastifyBaseLogger, address: string, backend: Backend) {
     super()
+    this.#backend = backend
+    this.#admission = { acceptNewUsers: options.acceptNewUsers, maxUsers: options.maxUsers }
     const server = this
     this.#onMessage = function (data, isBinary) { server.#receive((this as LinkSocket)[kConnection], data, isBinary) }
     this.#onPong = function () { (this as LinkSocket)[kConnection].isAlive = true }
@@ -239,9 +247,24 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
 
   // Lifecycle, driven by the Fastify hooks in index.ts.
 
-  ready (): void {
+  /** Starts the backend (connects to the cluster's Redis, and loads its user space), then takes links. */
+  async ready (): Promise<void> {
+    await this.#backend.start(this.#sink)
     this.#status = 'listening'
     this.#heartbeat.start()
+  }
+
+  /** What the backend calls: the changes of every node, snapshots, and messages sent from other nodes. */
+  readonly #sink: BackendSink = {
+    apply: change => this.#apply(change),
+    reset: (users, keepMissing) => this.#reset(users, keepMissing),
+    deliver: (username, text) => this.#local.get(username)?.send(encodeText(text)),
+    broadcast: (text, skip) => this.#local.broadcast(encodeText(text), skip === undefined ? undefined : this.#local.get(skip)),
+    linkedHere: () => [...this.#local.values()].filter(connection => connection.isOpen).map(connection => ({
+      username: connection.username as string,
+      generation: connection.generation as number,
+      order: (this.#users.get(connection.username as string) as MirroredUser).order
+    }))
   }
 
   /** The server is bound to `address`; the log names the URL clients connect to. */
@@ -256,6 +279,9 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    * is told only that its own user was unlinked and left: the protocol's goodbye, every user's leave
    * to every connection, is O(users × connections) frames about a world that is ending, gigabytes at
    * the default limits; its own goodbye is two small frames, and the close code says the rest.
+   *
+   * In a cluster the user space outlives this node: its users are unlinked, not removed, so that they
+   * can link again on another node; each of its connections hears only of its own unlink.
    */
   async close (otherSockets: Iterable<WebSocket> = [], closeGraceMilliseconds = defaultCloseGraceMilliseconds): Promise<void> {
     this.#status = 'closing'
@@ -266,13 +292,19 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       connection.cancelAuthentication?.()
       this.#stopLinkTimer(connection)
     }
-    for (const username of this.#registry.usernames()) {
-      if (this.#registry.has(username)) {
-        this.#sayingGoodbye = true
-        this.#leave(username)
-        this.#sayingGoodbye = false
-        this.#emitChanges() // leave listeners may still send to the users that have not left yet
+    if (this.#backend.isLocal) {
+      for (const username of this.#users.usernames()) {
+        if (this.#users.get(username) !== undefined) {
+          this.#sayingGoodbye = true
+          this.#commit(this.#backend.leave(username), 'close', username)
+          this.#sayingGoodbye = false
+          this.#emitChanges() // leave listeners may still send to the users that have not left yet
+        }
       }
+    } else {
+      this.#sayingGoodbye = true
+      await this.#backend.unlinkOwn()
+      this.#sayingGoodbye = false
     }
     const closing = [...this.#connections].map(connection =>
       connection.close(closeCodeGoingAway, 'server closing', closeGraceMilliseconds)
@@ -285,6 +317,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       }
     }
     await Promise.all(closing)
+    await this.#backend.stop()
   }
 
   closed (): void {
@@ -369,84 +402,73 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   send (username: string, message: LinkMessage): void {
     this.#assertStatus('send a message', whileRunningOrClosing)
     const data = this.#serialize('send', message)
-    this.#linkedConnectionOf('send a message', username).send(data)
+    const link = this.#linkOf('send a message', username)
+    const connection = this.#local.get(username)
+    if (connection !== undefined) {
+      connection.send(data)
+    } else {
+      this.#backend.deliver(link.node, username, data.payload.toString())
+    }
   }
 
   broadcast (message: LinkMessage, skipUsername?: string): void {
     this.#assertStatus('broadcast a message', whileRunningOrClosing)
     const data = this.#serialize('broadcast', message)
-    const skipped = skipUsername === undefined ? undefined : this.#registry.connectionOf(skipUsername)
-    this.#broadcastFrame(data, skipped)
+    this.#local.broadcast(data, skipUsername === undefined ? undefined : this.#local.get(skipUsername))
+    this.#backend.broadcast(data.payload.toString(), skipUsername)
   }
 
-  join (username: string): void {
+  join (username: string): Promise<void> {
     this.#assertStatus('join a user', whileRunning)
     if (!this.#isValidUsername(username)) {
       throw new FST_LINK_INVALID_USERNAME(username)
     }
-    if (this.#registry.has(username)) {
+    if (this.#users.get(username) !== undefined) {
       throw new FST_LINK_USER_EXISTS(username)
     }
     if (this.#isFull()) {
       throw new FST_LINK_SERVER_FULL(username, this.#options.maxUsers)
     }
-    this.#join(username, undefined)
-    this.#emitChanges()
+    return this.#commit(this.#backend.join(username, this.#options.maxUsers), 'join a user', username)
   }
 
-  unlink (username: string): void {
+  unlink (username: string): Promise<void> {
     this.#assertStatus('unlink a user', whileRunningOrClosing)
-    this.#linkedConnectionOf('unlink a user', username)
-    this.#unlink(username)
-    this.#emitChanges()
+    this.#linkOf('unlink a user', username)
+    return this.#commit(this.#backend.unlink(username, undefined), 'unlink a user', username)
   }
 
-  kick (username: string): void {
+  kick (username: string): Promise<void> {
     this.#assertStatus('kick a user', whileRunning)
-    if (!this.#registry.has(username)) {
+    if (this.#users.get(username) === undefined) {
       throw new FST_LINK_UNKNOWN_USER('kick a user', username)
     }
     this.#log.info({ username }, 'user kicked')
-    this.#leave(username)
-    this.#emitChanges()
+    return this.#commit(this.#backend.leave(username), 'kick a user', username)
   }
 
   getUsers (): LinkUser[] {
-    return this.#registry.users()
+    return this.#users.users()
   }
 
   getUser (username: string): LinkUser | undefined {
-    return this.#registry.has(username) ? { username, isLinked: this.isLinked(username) } : undefined
+    const user = this.#users.get(username)
+    return user === undefined ? undefined : { username, isLinked: user.link !== undefined }
   }
 
   isLinked (username: string): boolean {
-    return this.#registry.connectionOf(username) !== undefined
+    return this.#users.get(username)?.link !== undefined
   }
 
   getStatus (): LinkServerStatus {
     return this.#status
   }
 
-  [kState] (): LinkServerState {
-    const users = this.#registry.users()
-    const linkedUsers = users.filter(user => user.isLinked).map(user => user.username)
-    return {
-      users,
-      linkedUsers,
-      linkedUsersWithTheirConnection: linkedUsers.filter(username => {
-        const connection = this.#registry.connectionOf(username) as Connection
-        return connection.username === username && connection.isOpen && this.#connections.has(connection) && this.#linked.has(connection)
-      }),
-      usernamesOfLinkedConnections: [...this.#linked].map(connection => connection.username),
-      usernamesOfConnections: [...this.#connections].flatMap(connection => connection.username === undefined ? [] : [connection.username])
-    }
-  }
-
   getStats (): LinkServerStats {
     return {
       connections: this.#connections.size,
-      users: this.#registry.size,
-      linkedUsers: this.#linked.size,
+      users: this.#users.size,
+      linkedUsers: this.#local.size,
       invalidMessages: this.#invalidMessages
     }
   }
@@ -478,7 +500,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       return
     }
     const frame = parseFrame(data, isBinary, this.#options.maxDepth)
-    if (connection.linkInFlight) {
+    if (connection.isWaiting) {
       this.#enqueue(connection, frame, data.length)
       return
     }
@@ -512,21 +534,21 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   #handleLinked (connection: Connection, username: string, frame: Frame | undefined): void {
     if (frame === undefined) {
       this.#log.warn({ username }, 'user sent a malformed frame and is unlinked')
-      this.#unlink(username)
+      this.#unlinkConnection(connection)
       return
     }
     switch (frame.type) {
       case linkType:
       case unlinkType:
-        this.#unlink(username)
+        this.#unlinkConnection(connection)
         return
       case leaveType:
-        this.#leave(username)
+        this.#leaveConnection(connection)
         return
     }
     if (isProtocolType(frame.type)) {
       this.#log.warn({ username, type: frame.type }, 'user sent an unknown frame type with the reserved krmx/ prefix and is unlinked')
-      this.#unlink(username)
+      this.#unlinkConnection(connection)
       return
     }
     if ((frame as DeepFrame)[kTooDeep] === true) {
@@ -567,7 +589,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       unlink ? 'user sent an invalid message and is unlinked' : 'user sent an invalid message; it is dropped')
     this.emit('invalidMessage', username, frame, errors)
     if (unlink && connection.username === username) {
-      this.#unlink(username) // unless an invalidMessage listener unlinked or kicked the user already
+      this.#unlinkConnection(connection) // unless an invalidMessage listener unlinked or kicked the user already
     }
   }
 
@@ -594,15 +616,19 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       return
     }
     connection.linkInFlight = true
+    const attempt = ++connection.linkRequests
     this.#link(connection, payload.username, payload.auth).finally(() => {
-      connection.linkInFlight = false
-      this.#drain(connection)
+      // A link that was applied ended the wait already, and a frame handled since may have started another link.
+      if (connection.linkRequests === attempt && connection.linkInFlight) {
+        connection.linkInFlight = false
+        this.#drain(connection)
+      }
     })
   }
 
   /** Handles the frames that waited for a link decision, in arrival order, until another link is in flight. */
   #drain (connection: Connection): void {
-    while (!connection.linkInFlight && connection.queue.length > 0) {
+    while (!connection.isWaiting && connection.queue.length > 0) {
       const { frame, bytes } = connection.queue.shift() as QueuedFrame
       connection.queuedBytes -= bytes
       this.#handle(connection, frame)
@@ -610,19 +636,13 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   }
 
   async #link (connection: Connection, username: string, auth: string | undefined): Promise<void> {
-    const claim = await this.#registry.claim(username, this.#options.acceptNewUsers)
+    const claim = await this.#backend.claim(username, this.#admission)
     if (!claim.claimed) {
-      if (claim.refusal === 'already-linked') {
-        // Not counted towards maxLinkAttempts: a client whose old connection is not yet known to be dead retries this.
-        this.#reject(connection, `user ${username} is already linked to a connection`, false)
-      } else {
-        this.#reject(connection, 'server is not accepting new users')
-      }
+      this.#refuseLink(connection, username, claim.refusal)
       return
     }
-    if (claim.isNewUser && this.#isFull()) {
-      this.#registry.release(username)
-      this.#reject(connection, 'server is full')
+    if (!connection.isOpen || this.#status !== 'listening') {
+      this.#backend.release(username, claim.token) // it closed while a shared backend answered the claim
       return
     }
     const info: AuthenticateInfo = { isNewUser: claim.isNewUser, auth, request: connection.request }
@@ -641,26 +661,34 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     connection.cancelAuthentication = authentication.cancel
     const reason = await authentication.decision
     connection.cancelAuthentication = undefined
-    this.#registry.release(username)
-    if (!connection.isOpen || this.#status !== 'listening') {
+    if (!connection.isOpen || this.#status !== 'listening' || reason !== undefined) {
+      this.#backend.release(username, claim.token)
+      if (reason !== undefined && connection.isOpen && this.#status === 'listening') {
+        this.#reject(connection, reason)
+      }
       return
     }
-    if (reason !== undefined) {
-      this.#reject(connection, reason)
-      return
+    // The link is applied (accepted, attached, told who is there) when the backend hands it back, which the
+    // in-memory backend does before it returns.
+    this.#linking.set(claim.token, { connection, made })
+    const linked = this.#backend.link(username, claim.token, this.#admission)
+    const result = isThenable(linked) ? await linked : linked
+    if (!result.linked) {
+      this.#linking.delete(claim.token)
+      if (connection.isOpen) {
+        this.#refuseLink(connection, username, result.refusal)
+      }
     }
-    if (!this.#registry.has(username) && !this.#options.acceptNewUsers) {
-      // The user left while its link was being authenticated, and may not be created again.
-      this.#reject(connection, 'server is not accepting new users')
-      return
+  }
+
+  /** Answers a link request that the backend refused. */
+  #refuseLink (connection: Connection, username: string, refusal: Refusal): void {
+    if (refusal === 'already-linked') {
+      // Not counted towards maxLinkAttempts: a client whose old connection is not yet known to be dead retries this.
+      this.#reject(connection, `user ${username} is already linked to a connection`, false)
+    } else {
+      this.#reject(connection, refusalReasons[refusal])
     }
-    if (!this.#registry.has(username) && this.#isFull()) {
-      // Other new users were created while this one was being authenticated.
-      this.#reject(connection, 'server is full')
-      return
-    }
-    this.#commitLink(connection, username)
-    made.link = connection.links
   }
 
   /**
@@ -674,29 +702,8 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       ? `${call} was called after the link was accepted; the user is unlinked`
       : `${call} was called after the link was decided; it is ignored`)
     if (isOnThatLink) {
-      this.#unlink(username)
-      this.#emitChanges()
+      this.#unlinkConnection(connection)
     }
-  }
-
-  /** Links `connection` to `username` and sends every frame of the link; its events follow when it is complete. */
-  #commitLink (connection: Connection, username: string): void {
-    connection.send(acceptedFrame)
-    if (this.#registry.has(username)) {
-      this.#attach(connection, username)
-    } else {
-      this.#join(username, connection)
-    }
-    for (const [user, frames] of this.#userFrames) {
-      connection.send(frames.joined)
-      if (this.#registry.connectionOf(user) !== undefined) {
-        connection.send(frames.linked)
-      }
-    }
-    this.#log.info({ username }, 'user linked')
-    this.#broadcastFrame((this.#userFrames.get(username) as UserFrames).linked, connection)
-    this.#changed('link', username)
-    this.#emitChanges()
   }
 
   #disconnect (connection: Connection): void {
@@ -708,11 +715,46 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   #drop (connection: Connection): void {
     this.#forgetQueue(connection) // nothing a closing connection sent is handled any more
     connection.cancelAuthentication?.()
-    if (connection.username !== undefined) {
-      this.#unlink(connection.username)
+    if (connection.username !== undefined && connection.unlinksInFlight === 0) {
+      if (!this.#backend.isLocal) {
+        // It closes before a shared backend answers: it is told now, as it is by the in-memory backend.
+        connection.send(unlinkedFrame(connection.username))
+      }
+      this.#unlinkConnection(connection)
     }
     this.#stopLinkTimer(connection)
-    this.#emitChanges()
+  }
+
+  /**
+   * Asks the backend to end the link of `connection`, fenced by its generation: if the link ended
+   * already, nothing happens. A shared backend answers later; meanwhile the frames of the connection
+   * wait, as behind a link request, so that none is handled as its user's after it asked to unlink.
+   */
+  #unlinkConnection (connection: Connection): void {
+    const commit = this.#backend.unlink(connection.username as string, connection.generation)
+    if (!this.#backend.isLocal) {
+      connection.unlinksInFlight++
+      commit.then(undefined, (err: unknown) => {
+        this.#log.warn({ err, username: connection.username }, 'the unlink of a connection could not be committed')
+      }).finally(() => {
+        connection.unlinksInFlight--
+        this.#drain(connection)
+      })
+    }
+  }
+
+  /** The user of `connection` leaves, as it asked. */
+  #leaveConnection (connection: Connection): void {
+    const username = connection.username as string
+    if (this.#backend.isLocal) {
+      this.#commit(this.#backend.leave(username), 'leave', username)
+      return
+    }
+    connection.unlinksInFlight++
+    this.#commit(this.#backend.leave(username), 'leave', username).then(undefined, () => {}).finally(() => {
+      connection.unlinksInFlight--
+      this.#drain(connection)
+    })
   }
 
   /** Closes a connection that broke a rule; its user is unlinked at once, not when the closing handshake ends. */
@@ -766,70 +808,182 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     return true
   }
 
-  // State changes shared by the protocol and the user API.
-
-  /** Creates `username`; when `connection` is given the new user is linked to it before anyone hears of the join. */
-  #join (username: string, connection: Connection | undefined): void {
-    this.#registry.join(username)
-    const frames = { joined: joinedFrame(username), linked: linkedFrame(username) }
-    this.#userFrames.set(username, frames)
-    if (connection !== undefined) {
-      this.#attach(connection, username)
+  /**
+   * The coded error of a refused commit, for the method that asked; the promise is marked as handled (an
+   * application that ignores it does not crash the process) and its failure logged.
+   */
+  #commit (commit: Commit, action: string, username: string): Promise<void> {
+    if (this.#backend.isLocal) {
+      return commit // settled already: the in-memory backend applies a change before it returns
     }
+    const coded = commit.then(undefined, (err: unknown) => {
+      throw this.#codedError(err, action, username)
+    })
+    coded.then(undefined, (err: unknown) => this.#log.warn({ err, username }, `could not ${action}`))
+    return coded
+  }
+
+  #codedError (err: unknown, action: string, username: string): Error {
+    switch ((err as CommitRefused).refusal) {
+      case 'exists':
+        return new FST_LINK_USER_EXISTS(username)
+      case 'full':
+        return new FST_LINK_SERVER_FULL(username, this.#options.maxUsers)
+      case 'unknown':
+        return new FST_LINK_UNKNOWN_USER(action, username)
+      case 'not-linked':
+        return new FST_LINK_USER_NOT_LINKED(action, username)
+      default:
+        return new FST_LINK_CLUSTER_UNAVAILABLE(action, (err as Error).message)
+    }
+  }
+
+  // Applying the changes of the user space, made here or on any other node, in the one order of the
+  // user space. Only the change's origin emits its events.
+
+  #apply (change: Change): void {
+    switch (change.op) {
+      case 'join':
+        this.#applyJoin(change.username, change.order, undefined)
+        this.#emitted(change, 'join')
+        break
+      case 'link': {
+        const linked = this.#applyLink(change)
+        this.#emitChanges()
+        if (linked !== undefined) {
+          // The frames it sent after its link request are its user's now, and are handled in order after the link event.
+          linked.linkInFlight = false
+          this.#drain(linked)
+        }
+        break
+      }
+      case 'unlink':
+        this.#applyUnlink(change.username)
+        this.#emitted(change, 'unlink')
+        break
+      case 'leave':
+        this.#applyLeave(change)
+        break
+    }
+    this.#emitChanges()
+  }
+
+  /** Queues the event of a change this node made. */
+  #emitted (change: Change, event: ChangeEvent): void {
+    if (change.origin === this.#backend.nodeId) {
+      this.#changed(event, change.username)
+    }
+  }
+
+  /** Creates `username`; the connection linking it, if it is this node's, does not hear of the join: it is told who is there. */
+  #applyJoin (username: string, order: number, linking: Connection | undefined): MirroredUser {
+    const user = this.#users.join(username, order)
     this.#log.info({ username }, 'user joined')
-    this.#broadcastFrame(frames.joined, connection)
-    this.#changed('join', username)
+    this.#local.broadcast(user.joined, linking)
+    return user
   }
 
-  #attach (connection: Connection, username: string): void {
-    this.#registry.link(username, connection)
-    connection.username = username
-    connection.links++
-    connection.rejections = 0
-    this.#stopLinkTimer(connection)
-    this.#linked.add(connection)
-  }
-
-  #unlink (username: string): void {
-    const connection = this.#registry.connectionOf(username) as Connection
-    if (this.#sayingGoodbye) {
-      connection.send(unlinkedFrame(username))
-    } else {
-      this.#broadcastFrame(unlinkedFrame(username), undefined)
+  /** Applies a link; returns the connection of this node it linked, if any. */
+  #applyLink (change: LinkChange): Connection | undefined {
+    const username = change.username
+    const linking = change.node === this.#backend.nodeId ? this.#linking.get(change.token) : undefined
+    const connection = linking?.connection
+    if (connection !== undefined) {
+      this.#linking.delete(change.token)
+      connection.send(acceptedFrame)
     }
-    this.#registry.unlink(username)
-    this.#linked.delete(connection)
-    connection.username = undefined
-    if (connection.isOpen) {
-      this.#startLinkTimer(connection)
+    const user = this.#users.get(username) ?? this.#applyJoin(username, change.generation, connection)
+    user.link = { node: change.node, generation: change.generation }
+    if (connection !== undefined) {
+      this.#local.attach(username, connection, change.generation)
+      ;(linking as Linking).made.link = connection.links
+      connection.rejections = 0
+      this.#stopLinkTimer(connection)
+      for (const [, other] of this.#users.entries()) {
+        connection.send(other.joined)
+        if (other.link !== undefined) {
+          connection.send(other.linked)
+        }
+      }
+    }
+    this.#log.info({ username }, 'user linked')
+    this.#local.broadcast(user.linked, connection)
+    if (change.isNewUser) {
+      this.#emitted(change, 'join')
+    }
+    this.#emitted(change, 'link')
+    if (connection !== undefined && !connection.isOpen) {
+      this.#unlinkConnection(connection) // it closed while its link was being committed
+    }
+    return connection
+  }
+
+  /**
+   * Ends the link of `username`. The backend fenced it already (an unlink names the generation it ends, and
+   * changes come in the one order of the user space), so the mirror has that link.
+   */
+  #applyUnlink (username: string): void {
+    const user = this.#users.get(username) as MirroredUser
+    const frame = unlinkedFrame(username)
+    const connection = this.#local.get(username)
+    if (this.#sayingGoodbye) {
+      connection?.send(frame)
+    } else {
+      this.#local.broadcast(frame, undefined)
+    }
+    user.link = undefined
+    if (connection !== undefined) {
+      this.#local.detach(username)
+      if (connection.isOpen) {
+        this.#startLinkTimer(connection)
+      }
     }
     this.#log.info({ username }, 'user unlinked')
-    this.#changed('unlink', username)
   }
 
-  #leave (username: string): void {
-    const connection = this.#registry.connectionOf(username)
-    if (connection !== undefined) {
-      this.#unlink(username)
+  #applyLeave (change: Change): void {
+    const username = change.username
+    const user = this.#users.get(username) as MirroredUser
+    const connection = this.#local.get(username)
+    if (user.link !== undefined) {
+      this.#applyUnlink(username)
+      this.#emitted(change, 'unlink')
     }
     const frame = leftFrame(username)
     connection?.send(frame)
-    this.#registry.leave(username)
-    this.#userFrames.delete(username)
+    this.#users.leave(username)
     if (!this.#sayingGoodbye) {
-      this.#broadcastFrame(frame, undefined)
+      this.#local.broadcast(frame, undefined)
     }
     this.#log.info({ username }, 'user left')
-    this.#changed('leave', username)
+    this.#emitted(change, 'leave')
   }
 
-  /** Sends one frame to every linked connection but `except`: the same bytes to all of them. */
-  #broadcastFrame (frame: EncodedFrame, except: Connection | undefined): void {
-    for (const connection of this.#linked) {
-      if (connection !== except) {
-        connection.send(frame)
+  /**
+   * Sets the mirror to a snapshot of the user space and tells this node's connections the differences,
+   * without events: the changes that made them were made, and their events emitted, elsewhere or before.
+   */
+  #reset (snapshot: SnapshotUser[], keepMissing: boolean): void {
+    const present = new Set<string>()
+    for (const { username } of snapshot) {
+      present.add(username)
+    }
+    for (const username of this.#users.usernames()) {
+      if (!present.has(username) && !keepMissing) {
+        this.#applyLeave({ op: 'leave', username, origin: '' })
       }
     }
+    for (const { username, order, link } of snapshot) {
+      const user = this.#users.get(username) ?? this.#applyJoin(username, order, undefined)
+      if (user.link !== undefined && (link?.node !== user.link.node || link.generation !== user.link.generation)) {
+        this.#applyUnlink(username)
+      }
+      if (link !== undefined && user.link === undefined) {
+        user.link = link
+        this.#local.broadcast(user.linked, undefined)
+      }
+    }
+    this.#users.sort()
   }
 
   #logListenerError (err: unknown, event: string | symbol, type?: string): void {
@@ -849,7 +1003,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
 
   /** Whether `maxUsers` users exist, so that no new one may be created. */
   #isFull (): boolean {
-    return this.#registry.size >= this.#options.maxUsers
+    return this.#users.size >= this.#options.maxUsers
   }
 
   #isAllowedOrigin (origin: string | undefined, request: FastifyRequest): boolean {
@@ -920,14 +1074,15 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     return encodeText(text)
   }
 
-  #linkedConnectionOf (action: string, username: string): Connection {
-    if (!this.#registry.has(username)) {
+  /** Where `username` is linked, as this node's mirror knows it; a user that does not exist or is not linked is a misuse. */
+  #linkOf (action: string, username: string): UserLink {
+    const user = this.#users.get(username)
+    if (user === undefined) {
       throw new FST_LINK_UNKNOWN_USER(action, username)
     }
-    const connection = this.#registry.connectionOf(username)
-    if (connection === undefined) {
+    if (user.link === undefined) {
       throw new FST_LINK_USER_NOT_LINKED(action, username)
     }
-    return connection
+    return user.link
   }
 }

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
-import type { AsyncApiDocument, LinkServerOptions, RateLimitOptions } from '../types/index.js'
+import { randomUUID } from 'node:crypto'
+import type { AsyncApiDocument, ClusterRedisClient, LinkServerOptions, RateLimitOptions } from '../types/index.js'
 import { FST_LINK_INVALID_OPTION } from './errors.js'
 import { compileMessageSchemas, type MessageChecks } from './messages.js'
 import { isValidKrmxUsername } from './username.js'
@@ -28,6 +29,12 @@ export const defaultMaxQueuedBytes = 2 * defaultMaxPayload
 /** Node's timers take at most a signed 32-bit number of milliseconds (about 24.8 days); a larger delay becomes 1 ms. */
 export const maximumTimerMilliseconds = 2 ** 31 - 1
 const minimumAuthTimeoutMilliseconds = 1
+export const defaultNamespace = 'fastify-link-server'
+export const defaultNodeTimeoutMilliseconds = 10_000
+const minimumNodeTimeoutMilliseconds = 500
+const clusterOptionNames: readonly string[] = ['redis', 'namespace', 'nodeId', 'nodeTimeoutMilliseconds']
+/** Ids and namespaces go into Redis keys, channels and the messages between nodes: no braces, separators or spaces. */
+const clusterNamePattern = /^[A-Za-z0-9._:-]{1,100}$/
 const minimumPingIntervalMilliseconds = 100
 
 /** The options with every default applied and every value checked. */
@@ -59,6 +66,16 @@ export interface ResolvedOptions {
   maxDepth: number
   maxQueuedFrames: number
   maxQueuedBytes: number
+  /** `undefined`: the in-memory backend. */
+  cluster: ResolvedClusterOptions | undefined
+}
+
+/** The `cluster` option, checked and with its defaults. */
+export interface ResolvedClusterOptions {
+  redis: string | ClusterRedisClient
+  namespace: string
+  nodeId: string
+  nodeTimeoutMilliseconds: number
 }
 
 /** The options `register` itself takes, which Fastify passes on with the plugin's own. */
@@ -93,7 +110,8 @@ export function resolveOptions (options: LinkServerOptions): ResolvedOptions {
     maxBufferedBytes: resolveCount('maxBufferedBytes', options.maxBufferedBytes, defaultMaxBufferedBytes, true),
     maxDepth: resolveCount('maxDepth', options.maxDepth, defaultMaxDepth, false),
     maxQueuedFrames: resolveCount('maxQueuedFrames', options.maxQueuedFrames, defaultMaxQueuedFrames, false),
-    maxQueuedBytes: resolveCount('maxQueuedBytes', options.maxQueuedBytes, defaultMaxQueuedBytes, false)
+    maxQueuedBytes: resolveCount('maxQueuedBytes', options.maxQueuedBytes, defaultMaxQueuedBytes, false),
+    cluster: resolveCluster(options.cluster)
   }
 }
 
@@ -123,7 +141,8 @@ const knownOptions: Record<keyof LinkServerOptions, true> = {
   maxBufferedBytes: true,
   maxDepth: true,
   maxQueuedFrames: true,
-  maxQueuedBytes: true
+  maxQueuedBytes: true,
+  cluster: true
 }
 
 /** The name of every option, for the check of unknown names. */
@@ -131,6 +150,9 @@ export const optionNames: readonly string[] = Object.keys(knownOptions)
 
 function refuseUnknownNames (options: object): void {
   for (const name of Object.keys(options)) {
+    if (clusterOptionNames.includes(name)) {
+      throw new FST_LINK_INVALID_OPTION(name, `is an option of cluster mode: cluster: { ${name}: ... }`)
+    }
     if (!optionNames.includes(name) && !registerOptions.includes(name)) {
       const closest = closestName(name)
       throw new FST_LINK_INVALID_OPTION(name, closest === undefined
@@ -286,6 +308,55 @@ function resolveText (name: string, value: unknown, fallback: string): string {
   }
   if (typeof value !== 'string' || value.length === 0) {
     throw new FST_LINK_INVALID_OPTION(name, 'must be a non-empty string')
+  }
+  return value
+}
+
+function resolveCluster (value: unknown): ResolvedClusterOptions | undefined {
+  if (value === undefined) {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new FST_LINK_INVALID_OPTION('cluster', 'must be an object with a redis URL or client')
+  }
+  for (const name of Object.keys(value)) {
+    if (!clusterOptionNames.includes(name)) {
+      throw new FST_LINK_INVALID_OPTION(`cluster.${name}`, `is not a cluster option (they are: ${clusterOptionNames.join(', ')})`)
+    }
+  }
+  const cluster = value as Record<string, unknown>
+  const timeout = resolveTimer('cluster.nodeTimeoutMilliseconds',
+    resolveMilliseconds('cluster.nodeTimeoutMilliseconds', cluster.nodeTimeoutMilliseconds, defaultNodeTimeoutMilliseconds))
+  if (timeout < minimumNodeTimeoutMilliseconds) {
+    throw new FST_LINK_INVALID_OPTION('cluster.nodeTimeoutMilliseconds', `must be at least ${minimumNodeTimeoutMilliseconds} milliseconds`)
+  }
+  return {
+    redis: resolveRedis(cluster.redis),
+    namespace: resolveClusterName('cluster.namespace', cluster.namespace, defaultNamespace),
+    nodeId: resolveClusterName('cluster.nodeId', cluster.nodeId, randomUUID()),
+    nodeTimeoutMilliseconds: timeout
+  }
+}
+
+function resolveRedis (value: unknown): string | ClusterRedisClient {
+  if (typeof value === 'string') {
+    if (!/^rediss?:\/\/./.test(value)) {
+      throw new FST_LINK_INVALID_OPTION('cluster.redis', 'must be a redis:// or rediss:// URL, or an ioredis client')
+    }
+    return value
+  }
+  if (typeof value !== 'object' || value === null || typeof (value as { duplicate?: unknown }).duplicate !== 'function') {
+    throw new FST_LINK_INVALID_OPTION('cluster.redis', 'must be a redis:// or rediss:// URL, or an ioredis client')
+  }
+  return value as ClusterRedisClient
+}
+
+function resolveClusterName (name: string, value: unknown, fallback: string): string {
+  if (value === undefined) {
+    return fallback
+  }
+  if (typeof value !== 'string' || !clusterNamePattern.test(value)) {
+    throw new FST_LINK_INVALID_OPTION(name, 'must be 1 to 100 letters, digits or . _ : -')
   }
   return value
 }

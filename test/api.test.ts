@@ -16,7 +16,7 @@ t.test('getStatus: initializing until ready, listening from ready on, then closi
   t.throws(() => app.linkServer.kick('alice'), { code: 'FST_LINK_NOT_READY', message: 'Cannot kick a user before the link server is ready' })
   await app.ready()
   statuses.push(app.linkServer.getStatus())
-  app.linkServer.join('alice')
+  await app.linkServer.join('alice')
   await app.close()
   t.strictSame(statuses, ['initializing', 'listening', 'closing', 'closed'])
   t.throws(() => app.linkServer.join('bob'), { code: 'FST_LINK_CLOSED', message: 'Cannot join a user when the link server is closed' })
@@ -30,7 +30,7 @@ t.test('join adds an unlinked user and announces it; misuse throws coded errors'
   const alice = await inject(app)
   await alice.linked('alice', 3)
   const events = record(app)
-  app.linkServer.join('bob')
+  await app.linkServer.join('bob')
   t.strictSame(await alice.take(1), [frames.joined('bob')])
   t.strictSame(events, [['join', 'bob']])
   t.strictSame(app.linkServer.getUsers(), [{ username: 'alice', isLinked: true }, { username: 'bob', isLinked: false }])
@@ -42,7 +42,7 @@ t.test('join adds an unlinked user and announces it; misuse throws coded errors'
 
 t.test('unlink and kick misuse throws coded errors', async t => {
   const app = await build(t)
-  app.linkServer.join('bob')
+  await app.linkServer.join('bob')
   t.throws(() => app.linkServer.unlink('nobody'), { code: 'FST_LINK_UNKNOWN_USER', message: 'Cannot unlink a user: user "nobody" does not exist' })
   t.throws(() => app.linkServer.unlink('bob'), { code: 'FST_LINK_USER_NOT_LINKED', message: 'Cannot unlink a user: user "bob" is not linked to a connection' })
   t.throws(() => app.linkServer.kick('nobody'), { code: 'FST_LINK_UNKNOWN_USER', message: 'Cannot kick a user: user "nobody" does not exist' })

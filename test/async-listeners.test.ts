@@ -66,10 +66,13 @@ t.test('no link is accepted while any decision is pending: a sync accept waits f
   const client = await inject(app)
   client.link('alice')
   t.strictSame(await client.settle(), [], 'nothing while the promise is pending')
+  await eventually(() => release !== undefined, () => 'authenticate was not called') // a claim may be a Redis round trip
   release(new Error('denied'))
+  release = undefined as unknown as typeof release
   t.strictSame(await client.take(1), [frames.rejected('authentication failed')])
   client.link('alice')
   await client.settle()
+  await eventually(() => release !== undefined, () => 'authenticate was not called') // a claim may be a Redis round trip
   release()
   t.strictSame(await client.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
 })
@@ -156,7 +159,7 @@ t.test('a markAsync handler pending when its link is cancelled (the connection c
   })
   const client = await inject(app)
   client.link('alice')
-  await client.settle()
+  await eventually(() => release !== undefined, () => 'authenticate was not called') // a claim may be a Redis round trip
   client.ws.terminate()
   await eventually(() => app.linkServer.getStats().connections === 0, () => JSON.stringify(app.linkServer.getStats()))
   release()

@@ -36,7 +36,7 @@ t.test(`close with ${users} users, ${linked} of them linked: each connection get
     recorders.push(recorder)
   }
   for (let index = linked; index < users; index++) {
-    app.linkServer.join(`user${index}`)
+    await app.linkServer.join(`user${index}`)
     if (index % 500 === 0) {
       await nextMacrotask() // lets each batch's frames leave before the next is made
     }

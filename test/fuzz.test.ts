@@ -6,7 +6,6 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
 import fastifyLinkServer from '../index.js'
-import { kState, type LinkServerImpl } from '../lib/link-server.js'
 import { Client, urlOf, version, type Received } from './helper.js'
 
 // Property-based fuzzing: every run builds a server on a real loopback port, links a well-behaved
@@ -103,9 +102,20 @@ const command: fc.Arbitrary<Command> = fc.oneof(
 
 const config = fc.record({ invalidMessage: fc.constantFrom('drop' as const, 'unlink' as const), strictMessages: fc.boolean() })
 
+/** The probes each fuzzed connection received: `send(user, probe)` must reach exactly the connection linked to `user`. */
+const probesOf = new WeakMap<WebSocket, string[]>()
+
 async function connectTo (app: FastifyInstance): Promise<WebSocket> {
   const ws = new WebSocket(urlOf(app))
   ws.on('error', () => {}) // a connection the server closes for a protocol error may report it
+  const probes: string[] = []
+  probesOf.set(ws, probes)
+  ws.on('message', data => {
+    const frame = JSON.parse(data.toString()) as Received
+    if (frame.type === 'probe') {
+      probes.push(frame.payload as string)
+    }
+  })
   await once(ws, 'open')
   return ws
 }
@@ -178,15 +188,27 @@ async function check (options: { invalidMessage: 'drop' | 'unlink', strictMessag
       await new Promise(resolve => setImmediate(resolve))
     }
 
-    const state = (app.linkServer as unknown as LinkServerImpl)[kState]()
+    // The invariants, seen from outside: every linked user has exactly one open connection, which a
+    // message sent to the user reaches, and no other connection is linked.
+    const users = app.linkServer.getUsers()
+    const linkedUsers = users.filter(user => user.isLinked).map(user => user.username)
+    assert.equal(app.linkServer.getStats().linkedUsers, linkedUsers.length, 'every linked user has one connection here, and no other connection is linked')
+    for (const username of linkedUsers) {
+      if (username !== 'watcher') {
+        app.linkServer.send(username, { type: 'probe', payload: username })
+      }
+    }
+    await Promise.all(clients.map(settle))
+    const probed = clients.slice(1).flatMap(ws => probesOf.get(ws) as string[])
+    assert.deepEqual(probed.sort(), linkedUsers.filter(username => username !== 'watcher').sort(), 'a message to each linked user reaches exactly one connection')
+    for (const ws of clients) {
+      (probesOf.get(ws) as string[]).length = 0
+    }
     const received = [...linked, ...watcher.unread()]
     assert.deepEqual(Object.keys(Object.prototype), [])
     assert.equal(({} as Record<string, unknown>).polluted, undefined)
-    assert.deepEqual(state.linkedUsersWithTheirConnection, state.linkedUsers, 'every linked user has its open connection')
-    assert.deepEqual([...state.usernamesOfLinkedConnections].sort(), [...state.linkedUsers].sort(), 'every linked connection has one user')
-    assert.deepEqual([...state.usernamesOfConnections].sort(), [...state.linkedUsers].sort(), 'no connection believes it is linked to a user that is not')
-    assert.deepEqual(state.users.find(user => user.username === 'watcher'), { username: 'watcher', isLinked: true })
-    assert.deepEqual(replay(received), state.users, 'the watcher was told exactly who is there')
+    assert.deepEqual(users.find(user => user.username === 'watcher'), { username: 'watcher', isLinked: true })
+    assert.deepEqual(replay(received), users, 'the watcher was told exactly who is there')
     const applicationFrames = received.filter(({ type }) => !(type as string).startsWith('krmx/'))
     assert.deepEqual(applicationFrames.map(({ payload }) => payload), Array.from({ length: sequence }, (_, index) => index),
       'the watcher received every frame addressed to it, in order')

@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import t from 'tap'
 import WebSocket from 'ws'
-import { build, Client, connect, frames, next, urlOf, timerCount } from './helper.js'
+import { build, Client, connect, frames, memoryOnly, next, urlOf, timerCount } from './helper.js'
 
 t.test('a connection that stops answering pings is terminated and its user unlinked; the others stay', async t => {
   const app = await build(t, { listen: true, pingIntervalMilliseconds: 100 })
@@ -23,7 +23,7 @@ t.test('a connection that stops answering pings is terminated and its user unlin
   t.strictSame(app.linkServer.getUsers(), [{ username: 'healthy', isLinked: true }, { username: 'silent', isLinked: false }])
 })
 
-t.test('the heartbeat is one timer for all connections', async t => {
+t.test('the heartbeat is one timer for all connections', memoryOnly(), async t => {
   const app = await build(t, { listen: true, pingIntervalMilliseconds: 60_000 })
   const before = timerCount()
   for (const username of ['alice', 'bob', 'carol']) {
@@ -34,7 +34,7 @@ t.test('the heartbeat is one timer for all connections', async t => {
   t.equal(timerCount(), before)
 })
 
-t.test('pingIntervalMilliseconds 0 turns the heartbeat off', async t => {
+t.test('pingIntervalMilliseconds 0 turns the heartbeat off', memoryOnly(), async t => {
   const before = timerCount()
   await build(t, { pingIntervalMilliseconds: 0 })
   t.equal(timerCount(), before)

@@ -16,11 +16,26 @@ export interface BuildOptions extends LinkServerOptions {
   fastify?: FastifyServerOptions
 }
 
+/** The Redis every instance `build` makes runs on, each in a namespace of its own: the protocol tests on a one-node cluster. */
+let clusterRedis: string | undefined
+let clusterNamespaces = 0
+
+/** Makes `build` put every instance it makes in cluster mode on `url`; see test/protocol-on-redis.test.ts. */
+export function useCluster (url: string): void {
+  clusterRedis = url
+}
+
+/** Skips a test of what only the in-memory backend shows (`reason`), when `build` makes cluster instances. */
+export function memoryOnly (reason = 'counts the timers of the process, which the Redis client adds to'): { skip: string | false } {
+  return { skip: clusterRedis === undefined ? false : reason }
+}
+
 /** A ready Fastify instance with the plugin registered, closed when the test ends. */
 export async function build (t: Test, options: BuildOptions = {}): Promise<FastifyInstance> {
   const { setup, listen, fastify, ...pluginOptions } = options
   const app = Fastify(fastify)
-  await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0, linkTimeoutMilliseconds: 0, ...pluginOptions })
+  const cluster = clusterRedis === undefined ? {} : { cluster: { redis: clusterRedis, namespace: `protocol-${process.pid}-${++clusterNamespaces}` } }
+  await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0, linkTimeoutMilliseconds: 0, ...cluster, ...pluginOptions })
   setup?.(app)
   t.teardown(async () => {
     // injectWS streams never report the end of a closing handshake, so the server would wait out
@@ -77,6 +92,11 @@ export class Client {
     const frames = this.#received.slice(this.#read, this.#read + count)
     this.#read += count
     return frames
+  }
+
+  /** Every frame that arrived, read or not, in order. */
+  received (): Received[] {
+    return [...this.#received]
   }
 
   /** The frames that arrived and were not read yet, without waiting. */

@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
 import fastifyLinkServer from '../index.js'
-import { build, Client, connect, frames, inject, linkedPair, next, record, timerCount, upgrade, urlOf, version } from './helper.js'
+import { build, Client, connect, frames, inject, linkedPair, memoryOnly, next, record, timerCount, upgrade, urlOf, version } from './helper.js'
 
 /** Links `username` over `client` and reads the whole user list (`count` frames). */
 async function linkAs (client: Client, username: string, count: number): Promise<void> {
@@ -58,7 +58,7 @@ t.test('maxPayload also holds when the application registered @fastify/websocket
   t.strictSame(events, [['unlink', 'alice']], 'unlinked at once, not when the closing handshake ends')
 })
 
-t.test('linkTimeoutMilliseconds: a connection not linked in time is closed with 1008; a linked one stays; an unlinked one is timed again', async t => {
+t.test('linkTimeoutMilliseconds: a connection not linked in time is closed with 1008; a linked one stays; an unlinked one is timed again', memoryOnly(), async t => {
   const app = await build(t, { linkTimeoutMilliseconds: 100 })
   const timersBefore = timerCount()
   const idle = await inject(app)
@@ -74,7 +74,7 @@ t.test('linkTimeoutMilliseconds: a connection not linked in time is closed with 
   t.strictSame(app.linkServer.getUsers(), [{ username: 'alice', isLinked: false }])
 })
 
-t.test('linkTimeoutMilliseconds 0 starts no timer', async t => {
+t.test('linkTimeoutMilliseconds 0 starts no timer', memoryOnly(), async t => {
   const app = await build(t, { linkTimeoutMilliseconds: 0 })
   const timersBefore = timerCount()
   const idle = await inject(app)
@@ -82,7 +82,7 @@ t.test('linkTimeoutMilliseconds 0 starts no timer', async t => {
   t.equal(timerCount(), timersBefore)
 })
 
-t.test('a connection that closes before it links leaves no timer behind', async t => {
+t.test('a connection that closes before it links leaves no timer behind', memoryOnly(), async t => {
   const app = await build(t, { listen: true, linkTimeoutMilliseconds: 60_000 })
   const timersBefore = timerCount()
   const client = await connect(app)
@@ -207,7 +207,7 @@ t.test('rateLimit false lets a connection send as fast as it likes', async t => 
 
 t.test('maxUsers: a link that would create one more user is rejected with server is full; existing users still link', async t => {
   const app = await build(t, { maxUsers: 2 })
-  app.linkServer.join('alice')
+  await app.linkServer.join('alice')
   const bob = await inject(app)
   await linkAs(bob, 'bob', 4)
   const carol = await inject(app)
@@ -217,7 +217,7 @@ t.test('maxUsers: a link that would create one more user is rejected with server
     code: 'FST_LINK_SERVER_FULL', message: 'Cannot join user "dave": the server is full (maxUsers 2)'
   })
   await linkAs(carol, 'alice', 5)
-  app.linkServer.kick('bob')
+  await app.linkServer.kick('bob')
   await carol.take(2)
   const dave = await inject(app)
   await linkAs(dave, 'dave', 5)

@@ -77,14 +77,14 @@ t.test('the same connection may link again after it unlinked, to another user', 
 
 t.test('link requests are checked in the order of the protocol, each with its reason', async t => {
   const app = await build(t, { acceptNewUsers: false, maxLinkAttempts: 0 })
-  app.linkServer.join('alice')
+  await app.linkServer.join('alice')
   app.linkServer.on('authenticate', (username, _info, reject) => {
     if (username === 'alice') {
       reject('alice may not link today')
     }
   })
   const taken = await inject(app)
-  app.linkServer.join('bob')
+  await app.linkServer.join('bob')
   t.strictSame(await taken.linked('bob', 4), [frames.accepted, frames.joined('alice'), frames.joined('bob'), frames.linked('bob')])
   const client = await inject(app)
   const cases: Array<[unknown, string]> = [

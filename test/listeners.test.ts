@@ -32,9 +32,9 @@ t.test('once listeners are called once; off removes a listener', async t => {
   const listener = (username: string): void => { calls.push(`on ${username}`) }
   app.linkServer.once('join', (username) => { calls.push(`once ${username}`) })
   app.linkServer.on('join', listener)
-  app.linkServer.join('alice')
+  await app.linkServer.join('alice')
   app.linkServer.off('join', listener)
-  app.linkServer.join('bob')
+  await app.linkServer.join('bob')
   t.strictSame(calls, ['once alice', 'on alice'])
   t.equal(app.linkServer.listenerCount('join'), 0)
 })

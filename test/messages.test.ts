@@ -29,7 +29,7 @@ t.test('send reaches one linked user; broadcast reaches every linked user but th
 
 t.test('send and broadcast refuse misuse with coded errors, before anything is sent', async t => {
   const { app, alice } = await linkedPair(t)
-  app.linkServer.join('carol')
+  await app.linkServer.join('carol')
   await alice.take(1)
   t.throws(() => app.linkServer.send('dave', { type: 'x' }), {
     code: 'FST_LINK_UNKNOWN_USER', message: 'Cannot send a message: user "dave" does not exist'

@@ -30,8 +30,20 @@ t.test('defaults', async t => {
     maxBufferedBytes: 4_194_304,
     maxDepth: 64,
     maxQueuedFrames: 32,
-    maxQueuedBytes: 131_072
+    maxQueuedBytes: 131_072,
+    cluster: undefined
   })
+})
+
+t.test('cluster mode: the defaults, a URL or a client, and a random node id unless one is given', async t => {
+  const resolved = resolveOptions({ cluster: { redis: 'redis://127.0.0.1:6379' } }).cluster
+  t.match(resolved?.nodeId, /^[0-9a-f-]{36}$/)
+  t.strictSame({ ...resolved, nodeId: 'random' }, { redis: 'redis://127.0.0.1:6379', namespace: 'fastify-link-server', nodeId: 'random', nodeTimeoutMilliseconds: 10_000 })
+  t.not(resolveOptions({ cluster: { redis: 'redis://a' } }).cluster?.nodeId, resolved?.nodeId, 'each instance gets its own id')
+  const client = { duplicate: () => client, status: 'ready' }
+  t.strictSame(resolveOptions({ cluster: { redis: client, namespace: 'chat.v2', nodeId: 'eu-1:a', nodeTimeoutMilliseconds: 500 } }).cluster,
+    { redis: client, namespace: 'chat.v2', nodeId: 'eu-1:a', nodeTimeoutMilliseconds: 500 })
+  t.equal(resolveOptions({ cluster: { redis: 'rediss://secure.example:6380/2' } }).cluster?.redis, 'rediss://secure.example:6380/2')
 })
 
 t.test('the limits: 0 turns the link timeout and the link attempts off, false the rate limit; Infinity lifts the counts', async t => {
@@ -125,7 +137,23 @@ t.test('a wrong option fails register with FST_LINK_INVALID_OPTION before anythi
     [{ pathh: '/typo' }, 'Invalid fastify-link-server option "pathh": is not an option of fastify-link-server; did you mean "path"?'],
     [{ maxusers: 10 }, 'Invalid fastify-link-server option "maxusers": is not an option of fastify-link-server; did you mean "maxUsers"?'],
     [{ pingIntervalMs: 10 }, 'Invalid fastify-link-server option "pingIntervalMs": is not an option of fastify-link-server; did you mean "pingIntervalMilliseconds"?'],
-    [{ redis: 'redis://localhost' }, 'Invalid fastify-link-server option "redis": is not an option of fastify-link-server (its options: path, acceptNewUsers, authTimeoutMilliseconds, isValidUsername, pingIntervalMilliseconds, acceptedVersions, messages, serverMessages, strictMessages, invalidMessage, asyncapi, maxPayload, linkTimeoutMilliseconds, maxLinkAttempts, rateLimit, maxUsers, maxConnections, allowedOrigins, maxBufferedBytes, maxDepth, maxQueuedFrames, maxQueuedBytes)'],
+    [{ redis: 'redis://localhost' }, 'Invalid fastify-link-server option "redis": is an option of cluster mode: cluster: { redis: ... }'],
+    [{ sessions: true }, 'Invalid fastify-link-server option "sessions": is not an option of fastify-link-server (its options: path, acceptNewUsers, authTimeoutMilliseconds, isValidUsername, pingIntervalMilliseconds, acceptedVersions, messages, serverMessages, strictMessages, invalidMessage, asyncapi, maxPayload, linkTimeoutMilliseconds, maxLinkAttempts, rateLimit, maxUsers, maxConnections, allowedOrigins, maxBufferedBytes, maxDepth, maxQueuedFrames, maxQueuedBytes, cluster)'],
+    [{ cluster: 'redis://localhost' }, 'Invalid fastify-link-server option "cluster": must be an object with a redis URL or client'],
+    [{ cluster: null }, 'Invalid fastify-link-server option "cluster": must be an object with a redis URL or client'],
+    [{ cluster: [] }, 'Invalid fastify-link-server option "cluster": must be an object with a redis URL or client'],
+    [{ cluster: {} }, 'Invalid fastify-link-server option "cluster.redis": must be a redis:// or rediss:// URL, or an ioredis client'],
+    [{ cluster: { redis: 'localhost:6379' } }, 'Invalid fastify-link-server option "cluster.redis": must be a redis:// or rediss:// URL, or an ioredis client'],
+    [{ cluster: { redis: { status: 'ready' } } }, 'Invalid fastify-link-server option "cluster.redis": must be a redis:// or rediss:// URL, or an ioredis client'],
+    [{ cluster: { redis: null } }, 'Invalid fastify-link-server option "cluster.redis": must be a redis:// or rediss:// URL, or an ioredis client'],
+    [{ cluster: { redis: 'redis://a', nameSpace: 'x' } }, 'Invalid fastify-link-server option "cluster.nameSpace": is not a cluster option (they are: redis, namespace, nodeId, nodeTimeoutMilliseconds)'],
+    [{ cluster: { redis: 'redis://a', namespace: '{app}' } }, 'Invalid fastify-link-server option "cluster.namespace": must be 1 to 100 letters, digits or . _ : -'],
+    [{ cluster: { redis: 'redis://a', namespace: '' } }, 'Invalid fastify-link-server option "cluster.namespace": must be 1 to 100 letters, digits or . _ : -'],
+    [{ cluster: { redis: 'redis://a', nodeId: 'node 1' } }, 'Invalid fastify-link-server option "cluster.nodeId": must be 1 to 100 letters, digits or . _ : -'],
+    [{ cluster: { redis: 'redis://a', nodeId: 7 } }, 'Invalid fastify-link-server option "cluster.nodeId": must be 1 to 100 letters, digits or . _ : -'],
+    [{ cluster: { redis: 'redis://a', nodeTimeoutMilliseconds: 499 } }, 'Invalid fastify-link-server option "cluster.nodeTimeoutMilliseconds": must be at least 500 milliseconds'],
+    [{ cluster: { redis: 'redis://a', nodeTimeoutMilliseconds: '10s' } }, 'Invalid fastify-link-server option "cluster.nodeTimeoutMilliseconds": must be a finite number of milliseconds'],
+    [{ cluster: { redis: 'redis://a', nodeTimeoutMilliseconds: 2 ** 31 } }, 'Invalid fastify-link-server option "cluster.nodeTimeoutMilliseconds": must be at most 2147483647 milliseconds (about 24.8 days), the longest delay Node\'s timers keep'],
     [{ authTimeoutMilliseconds: 0 }, 'Invalid fastify-link-server option "authTimeoutMilliseconds": must be at least 1 millisecond'],
     [{ authTimeoutMilliseconds: -5 }, 'Invalid fastify-link-server option "authTimeoutMilliseconds": must be at least 1 millisecond'],
     [{ pingIntervalMilliseconds: 50 }, 'Invalid fastify-link-server option "pingIntervalMilliseconds": must be 0 (off) or at least 100 milliseconds'],

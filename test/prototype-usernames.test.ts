@@ -13,6 +13,6 @@ t.test('usernames that are Object.prototype keys are ordinary new users', async 
   }
   t.strictSame(app.linkServer.getUsers(), names.map(username => ({ username, isLinked: true })))
   t.equal(({} as Record<string, unknown>).isLinked, undefined, 'Object.prototype is not polluted')
-  app.linkServer.kick('__proto__')
+  await app.linkServer.kick('__proto__')
   t.strictSame(app.linkServer.getUsers().map(user => user.username), ['constructor', 'toString', 'hasOwnProperty', 'valueOf'])
 })

@@ -58,7 +58,7 @@ t.test('a socket that closes unlinks its user', async t => {
 
 t.test('linkServer.unlink(username) unlinks a linked user and keeps its connection open', async t => {
   const { app, alice, bob, events } = await linkedPair(t)
-  app.linkServer.unlink('bob')
+  await app.linkServer.unlink('bob')
   t.strictSame(await bob.take(1), [frames.unlinked('bob')])
   t.strictSame(await alice.take(1), [frames.unlinked('bob')])
   t.strictSame(events, [['unlink', 'bob']])

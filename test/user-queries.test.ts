@@ -6,7 +6,7 @@ t.test('getUser and isLinked answer for one user without a scan of getUsers', as
   const app = await build(t)
   const alice = await inject(app)
   await alice.linked('alice', 3)
-  app.linkServer.join('bob')
+  await app.linkServer.join('bob')
   t.strictSame(
     ['alice', 'bob', 'carol', '__proto__'].map(username => [app.linkServer.getUser(username), app.linkServer.isLinked(username)]),
     [[{ username: 'alice', isLinked: true }, true], [{ username: 'bob', isLinked: false }, false], [undefined, false], [undefined, false]]
@@ -18,15 +18,15 @@ t.test('misuse errors carry the HTTP status of what they mean, so a route that l
     maxUsers: 1,
     setup: app => {
       app.post<{ Params: { username: string } }>('/users/:username/kick', async (request) => {
-        app.linkServer.kick(request.params.username)
+        await app.linkServer.kick(request.params.username)
         return { kicked: request.params.username }
       })
       app.post<{ Params: { username: string } }>('/users/:username', async (request) => {
-        app.linkServer.join(request.params.username)
+        await app.linkServer.join(request.params.username)
         return { joined: request.params.username }
       })
       app.post<{ Params: { username: string } }>('/users/:username/unlink', async (request) => {
-        app.linkServer.unlink(request.params.username)
+        await app.linkServer.unlink(request.params.username)
         return { unlinked: request.params.username }
       })
     }
@@ -53,7 +53,7 @@ t.test('before ready and after close the user API answers 503', async t => {
   await app.register(plugin, { pingIntervalMilliseconds: 0 })
   const errors = []
   try {
-    app.linkServer.join('alice')
+    await app.linkServer.join('alice')
   } catch (error) {
     errors.push((error as { statusCode: number }).statusCode)
   }

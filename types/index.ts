@@ -211,6 +211,35 @@ export interface LinkServerOptions {
   maxQueuedFrames?: number
   /** The most bytes a connection may send while its link request is being decided; beyond it it is closed with 1008. Default 128 KiB. */
   maxQueuedBytes?: number
+  /**
+   * Shares one user space between every instance that names the same Redis and `namespace` (see the
+   * README's "Scaling out"). Absent: the user space is this process's own.
+   */
+  cluster?: ClusterOptions
+}
+
+/**
+ * An `ioredis` client (`Redis` or `Cluster`) that the application owns, described by what the plugin
+ * uses of it, so that these types do not need `ioredis` installed.
+ */
+export interface ClusterRedisClient {
+  duplicate: (...args: any[]) => unknown
+  readonly status: string
+}
+
+/** The `cluster` option. */
+export interface ClusterOptions {
+  /**
+   * A `redis://` (or `rediss://`) URL, or an `ioredis` client the application owns: the plugin duplicates it
+   * for its own connections and never closes it.
+   */
+  redis: string | ClusterRedisClient
+  /** The prefix of every key and channel, so that several apps share one Redis. Default `'fastify-link-server'`. */
+  namespace?: string
+  /** This instance's id in the cluster. Default: random. */
+  nodeId?: string
+  /** How long a silent instance is trusted before its users are unlinked. Default `10_000`. */
+  nodeTimeoutMilliseconds?: number
 }
 
 /** The `rateLimit` option: `rate` frames per second, up to `burst` at once. */
@@ -243,9 +272,9 @@ export interface AsyncApiDocument {
 export interface LinkServerStats {
   /** Open WebSocket connections of the route, linked or not. */
   connections: number
-  /** Users, linked or not. */
+  /** Users, linked or not (in a cluster, of the whole cluster). */
   users: number
-  /** Users with a connection. */
+  /** Users with a connection to this instance (in a cluster, the users linked to other nodes are not counted). */
   linkedUsers: number
   /** Client messages refused by their schema (or by `strictMessages`) since the server started. */
   invalidMessages: number
@@ -272,19 +301,30 @@ export interface LinkServer<S extends LinkSchemas = LinkServerSchemas> {
   handle<K extends HandledType<S>>(type: K, handler: MessageHandler<HandledPayload<S, K>>): this
   /** The same link server, typed by the schemas of `T` (the type of your plugin options, for example). */
   typed<T extends LinkSchemas>(): LinkServer<T>
-  /** Sends `message` to the linked user `username`. */
+  /** Sends `message` to the linked user `username`, on whichever node of the cluster it is linked to. */
   send(username: string, message: OutgoingMessage<S>): void
-  /** Sends `message` to every linked user, except `skipUsername` when given. */
+  /** Sends `message` to every linked user (of every node), except `skipUsername` when given. */
   broadcast(message: OutgoingMessage<S>, skipUsername?: string): void
-  /** Creates the user `username` without a connection, so that it can link even when `acceptNewUsers` is false. */
-  join(username: string): void
-  /** Unlinks the user `username` from its connection; the user stays and the connection stays open. */
-  unlink(username: string): void
   /**
-   * Makes the user `username` leave the server (unlinked first if linked). Its connection, if it had one,
-   * is told `krmx/unlinked` and `krmx/left` and stays open, unlinked: it may link again, as after a leave.
+   * Creates the user `username` without a connection, so that it can link even when `acceptNewUsers` is false.
+   *
+   * A misuse this node can see (an invalid name, a user that exists, a full server) throws a coded error.
+   * The promise resolves when the join is committed and applied here: at once without a cluster. In a
+   * cluster it rejects with the coded error of a conflict only Redis could see (another node made the
+   * user first) or with `FST_LINK_CLUSTER_UNAVAILABLE`; a rejection nobody awaits is logged, never unhandled.
    */
-  kick(username: string): void
+  join(username: string): Promise<void>
+  /**
+   * Unlinks the user `username` from its connection, on any node; the user stays and the connection stays
+   * open. Throws and settles as `join` does.
+   */
+  unlink(username: string): Promise<void>
+  /**
+   * Makes the user `username` leave the server (unlinked first if linked), wherever it is linked. Its
+   * connection, if it had one, is told `krmx/unlinked` and `krmx/left` and stays open, unlinked: it may link
+   * again, as after a leave. Throws and settles as `join` does.
+   */
+  kick(username: string): Promise<void>
   /** Every user, in join order. */
   getUsers(): LinkUser[]
   /** The user `username`, or `undefined` when it does not exist. */

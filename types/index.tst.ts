@@ -2,6 +2,7 @@ import Fastify, { type FastifyRequest } from 'fastify'
 import { expect, test } from 'tstyche'
 import fastifyLinkServer, {
   type AuthenticateInfo,
+  type ClusterOptions,
   type LinkMessage,
   type LinkServer,
   type LinkServerOptions,
@@ -48,6 +49,19 @@ test('the limits take their documented shapes', () => {
   expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { maxPayload: '64k' })
 })
 
+test('cluster mode takes a URL or an ioredis client, Redis or Cluster, without ioredis in the published types', async () => {
+  const { Redis, Cluster } = await import('ioredis')
+  expect(app.register).type.toBeCallableWith(fastifyLinkServer, { cluster: { redis: 'redis://127.0.0.1:6379' } })
+  expect(app.register).type.toBeCallableWith(fastifyLinkServer, {
+    cluster: { redis: new Redis(), namespace: 'chat', nodeId: 'eu-1', nodeTimeoutMilliseconds: 5_000 }
+  })
+  expect(app.register).type.toBeCallableWith(fastifyLinkServer, { cluster: { redis: new Cluster([{ host: '127.0.0.1', port: 7000 }]) } })
+  expect<ClusterOptions>().type.toBeAssignableFrom({ redis: 'redis://127.0.0.1' })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { cluster: {} })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { cluster: { redis: 6379 } })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { cluster: { redis: 'redis://a', nodeTimeoutMilliseconds: '10s' } })
+})
+
 test('wrong option types are refused', () => {
   expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { path: 5 })
   expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { acceptNewUsers: 'yes' })
@@ -72,6 +86,9 @@ test('the decorator is typed on every Fastify instance', () => {
   expect(app.linkServer.join).type.not.toBeCallableWith(42)
   expect(app.linkServer.kick).type.toBeCallableWith('alice')
   expect(app.linkServer.unlink).type.toBeCallableWith('alice')
+  expect(app.linkServer.join('alice')).type.toBe<Promise<void>>()
+  expect(app.linkServer.unlink('alice')).type.toBe<Promise<void>>()
+  expect(app.linkServer.kick('alice')).type.toBe<Promise<void>>()
 })
 
 test('every event listener has its signature', () => {

@@ -1,0 +1,164 @@
+// npm run bench:cluster [-- --quick] [-- --repetitions 3]   (npm run bench runs it after the single-instance table)
+//
+// Cluster mode on this machine: a redis-server of its own (free loopback port, persistence off) and two
+// instances of the plugin, each with its load generator, in processes of their own; beside each figure,
+// the single instance of the same run. Prints medians and ratios, the PUBLISH commands per broadcast
+// (one for the whole cluster, not one per recipient) and Redis' memory per linked user.
+import { type ChildProcess, fork, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, repetitions: { type: 'string', default: '3' } } })
+const quick = values.quick === true
+const settings = {
+  fanout: { clients: quick ? 200 : 2000, broadcasts: quick ? 50 : 100, bytes: 1024 },
+  storm: { connections: quick ? 1000 : 4000, concurrency: 50 },
+  inbound: { clients: quick ? 50 : 200, messages: quick ? 1000 : 5000 }
+}
+const repetitions = Number(values.repetitions)
+const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
+
+async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  return port
+}
+
+async function reply<T> (child: ChildProcess): Promise<T> {
+  const [message] = await once(child, 'message') as [T & { error?: string }]
+  if (message.error !== undefined) {
+    throw new Error(message.error)
+  }
+  return message
+}
+
+async function ask<T> (child: ChildProcess, command: object): Promise<T> {
+  const answer = reply<T>(child)
+  child.send(command)
+  return await answer
+}
+
+interface Instance { server: ChildProcess, load: ChildProcess }
+
+/** `nodes` instances (one without Redis, or nodes of a cluster on `redis`), each with a load generator of its own. */
+async function start (nodes: number, redis: string | undefined): Promise<Instance[]> {
+  return await Promise.all(Array.from({ length: nodes }, async (_, index) => {
+    const env = { ...process.env, REDIS_URL: redis, NODE_ID: `n${index}` }
+    const server = fork(here('server-process.ts'), [redis === undefined ? 'plugin' : 'plugin-cluster'], { env, execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const { port } = await reply<{ port: number }>(server)
+    const load = fork(here('load-process.ts'), [String(port), `n${index}u`], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    await reply(load)
+    return { server, load }
+  }))
+}
+
+async function stop (instances: Instance[]): Promise<void> {
+  await Promise.all(instances.flatMap(({ server, load }) => [server, load].map(async child => {
+    const exited = once(child, 'exit')
+    child.send({ cmd: 'close' })
+    await exited
+  })))
+}
+
+/** Splits `total` over `parts` as evenly as whole numbers allow. */
+const share = (total: number, parts: number, index: number): number => Math.floor(total / parts) + (index < total % parts ? 1 : 0)
+
+async function fanout (instances: Instance[]): Promise<number> {
+  const { clients, broadcasts, bytes } = settings.fanout
+  await Promise.all(instances.map(({ load }, index) => ask(load, { cmd: 'link', count: share(clients, instances.length, index), concurrency: 50 })))
+  const arrivals: Array<Promise<unknown>> = []
+  for (const [index, { load }] of instances.entries()) {
+    await ask(load, { cmd: 'expect', prefix: 'fan', total: share(clients, instances.length, index) * broadcasts })
+    arrivals.push(reply(load))
+  }
+  const started = performance.now()
+  await ask(instances[0].server, { cmd: 'fanout', count: broadcasts, size: bytes })
+  await Promise.all(arrivals)
+  return clients * broadcasts / ((performance.now() - started) / 1000)
+}
+
+async function storm (instances: Instance[]): Promise<number> {
+  const { connections, concurrency } = settings.storm
+  const started = performance.now()
+  await Promise.all(instances.map(({ load }, index) => ask(load, { cmd: 'link', count: share(connections, instances.length, index), concurrency })))
+  return connections / ((performance.now() - started) / 1000)
+}
+
+/** The clients all link to, and send to, the first instance; in a cluster the second only mirrors the user space. */
+async function inbound (instances: Instance[]): Promise<number> {
+  const { clients, messages } = settings.inbound
+  const [{ server, load }] = instances
+  await ask(load, { cmd: 'link', count: clients, concurrency: 50 })
+  const total = clients * messages
+  await ask(server, { cmd: 'inbound', total })
+  const result = reply<{ messages: number, seconds: number }>(server)
+  await ask(load, { cmd: 'inbound', perClient: messages })
+  const { seconds } = await result
+  return total / seconds
+}
+
+const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)]
+
+const port = await freePort()
+const redisServer = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' })
+const redisUrl = `redis://127.0.0.1:${port}`
+const admin = new Redis(redisUrl, { retryStrategy: () => 50 })
+admin.on('error', () => {}) // until redis-server listens
+await new Promise(resolve => admin.once('ready', resolve))
+
+const figures: Record<string, { single: number[], cluster: number[] }> = { fanout: { single: [], cluster: [] }, storm: { single: [], cluster: [] }, inbound: { single: [], cluster: [] } }
+const publishesPerBroadcast: number[] = []
+const bytesPerUser: number[] = []
+const scenarios = { fanout, storm, inbound }
+
+async function publishes (): Promise<number> {
+  const stats = await admin.info('commandstats')
+  return Number(/cmdstat_publish:calls=(\d+)/.exec(stats)?.[1] ?? 0)
+}
+
+try {
+  for (let repetition = 0; repetition < repetitions; repetition++) {
+    for (const [name, run] of Object.entries(scenarios)) {
+      const single = await start(1, undefined)
+      figures[name].single.push(await run(single))
+      await stop(single)
+      await admin.flushall()
+      const cluster = await start(2, redisUrl)
+      const memoryBefore = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
+      const publishedBefore = await publishes()
+      figures[name].cluster.push(await run(cluster))
+      if (name === 'fanout') {
+        publishesPerBroadcast.push((await publishes() - publishedBefore) / settings.fanout.broadcasts)
+      }
+      if (name === 'storm') {
+        const memoryAfter = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
+        bytesPerUser.push((memoryAfter - memoryBefore) / settings.storm.connections)
+      }
+      await stop(cluster)
+      await admin.flushall()
+    }
+  }
+} finally {
+  admin.disconnect()
+  redisServer.kill('SIGKILL')
+}
+
+const rows = [
+  ['fan-out frames/s (clients over 2 nodes)', figures.fanout],
+  [`link storm links/s (${settings.storm.connections} over 2 nodes)`, figures.storm],
+  ['inbound messages/s (on one node)', figures.inbound]
+] as const
+console.log(`cluster mode: Redis + 2 instances, medians of ${repetitions}${quick ? ' (quick)' : ''}`)
+console.log('| scenario | single instance | cluster of 2 | ratio |')
+console.log('|---|---:|---:|---:|')
+for (const [label, { single, cluster }] of rows) {
+  console.log(`| ${label} | ${Math.round(median(single)).toLocaleString('en-US')} | ${Math.round(median(cluster)).toLocaleString('en-US')} | ${(median(cluster) / median(single)).toFixed(2)}× |`)
+}
+console.log(`PUBLISH commands per broadcast: ${median(publishesPerBroadcast)} (for ${settings.fanout.clients} recipients on 2 nodes)`)
+console.log(`Redis memory per linked user: ${Math.round(median(bytesPerUser))} bytes (keys, log entries and claims of ${settings.storm.connections} links)`)

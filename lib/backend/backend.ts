@@ -1,0 +1,153 @@
+/**
+ * The seam between the link server and whatever holds the user space: one process
+ * (`memory.ts`, the default) or many instances sharing one Redis (`redis.ts`).
+ *
+ * A backend decides; the link server applies. Every change to the user space (join, link, unlink,
+ * leave) is committed through the backend, which hands it back, in one order for every node, to the
+ * `apply` of every node, its own included. Each node keeps its mirror of the user space and sends its
+ * own connections their frames from those applied changes; only the node named as the change's
+ * `origin` emits its events, so that an event fires once in the whole cluster.
+ */
+
+/** A change to the user space, as every node applies it. */
+export type Change = JoinChange | LinkChange | UnlinkChange | LeaveChange
+
+/** The node that made a change, which alone emits its events; `''` for a change that has no events (a repair). */
+interface ChangeBase {
+  username: string
+  origin: string
+}
+
+export interface JoinChange extends ChangeBase {
+  op: 'join'
+  /** Where the user is in join order: the users are ordered by it. */
+  order: number
+}
+
+export interface LinkChange extends ChangeBase {
+  op: 'link'
+  /** The node that holds the connection. */
+  node: string
+  /** Names this link: an unlink or a sweep that names another generation does nothing. */
+  generation: number
+  /** The claim the link was made with, so that the node holding the connection finds it. */
+  token: string
+  /** The link made the user: it joins first, with the generation as its join order. */
+  isNewUser: boolean
+}
+
+export interface UnlinkChange extends ChangeBase {
+  op: 'unlink'
+  /** The generation of the link this ends. */
+  generation: number
+}
+
+export interface LeaveChange extends ChangeBase {
+  op: 'leave'
+}
+
+/** Why a claim or a link was refused. */
+export type Refusal = 'already-linked' | 'not-accepting-new-users' | 'full' | 'unavailable'
+
+/** The answer to a claim: the user is reserved for one pending link, or why it is not. */
+export type ClaimResult =
+  | { claimed: true, isNewUser: boolean, token: string }
+  | { claimed: false, refusal: Refusal }
+
+/** The answer to a link: its generation, or why it was refused. */
+export type LinkResult =
+  | { linked: true, generation: number }
+  | { linked: false, refusal: Refusal }
+
+/** The limits a claim and a link are checked against, as the node that makes them has them. */
+export interface Admission {
+  acceptNewUsers: boolean
+  maxUsers: number
+}
+
+/** One user of a snapshot of the user space, in join order. */
+export interface SnapshotUser {
+  username: string
+  /** Where the user is in join order. */
+  order: number
+  /** The link of a linked user. */
+  link: { node: string, generation: number } | undefined
+}
+
+/** What the link server gives its backend: where changes, snapshots and messages from other nodes go. */
+export interface BackendSink {
+  /** A change committed by any node, in the order of the user space; called synchronously by the in-memory backend. */
+  apply (change: Change): void
+  /**
+   * The user space as it is (after a lost Redis, a node that fell behind the log, or at start); the mirror
+   * is set to it and the differences sent to this node's connections, with no events. With `keepMissing`,
+   * users the snapshot lacks are kept (Redis lost its data, and their nodes have not registered them yet).
+   */
+  reset (users: SnapshotUser[], keepMissing: boolean): void
+  /** A frame for `username`, sent by another node with `send`. */
+  deliver (username: string, text: string): void
+  /** A frame for every linked user of this node but `skip`, sent by another node with `broadcast`. */
+  broadcast (text: string, skip: string | undefined): void
+  /** The users linked to this node by open connections, for a backend that lost its data to register them again. */
+  linkedHere (): LinkedHere[]
+}
+
+/** A user linked to this node: its link and its place in join order. */
+export interface LinkedHere {
+  username: string
+  generation: number
+  order: number
+}
+
+/**
+ * A commit that resolves when its change is applied on this node (at once on the in-memory backend),
+ * or rejects with a coded error when the backend refused it.
+ */
+export type Commit = Promise<void>
+
+export interface Backend {
+  /** This node's id, the `origin` of the changes it makes. */
+  readonly nodeId: string
+  /** Whether state changes are applied as they are committed, synchronously (the in-memory backend). */
+  readonly isLocal: boolean
+  /** Connects, and gives the sink the user space; rejects with a coded error when the store cannot be reached. */
+  start (sink: BackendSink): Promise<void>
+  /** Reserves `username` for one pending link, if it is free and may link. */
+  claim (username: string, admission: Admission): Promise<ClaimResult>
+  /** Gives up a claim that did not become a link. */
+  release (username: string, token: string): void
+  /** Links a claimed user to a connection of this node. */
+  link (username: string, token: string, admission: Admission): LinkResult | Promise<LinkResult>
+  /** Creates `username`, unlinked; rejects with `FST_LINK_USER_EXISTS` or `FST_LINK_SERVER_FULL`. */
+  join (username: string, maxUsers: number): Commit
+  /**
+   * Unlinks `username`: the link of `generation`, or whatever link it has when `generation` is undefined
+   * (rejects with `FST_LINK_USER_NOT_LINKED` if none). A fenced unlink of a link that ended does nothing.
+   */
+  unlink (username: string, generation: number | undefined): Commit
+  /** Makes `username` leave, unlinked first; rejects with `FST_LINK_UNKNOWN_USER` when it does not exist. */
+  leave (username: string): Commit
+  /** Sends a frame to `username`, linked to `node`. */
+  deliver (node: string, username: string, text: string): void
+  /** Sends a frame to every linked user of the other nodes but `skip`. */
+  broadcast (text: string, skip: string | undefined): void
+  /**
+   * Stops. A graceful stop of a shared backend first unlinks this node's users (`unlinkOwn`); the caller
+   * awaits that before it closes its sockets, so that they hear of it.
+   */
+  stop (): Promise<void>
+  /** Unlinks every user linked to this node (a shared backend, when this node closes). */
+  unlinkOwn (): Promise<void>
+}
+
+/** Why a commit was refused; the link server turns it into the coded error of the method that asked. */
+export type CommitRefusal = 'exists' | 'full' | 'unknown' | 'not-linked' | 'unavailable'
+
+/** The rejection of a refused commit. */
+export class CommitRefused extends Error {
+  readonly refusal: CommitRefusal
+  constructor (refusal: CommitRefusal, detail?: string) {
+    super(detail ?? refusal)
+    this.refusal = refusal
+  }
+}

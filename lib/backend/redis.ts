@@ -1,0 +1,500 @@
+import { randomUUID } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Cluster, Redis } from 'ioredis'
+import type { ClusterRedisClient } from '../../types/index.js'
+import { FST_LINK_CLUSTER_UNAVAILABLE } from '../errors.js'
+import type { ResolvedClusterOptions } from '../options.js'
+import {
+  type Admission,
+  type Backend,
+  type BackendSink,
+  type Change,
+  type ClaimResult,
+  type Commit,
+  CommitRefused,
+  type LinkResult,
+  type Refusal,
+  type SnapshotUser
+} from './backend.js'
+import {
+  claimScript,
+  deregisterScript,
+  heartbeatScript,
+  joinScript,
+  leaveScript,
+  linkScript,
+  registerScript,
+  releaseScript,
+  snapshotScript,
+  unlinkScript
+} from './redis-scripts.js'
+
+/** How long `ready()` waits for Redis before it fails, at most; less when Fastify's `pluginTimeout` (which bounds `onReady`) is shorter. */
+export const maxConnectTimeoutMilliseconds = 15_000
+
+/** The connect timeout under a Fastify `pluginTimeout` (0: none): one second less, so that the coded error wins the race. */
+export function connectTimeoutFor (pluginTimeout: number): number {
+  return pluginTimeout > 0 ? Math.max(100, Math.min(maxConnectTimeoutMilliseconds, pluginTimeout - 1_000)) : maxConnectTimeoutMilliseconds
+}
+/** A command that takes longer than this fails, so that a hung Redis is an outage, not a hang. */
+export const commandTimeoutMilliseconds = 2_000
+/** How long the log reader blocks for new records before it asks again. */
+const readBlockMilliseconds = 1_000
+/** How long a node that closes waits for the unlinks of its users. */
+const unlinkOwnTimeoutMilliseconds = 3_000
+/** How soon a lost connection to Redis is tried again. */
+const reconnectMilliseconds = 200
+/** A claim outlives the longest authentication by this much, and then expires (its node may have died). */
+const claimMarginMilliseconds = 5_000
+
+/** The ioredis module, as `import('ioredis')` gives it. */
+export interface IoredisModule {
+  Redis: new (url: string, options: Record<string, unknown>) => Redis
+}
+
+type ScriptName = 'claim' | 'release' | 'link' | 'join' | 'unlink' | 'leave' | 'heartbeat' | 'register' | 'snapshot' | 'deregister'
+const scripts: Record<ScriptName, string> = {
+  claim: claimScript,
+  release: releaseScript,
+  link: linkScript,
+  join: joinScript,
+  unlink: unlinkScript,
+  leave: leaveScript,
+  heartbeat: heartbeatScript,
+  register: registerScript,
+  snapshot: snapshotScript,
+  deregister: deregisterScript
+}
+
+type ScriptReply = Array<string | number | null | ScriptReply>
+type Client = (Redis | Cluster) & Record<ScriptName, (key: string, ...args: Array<string | number>) => Promise<ScriptReply>>
+
+/** The timeouts the backend takes from the link server's options and Fastify's. */
+export interface Timeouts {
+  authTimeoutMilliseconds: number
+  connectTimeoutMilliseconds: number
+}
+
+/** A change waiting to be applied on this node, and who waits for it. */
+interface Waiter {
+  seq: number
+  resolve: () => void
+}
+
+/**
+ * The user space of a cluster, in Redis: every node runs the same scripts against the same keys, and
+ * reads the same log. See `redis-scripts.ts` for the keys and the scripts, and the README's "Scaling
+ * out" for what it guarantees.
+ */
+export class RedisBackend implements Backend {
+  readonly nodeId: string
+  readonly isLocal = false
+  readonly #options: ResolvedClusterOptions
+  readonly #log: FastifyBaseLogger
+  readonly #ioredis: IoredisModule
+  readonly #authTimeoutMilliseconds: number
+  readonly #connectTimeoutMilliseconds: number
+  /** `{namespace}`: the hash tag every key and channel starts with. */
+  readonly #prefix: string
+  readonly #seqKey: string
+  readonly #logKey: string
+  readonly #broadcastChannel: string
+  readonly #nodeChannel: string
+  readonly #heartbeatMilliseconds: number
+  /** The application's client, duplicated for the three connections of this node; `undefined` for a URL. */
+  readonly #base: ClusterRedisClient | undefined
+  #commands!: Client
+  #subscriber!: Redis | Cluster
+  #reader!: Redis | Cluster
+  #sink!: BackendSink
+  /** The epoch of the user space this node mirrors. */
+  #epoch = ''
+  /** The sequence number of the last change applied here. */
+  #applied = 0
+  /** Whether Redis answers and the user space is recovered: links and changes are refused while it is not. */
+  #available = false
+  #stopped = false
+  #beating: Promise<void> | undefined
+  #pause: NodeJS.Timeout | undefined
+  /** Resolves when the node stops, ending the wait between two heartbeats. */
+  readonly #stopping: Promise<void>
+  #stop!: () => void
+  /** Until when (`performance.now()`) the nodes are registering their users again after Redis lost its data. */
+  #recoveringUntil = 0
+  /** How long the nodes are given to notice lost data and register their users again. */
+  readonly #recoveryMilliseconds: number
+  #reading: Promise<void> | undefined
+  readonly #waiters: Waiter[] = []
+  /** Fenced unlinks that could not be committed (Redis was down), tried again until they are. */
+  readonly #owed = new Map<string, number>()
+  #tokens = 0
+
+  constructor (options: ResolvedClusterOptions, timeouts: Timeouts, log: FastifyBaseLogger, ioredis: IoredisModule) {
+    this.#options = options
+    this.nodeId = options.nodeId
+    this.#log = log
+    this.#ioredis = ioredis
+    this.#authTimeoutMilliseconds = timeouts.authTimeoutMilliseconds
+    this.#connectTimeoutMilliseconds = timeouts.connectTimeoutMilliseconds
+    this.#prefix = `{${options.namespace}}`
+    this.#seqKey = `${this.#prefix}:seq`
+    this.#logKey = `${this.#prefix}:log`
+    this.#broadcastChannel = `${this.#prefix}:broadcast`
+    this.#nodeChannel = `${this.#prefix}:to:${options.nodeId}`
+    this.#heartbeatMilliseconds = Math.max(100, Math.min(1_000, Math.floor(options.nodeTimeoutMilliseconds / 4)))
+    this.#stopping = new Promise(resolve => { this.#stop = resolve })
+    this.#recoveryMilliseconds = 2 * (this.#heartbeatMilliseconds + reconnectMilliseconds)
+    this.#base = typeof options.redis === 'string' ? undefined : options.redis
+  }
+
+  async start (sink: BackendSink): Promise<void> {
+    this.#sink = sink
+    this.#commands = this.#connect({ commandTimeout: commandTimeoutMilliseconds }) as Client
+    this.#subscriber = this.#connect({})
+    this.#reader = this.#connect({ commandTimeout: readBlockMilliseconds + commandTimeoutMilliseconds })
+    for (const [name, lua] of Object.entries(scripts)) {
+      this.#commands.defineCommand(name, { numberOfKeys: 1, lua })
+    }
+    this.#subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message))
+    try {
+      await withTimeout(Promise.all([ready(this.#commands), ready(this.#subscriber), ready(this.#reader)]), this.#connectTimeoutMilliseconds,
+        `Redis did not answer within ${this.#connectTimeoutMilliseconds} ms`)
+      await this.#subscriber.subscribe(this.#broadcastChannel, this.#nodeChannel)
+      await this.#register(randomUUID())
+    } catch (err) {
+      await this.#disconnect()
+      throw new FST_LINK_CLUSTER_UNAVAILABLE('start the link server', (err as Error).message)
+    }
+    this.#available = true
+    this.#beating = this.#beatUntilStopped()
+    this.#reading = this.#read()
+  }
+
+  /** A connection of this node's own: a duplicate of the application's client, or a new client of the URL. */
+  #connect (override: Record<string, unknown>): Redis | Cluster {
+    const options = { ...override, enableOfflineQueue: false, lazyConnect: false, retryStrategy: reconnect, maxRetriesPerRequest: 0 }
+    if (this.#base === undefined) {
+      const client = new this.#ioredis.Redis(this.#options.redis as string, options)
+      client.on('error', () => {}) // every failure is answered where a command fails; ioredis reconnects
+      return client
+    }
+    const base = this.#base as unknown as (Redis | Cluster) & { isCluster: boolean }
+    const client = base.isCluster
+      ? (base as Cluster).duplicate([], { enableOfflineQueue: false, clusterRetryStrategy: reconnect, redisOptions: { ...override, maxRetriesPerRequest: 0 } })
+      : (base as Redis).duplicate(options)
+    client.on('error', () => {})
+    return client
+  }
+
+  /** Registers this node, with the users linked to it when Redis lost them, and loads the user space. */
+  async #register (epoch: string): Promise<void> {
+    const args: Array<string | number> = []
+    for (const { username, generation, order } of this.#sink.linkedHere()) {
+      args.push(username, generation, order)
+    }
+    const [knownEpoch, seq, users, links] = await this.#commands.register(this.#seqKey, this.#prefix, epoch, this.nodeId, ...args)
+    this.#epoch = knownEpoch as string
+    this.#load(seq as number, users as string[], links as string[])
+  }
+
+  /**
+   * Sets the mirror to the user space as Redis has it, at sequence number `seq`. While the nodes register
+   * their users again after Redis lost its data, a user missing from Redis is kept: its node may not have
+   * registered it yet; the reload at the end of that time removes those that stayed missing.
+   */
+  #load (seq: number, users: string[], links: string[]): void {
+    const linkOf = new Map<string, { node: string, generation: number }>()
+    for (let i = 0; i < links.length; i += 2) {
+      const [node, generation] = links[i + 1].split(' ')
+      linkOf.set(links[i], { node, generation: Number(generation) })
+    }
+    const snapshot: SnapshotUser[] = []
+    for (let i = 0; i < users.length; i += 2) {
+      snapshot.push({ username: users[i], order: Number(users[i + 1]), link: linkOf.get(users[i]) })
+    }
+    this.#applied = seq
+    this.#sink.reset(snapshot, performance.now() < this.#recoveringUntil)
+    this.#settle(seq)
+  }
+
+  /** Reads the log and applies every change in order; a gap (this node fell behind a trimmed log) reloads the user space. */
+  async #read (): Promise<void> {
+    while (!this.#stopped) {
+      try {
+        const reply = await this.#reader.xread('COUNT', 1000, 'BLOCK', readBlockMilliseconds, 'STREAMS', this.#logKey, `${this.#applied}-0`) as Array<[string, Array<[string, string[]]>]> | null
+        await this.#applyRecords(reply?.[0][1] ?? [])
+      } catch {
+        await delay(reconnectMilliseconds) // Redis is away: the heartbeat says so, and this reads again
+      }
+    }
+  }
+
+  async #applyRecords (records: Array<[string, string[]]>): Promise<void> {
+    for (const [id, fields] of records) {
+      const seq = Number(id.slice(0, id.indexOf('-')))
+      if (seq !== this.#applied + 1 || fields[1] === 'restore') {
+        await this.#reload() // a gap (this node fell behind the trimmed log), or users registered again after a loss
+        return
+      }
+      this.#applied = seq
+      this.#sink.apply(changeOf(fields, seq))
+      this.#settle(seq)
+    }
+  }
+
+  /** Loads the user space anew, unless it is not the one this node is registered in (the heartbeat notices that). */
+  async #reload (): Promise<void> {
+    const [epoch, seq, users, links] = await this.#commands.snapshot(this.#seqKey, this.#prefix)
+    if (epoch === this.#epoch) {
+      this.#load(seq as number, users as string[], links as string[])
+    }
+  }
+
+  /** Resolves the commits whose change is applied here. */
+  #settle (seq: number): void {
+    while (this.#waiters.length > 0 && this.#waiters[0].seq <= seq) {
+      (this.#waiters.shift() as Waiter).resolve()
+    }
+  }
+
+  /** Waits until the change of `seq` is applied here. */
+  #appliedAt (seq: number): Promise<void> {
+    if (seq <= this.#applied) {
+      return Promise.resolve()
+    }
+    // The replies of one connection come in the order Redis ran the scripts: the waiters are in order of seq.
+    return new Promise(resolve => this.#waiters.push({ seq, resolve }))
+  }
+
+  /** The heartbeat, every beat until the node stops; an outage is logged once, and so is the return. */
+  async #beatUntilStopped (): Promise<void> {
+    while (!this.#stopped) {
+      await this.#beat().then(() => {
+        if (!this.#available) {
+          this.#log.info('the cluster is available again')
+        }
+        this.#available = true
+      }, (err: unknown) => {
+        if (this.#available) {
+          this.#log.warn({ err }, 'the cluster is unavailable: Redis does not answer')
+        }
+        this.#available = false
+      })
+      await Promise.race([this.#stopping, new Promise(resolve => { this.#pause = setTimeout(resolve, this.#heartbeatMilliseconds) })])
+    }
+  }
+
+  /** Tells Redis this node is alive, sweeps dead nodes, pays the unlinks it owes, and notices lost data. */
+  async #beat (): Promise<void> {
+    const [status, swept] = await this.#commands.heartbeat(this.#seqKey, this.#prefix, this.#epoch, this.nodeId, this.#options.nodeTimeoutMilliseconds)
+    if (status === 'epoch') {
+      this.#log.warn('Redis lost the user space; the users linked to this node are registered again')
+      this.#settle(Infinity) // what was waited for was lost with Redis' data
+      this.#recoveringUntil = performance.now() + this.#recoveryMilliseconds
+      await this.#register(randomUUID())
+    } else if ((swept as number) > 0) {
+      this.#log.warn({ swept }, 'a silent node was declared dead; its users are unlinked')
+    }
+    if (this.#recoveringUntil !== 0 && performance.now() >= this.#recoveringUntil) {
+      this.#recoveringUntil = 0
+      await this.#reload() // the nodes had their time to register their users again: who is still missing is gone
+    }
+    for (const [username, generation] of this.#owed) {
+      this.#owed.delete(username)
+      await this.unlink(username, generation)
+    }
+  }
+
+  /** Runs a script that changes the user space; its refusals are answered as they are, a lost user space or node as an outage. */
+  async #run (name: ScriptName, ...args: Array<string | number>): Promise<ScriptReply> {
+    const reply = await this.#commands[name](this.#seqKey, this.#prefix, this.#epoch, ...args).catch((err: unknown) => {
+      throw new CommitRefused('unavailable', (err as Error).message)
+    })
+    const outage = outages.get(reply[0] as string)
+    if (outage !== undefined) {
+      throw new CommitRefused('unavailable', outage) // the next heartbeat registers this node again, and recovers
+    }
+    return reply
+  }
+
+  async claim (username: string, admission: Admission): Promise<ClaimResult> {
+    const token = `${this.nodeId}:${++this.#tokens}`
+    const reply = await this.#run('claim', this.nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
+      this.#authTimeoutMilliseconds + claimMarginMilliseconds).then(undefined, unavailable)
+    if (reply[0] !== 'ok') {
+      return { claimed: false, refusal: reply[0] as Refusal }
+    }
+    return { claimed: true, isNewUser: reply[1] === 1, token }
+  }
+
+  release (username: string, token: string): void {
+    this.#commands.release(this.#seqKey, this.#prefix, username, token).then(undefined, () => {}) // else it expires
+  }
+
+  async link (username: string, token: string, admission: Admission): Promise<LinkResult> {
+    const reply = await this.#run('link', this.nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers).then(undefined, unavailable)
+    if (reply[0] !== 'ok') {
+      return { linked: false, refusal: reply[0] as Refusal }
+    }
+    const generation = reply[1] as number
+    await this.#appliedAt(generation)
+    return { linked: true, generation }
+  }
+
+  join (username: string, maxUsers: number): Commit {
+    return this.#change('join', this.nodeId, username, maxUsers)
+  }
+
+  async unlink (username: string, generation: number | undefined): Commit {
+    try {
+      await this.#change('unlink', this.nodeId, username, generation ?? '')
+    } catch (err) {
+      if (generation !== undefined && (err as CommitRefused).refusal === 'unavailable') {
+        this.#owed.set(username, generation) // a connection closed while Redis was away: its link still ends
+      }
+      throw err
+    }
+  }
+
+  leave (username: string): Commit {
+    return this.#change('leave', this.nodeId, username)
+  }
+
+  /** Commits a change and waits until it is applied here. */
+  async #change (name: ScriptName, ...args: Array<string | number>): Promise<void> {
+    const reply = await this.#run(name, ...args)
+    if (reply[0] !== 'ok') {
+      throw new CommitRefused(reply[0] as CommitRefused['refusal'])
+    }
+    await this.#appliedAt(reply[1] as number)
+  }
+
+  deliver (node: string, username: string, text: string): void {
+    this.#publish(`${this.#prefix}:to:${node}`, `${JSON.stringify(username)}\n${text}`)
+  }
+
+  broadcast (text: string, skip: string | undefined): void {
+    this.#publish(this.#broadcastChannel, `${this.nodeId}\n${skip === undefined ? '' : JSON.stringify(skip)}\n${text}`)
+  }
+
+  /** One PUBLISH for the whole cluster; a message published while Redis is away is lost, as on any pub/sub. */
+  #publish (channel: string, message: string): void {
+    this.#commands.publish(channel, message).then(undefined, (err: unknown) => {
+      this.#log.debug({ err }, 'a message to other nodes was lost: Redis does not answer')
+    })
+  }
+
+  #onMessage (channel: string, message: string): void {
+    if (channel === this.#nodeChannel) {
+      const end = message.indexOf('\n')
+      this.#sink.deliver(JSON.parse(message.slice(0, end)) as string, message.slice(end + 1))
+      return
+    }
+    const nodeEnd = message.indexOf('\n')
+    if (message.slice(0, nodeEnd) === this.nodeId) {
+      return // this node sent it to its own users already
+    }
+    const skipEnd = message.indexOf('\n', nodeEnd + 1)
+    const skip = message.slice(nodeEnd + 1, skipEnd)
+    this.#sink.broadcast(message.slice(skipEnd + 1), skip === '' ? undefined : JSON.parse(skip) as string)
+  }
+
+  async unlinkOwn (): Promise<void> {
+    const unlinks = this.#sink.linkedHere().map(async ({ username, generation }) => await this.unlink(username, generation))
+    await withTimeout(Promise.all(unlinks), unlinkOwnTimeoutMilliseconds, 'the unlinks took too long').then(undefined, (err: unknown) => {
+      this.#log.warn({ err }, 'the users of this node could not all be unlinked; the other nodes will unlink them when this node times out')
+    })
+  }
+
+  async stop (): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#pause)
+    this.#stop()
+    await this.#beating
+    this.#owed.clear()
+    await this.#commands.deregister(this.#seqKey, this.#prefix, this.nodeId).then(undefined, () => {})
+    this.#settle(Infinity)
+    await this.#disconnect()
+    await this.#reading
+  }
+
+  async #disconnect (): Promise<void> {
+    for (const client of [this.#commands, this.#subscriber, this.#reader]) {
+      client.disconnect()
+    }
+  }
+}
+
+function changeOf (fields: string[], seq: number): Change {
+  const value: Record<string, string> = {}
+  for (let i = 0; i < fields.length; i += 2) {
+    value[fields[i]] = fields[i + 1]
+  }
+  switch (value.op) {
+    case 'link':
+      return { op: 'link', username: value.u, origin: value.o, node: value.n, generation: Number(value.g), token: value.t, isNewUser: value.new === '1' }
+    case 'unlink':
+      return { op: 'unlink', username: value.u, origin: value.o, generation: Number(value.g) }
+    case 'join':
+      return { op: 'join', username: value.u, origin: value.o, order: seq }
+    default:
+      return { op: 'leave', username: value.u, origin: value.o }
+  }
+}
+
+/** A new connection is never ready yet: it becomes ready, or the connect timeout ends the wait. */
+function ready (client: Redis | Cluster): Promise<void> {
+  return new Promise(resolve => client.once('ready', () => resolve()))
+}
+
+/** The retry strategy of every connection: again soon, forever (an outage ends when Redis is back). */
+function reconnect (): number {
+  return reconnectMilliseconds
+}
+
+/** The reply of a script that could not run: Redis is away. */
+function unavailable (): ScriptReply {
+  return ['unavailable']
+}
+
+/** The replies of a script that mean this node cannot change the user space until its next heartbeat. */
+const outages = new Map([
+  ['epoch', 'Redis lost the user space'],
+  ['dead', 'this node was declared dead']
+])
+
+function delay (milliseconds: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, milliseconds))
+}
+
+async function withTimeout<T> (promise: Promise<T>, milliseconds: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), milliseconds)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * Loads ioredis (an optional peer dependency, so that only clustered applications install it) and
+ * makes the backend; an application without it gets a coded error that says what to install.
+ */
+export async function createRedisBackend (
+  options: ResolvedClusterOptions,
+  timeouts: Timeouts,
+  log: FastifyBaseLogger,
+  load: () => Promise<unknown> = async () => import('ioredis')
+): Promise<RedisBackend> {
+  let ioredis: IoredisModule
+  try {
+    ioredis = await load() as IoredisModule
+  } catch (err) {
+    throw new FST_LINK_CLUSTER_UNAVAILABLE('use cluster mode', `the ioredis package could not be loaded (npm install ioredis): ${(err as Error).message}`)
+  }
+  return new RedisBackend(options, timeouts, log, ioredis)
+}

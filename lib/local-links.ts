@@ -1,0 +1,51 @@
+import type { Connection } from './connection.js'
+import type { EncodedFrame } from './frames.js'
+
+/**
+ * This node's linked connections, by username: the one place that says which connection of this
+ * node a user is linked to. `connection.username` and `connection.generation` are its back links,
+ * set only here. Fan-out to this node's users goes through `broadcast`, which writes the same
+ * encoded bytes to every socket (see `Connection.send`).
+ */
+export class LocalLinks {
+  readonly #connections = new Map<string, Connection>()
+
+  get size (): number {
+    return this.#connections.size
+  }
+
+  get (username: string): Connection | undefined {
+    return this.#connections.get(username)
+  }
+
+  attach (username: string, connection: Connection, generation: number): void {
+    connection.username = username
+    connection.generation = generation
+    connection.links++
+    this.#connections.set(username, connection)
+  }
+
+  /** Unlinks the connection of `username` here, if it has one, and returns it. */
+  detach (username: string): Connection | undefined {
+    const connection = this.#connections.get(username)
+    if (connection !== undefined) {
+      this.#connections.delete(username)
+      connection.username = undefined
+      connection.generation = undefined
+    }
+    return connection
+  }
+
+  values (): IterableIterator<Connection> {
+    return this.#connections.values()
+  }
+
+  /** Sends one frame to every linked connection of this node but `except`. */
+  broadcast (frame: EncodedFrame, except: Connection | undefined): void {
+    for (const connection of this.#connections.values()) {
+      if (connection !== except) {
+        connection.send(frame)
+      }
+    }
+  }
+}

@@ -1,0 +1,169 @@
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import t from 'tap'
+import fastifyLinkServer from '../index.js'
+import { connectTimeoutFor, createRedisBackend } from '../lib/backend/redis.js'
+import { agree, node } from './cluster-helper.js'
+import { connect, eventually, frames, record, unhandledRejections } from './helper.js'
+import { freePort, RedisServer } from './redis-server.js'
+
+const redis = await RedisServer.start(t)
+
+t.test('an unreachable Redis fails ready() with FST_LINK_CLUSTER_UNAVAILABLE within 15 s, not a hang or a raw ECONNREFUSED', async t => {
+  const app = Fastify({ pluginTimeout: 0 }) // no onReady timeout of Fastify's: the plugin's own bounds the wait
+  await app.register(fastifyLinkServer, { cluster: { redis: `redis://127.0.0.1:${await freePort()}` } })
+  const started = Date.now()
+  await t.rejects(async () => app.ready(), {
+    code: 'FST_LINK_CLUSTER_UNAVAILABLE',
+    statusCode: 503,
+    message: 'Cannot start the link server: the cluster is unavailable (Redis did not answer within 15000 ms)'
+  })
+  const took = Date.now() - started
+  t.ok(took >= 15_000 && took < 16_000, `failed after ${took} ms`)
+  await app.close()
+  t.strictSame([connectTimeoutFor(10_000), connectTimeoutFor(0), connectTimeoutFor(60_000), connectTimeoutFor(500)], [9_000, 15_000, 15_000, 100],
+    "one second within Fastify's pluginTimeout (which bounds onReady; default 10 s), at most 15 s")
+})
+
+t.test('without ioredis installed, cluster mode fails with a coded error that names it', async t => {
+  const options = { redis: redis.url, namespace: 'x', nodeId: 'a', nodeTimeoutMilliseconds: 10_000 }
+  await t.rejects(createRedisBackend(options, { authTimeoutMilliseconds: 1_000, connectTimeoutMilliseconds: 1_000 }, Fastify().log, async () => { throw new Error("Cannot find package 'ioredis'") }), {
+    code: 'FST_LINK_CLUSTER_UNAVAILABLE',
+    message: "Cannot use cluster mode: the cluster is unavailable (the ioredis package could not be loaded (npm install ioredis): Cannot find package 'ioredis')"
+  })
+})
+
+t.test("an application's own ioredis client is duplicated, never closed", async t => {
+  const client = new Redis(redis.url)
+  t.teardown(() => client.disconnect())
+  const app = Fastify()
+  await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0, cluster: { redis: client, namespace: 'own-client' } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const alice = await connect(app)
+  t.strictSame(await alice.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+  await app.close()
+  t.equal(client.status, 'ready')
+  t.equal(await client.ping(), 'PONG')
+  t.strictSame(await client.zrange('{own-client}:users', 0, -1), ['alice'], 'the user stays in the user space (unlinked) after its node closed')
+  t.equal(await client.hget('{own-client}:links', 'alice'), null)
+})
+
+t.test('Redis stopped for 5 s and restarted empty: no crash, links refused meanwhile, local messages flow, and the views agree again within 5 s', async t => {
+  const rejections = unhandledRejections(t)
+  const a = await node(t, redis, 'a', {}, 'outage')
+  const b = await node(t, redis, 'b', {}, 'outage')
+  const c = await node(t, redis, 'c', {}, 'outage')
+  let received = 0
+  a.linkServer.on('message', () => { received++ })
+  const a1 = await connect(a)
+  await a1.linked('a1', 3)
+  const b1 = await connect(b)
+  await b1.linked('b1', 5)
+  const b2 = await connect(b)
+  await b2.linked('b2', 7)
+  const c1 = await connect(c)
+  await c1.linked('c1', 9)
+  await b.linkServer.join('idle')
+  const expected = ['a1', 'b1', 'b2', 'c1'].map(username => ({ username, isLinked: true })).concat([{ username: 'idle', isLinked: false }])
+  await agree([a, b, c], [a1, b1], expected)
+  const load = setInterval(() => a1.send({ type: 'load' }), 20) // 50 a second, within the default rate limit
+  t.teardown(() => clearInterval(load))
+
+  await redis.stop()
+  const during = await connect(b)
+  during.link('newcomer')
+  t.strictSame(await during.take(1), [frames.rejected('cluster unavailable')])
+  await t.rejects(a.linkServer.kick('b1'), { code: 'FST_LINK_CLUSTER_UNAVAILABLE', statusCode: 503 })
+  a1.unread()
+  a.linkServer.broadcast({ type: 'lost' }) // its own users get it; the other nodes' are out of reach
+  t.strictSame(await a1.take(1), [{ type: 'lost' }])
+  b2.ws.close() // its unlink is owed until Redis is back
+  await c.close() // a node that closes meanwhile cannot unlink its users; they are lost with the data
+  const before = received
+  await eventually(() => received > before + 50, () => `${received - before} messages during the outage`)
+  await new Promise(resolve => setTimeout(resolve, 5_000))
+  await redis.restart()
+  const restartedAt = Date.now()
+
+  // The linked users come back with their nodes; the idle user, linked nowhere, was lost with Redis' data, and so
+  // were b2 (its connection closed meanwhile) and c1 (its node closed).
+  await agree([a, b], [a1, b1], [{ username: 'a1', isLinked: true }, { username: 'b1', isLinked: true }], 5_000)
+  t.ok(Date.now() - restartedAt <= 5_000, `agreed ${Date.now() - restartedAt} ms after Redis returned`)
+  clearInterval(load)
+  during.link('newcomer')
+  t.strictSame(await during.take(7), [
+    frames.accepted, frames.joined('a1'), frames.linked('a1'), frames.joined('b1'), frames.linked('b1'), frames.joined('newcomer'), frames.linked('newcomer')
+  ], 'links are taken again, into the recovered user space')
+  await agree([a, b], [a1, b1, during], [{ username: 'a1', isLinked: true }, { username: 'b1', isLinked: true }, { username: 'newcomer', isLinked: true }])
+  t.strictSame(rejections, [])
+})
+
+t.test('Redis flushed under the nodes: they notice and register their users again; nothing crashes', async t => {
+  const rejections = unhandledRejections(t)
+  const a = await node(t, redis, 'a', {}, 'flushed')
+  const b = await node(t, redis, 'b', {}, 'flushed')
+  const a1 = await connect(a)
+  await a1.linked('a1', 3)
+  const b1 = await connect(b)
+  await b1.linked('b1', 5)
+  const expected = [{ username: 'a1', isLinked: true }, { username: 'b1', isLinked: true }]
+  await agree([a, b], [a1, b1], expected)
+  a1.unread()
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  await admin.flushall()
+  let users: string[] = []
+  const deadline = Date.now() + 5_000
+  while (users.length < 2 && Date.now() < deadline) {
+    await new Promise(resolve => setTimeout(resolve, 50))
+    users = await admin.zrange('{flushed}:users', 0, -1)
+  }
+  t.strictSame(users, ['a1', 'b1'], 'registered again, in their order')
+  await agree([a, b], [a1, b1], expected)
+  // Another epoch appears (a failover to a replica someone else set up): every script refuses until the
+  // heartbeat moves the node over, and a reload of that other user space is not applied meanwhile.
+  await admin.multi().set('{flushed}:epoch', 'foreign').set('{flushed}:seq', 999_999).xadd('{flushed}:log', '999999-0', 'op', 'restore').exec()
+  await t.rejects(a.linkServer.join('refused'), { code: 'FST_LINK_CLUSTER_UNAVAILABLE', message: 'Cannot join a user: the cluster is unavailable (Redis lost the user space)' })
+  await eventually(() => a.linkServer.getUser('refused') === undefined, () => '')
+  let joined = false
+  const until = Date.now() + 5_000
+  while (!joined && Date.now() < until) {
+    joined = await a.linkServer.join('accepted').then(() => true, () => false)
+  }
+  t.ok(joined, 'the node moved to the other epoch and takes changes again')
+  await agree([a, b], [a1, b1], [...expected, { username: 'accepted', isLinked: false }])
+  const later = await connect(b)
+  t.strictSame(await later.linked('later', 8), [
+    frames.accepted, frames.joined('a1'), frames.linked('a1'), frames.joined('b1'), frames.linked('b1'), frames.joined('accepted'), frames.joined('later'), frames.linked('later')
+  ])
+  t.strictSame(await a1.take(3), [frames.joined('accepted'), frames.joined('later'), frames.linked('later')])
+  t.strictSame(rejections, [])
+})
+
+t.test('a node that missed records (it fell behind the trimmed log) reloads the user space and tells its clients the differences, without events', async t => {
+  const a = await node(t, redis, 'a', {}, 'gap')
+  const events = record(a)
+  const watcher = await connect(a)
+  await watcher.linked('watcher', 3)
+  const y = await connect(a)
+  await y.linked('yves', 5)
+  await a.linkServer.join('xena')
+  await a.linkServer.join('zoe')
+  await watcher.take(4)
+  await y.take(2)
+  events.length = 0
+  // What the missed records did, written into Redis directly: yves was unlinked, xena linked elsewhere, zoe left.
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  const seq = Number(await admin.get('{gap}:seq'))
+  await admin.multi()
+    .hdel('{gap}:links', 'yves').srem('{gap}:node:a', 'yves')
+    .hset('{gap}:links', 'xena', `elsewhere ${seq + 1}`)
+    .zrem('{gap}:users', 'zoe')
+    .set('{gap}:seq', seq + 5).xadd('{gap}:log', `${seq + 5}-0`, 'op', 'join', 'u', 'walt', 'o', 'elsewhere')
+    .exec()
+  t.strictSame(await watcher.take(3), [frames.left('zoe'), frames.unlinked('yves'), frames.linked('xena')])
+  t.strictSame(await y.take(2), [frames.left('zoe'), frames.unlinked('yves')], 'yves hears of its own unlink, and may link again')
+  t.strictSame(a.linkServer.getUsers(), [{ username: 'watcher', isLinked: true }, { username: 'yves', isLinked: false }, { username: 'xena', isLinked: true }])
+  t.strictSame(events, [], 'the changes were made elsewhere: no events here')
+})
