@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
+import { ask, reply } from './ipc.js'
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, repetitions: { type: 'string', default: '3' } } })
 const quick = values.quick === true
@@ -28,20 +29,6 @@ async function freePort (): Promise<number> {
   const { port } = server.address() as { port: number }
   server.close()
   return port
-}
-
-async function reply<T> (child: ChildProcess): Promise<T> {
-  const [message] = await once(child, 'message') as [T & { error?: string }]
-  if (message.error !== undefined) {
-    throw new Error(message.error)
-  }
-  return message
-}
-
-async function ask<T> (child: ChildProcess, command: object): Promise<T> {
-  const answer = reply<T>(child)
-  child.send(command)
-  return await answer
 }
 
 interface Instance { server: ChildProcess, load: ChildProcess }

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util'
 import { chart } from './chart.js'
 import { defaultScenarios, defaultServers, resultsName } from './results-name.js'
 import type { ServerKind } from './servers.js'
+import { ask, reply } from './ipc.js'
 
 const { values } = parseArgs({
   options: {
@@ -50,21 +51,6 @@ const servers = (values.servers as string).split(',') as ServerKind[]
 const scenarios = (values.scenarios as string).split(',')
 
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
-
-/** The next IPC message of `child`. */
-async function reply<T> (child: ChildProcess): Promise<T> {
-  const [message] = await once(child, 'message') as [T & { error?: string }]
-  if (message.error !== undefined) {
-    throw new Error(message.error)
-  }
-  return message
-}
-
-async function ask<T> (child: ChildProcess, command: object): Promise<T> {
-  const answer = reply<T>(child)
-  child.send(command)
-  return await answer
-}
 
 /** A fresh server and load generator for one scenario; both are gone afterwards. */
 async function withProcesses<T> (kind: ServerKind, run: (server: ChildProcess, load: ChildProcess) => Promise<T>): Promise<T> {
