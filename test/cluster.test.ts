@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis'
 import t from 'tap'
 import { agree, node } from './cluster-helper.js'
 import { connect, eventually, frames, record, type Client } from './helper.js'
@@ -207,4 +208,28 @@ t.test('conflicts only Redis can see reject the promise with the coded error of 
   await eventually(() => b.linkServer.isLinked('alice'), () => JSON.stringify(b.linkServer.getUsers()))
   b.linkServer.broadcast({ type: 'to/everyone' })
   t.strictSame(await alice.take(1), [{ type: 'to/everyone' }], 'a broadcast without a skip reaches the other node too')
+})
+
+t.test('a connection that closes while its link is being committed is unlinked once the link is applied', async t => {
+  const namespace = fresh()
+  let release: (() => void) | undefined
+  const a = await node(t, redis, 'a', {
+    setup: app => app.linkServer.on('authenticate', () => new Promise<void>(resolve => { release = resolve }))
+  }, namespace)
+  const b = await node(t, redis, 'b', {}, namespace)
+  const events = record(a)
+  const watcher = await connect(b)
+  await watcher.linked('watcher', 3)
+  const leaving = await connect(a)
+  leaving.link('orphan')
+  await eventually(() => release !== undefined, () => 'authenticate was not called')
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  await admin.call('CLIENT', 'PAUSE', '400', 'WRITE') // the link script waits in Redis
+  ;(release as () => void)()
+  leaving.ws.terminate()
+  await eventually(() => a.linkServer.getStats().connections === 0, () => JSON.stringify(a.linkServer.getStats()))
+  t.strictSame(await watcher.take(3, 5_000), [frames.joined('orphan'), frames.linked('orphan'), frames.unlinked('orphan')])
+  await eventually(() => a.linkServer.getUser('orphan')?.isLinked === false, () => JSON.stringify(a.linkServer.getUsers()))
+  t.strictSame(events, [['join', 'orphan'], ['link', 'orphan'], ['unlink', 'orphan']])
 })
