@@ -94,6 +94,7 @@ const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)
 
 const port = await freePort()
 const redisServer = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' })
+process.once('exit', () => redisServer.kill('SIGKILL')) // also when the benchmark fails: it ends the Redis it started
 const redisUrl = `redis://127.0.0.1:${port}`
 const admin = new Redis(redisUrl, { retryStrategy: () => 50 })
 admin.on('error', () => {}) // until redis-server listens
