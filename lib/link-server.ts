@@ -731,30 +731,31 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    * wait, as behind a link request, so that none is handled as its user's after it asked to unlink.
    */
   #unlinkConnection (connection: Connection): void {
-    const commit = this.#backend.unlink(connection.username as string, connection.generation)
-    if (!this.#backend.isLocal) {
-      connection.unlinksInFlight++
-      commit.then(undefined, (err: unknown) => {
-        this.#log.warn({ err, username: connection.username }, 'the unlink of a connection could not be committed')
-      }).finally(() => {
-        connection.unlinksInFlight--
-        this.#drain(connection)
-      })
-    }
+    const username = connection.username as string
+    const commit = this.#backend.unlink(username, connection.generation)
+    this.#holdFrames(connection, commit.then(undefined, (err: unknown) => {
+      this.#log.warn({ err, username }, 'the unlink of a connection could not be committed')
+    }))
   }
 
   /** The user of `connection` leaves, as it asked. */
   #leaveConnection (connection: Connection): void {
     const username = connection.username as string
-    if (this.#backend.isLocal) {
-      this.#commit(this.#backend.leave(username), 'leave', username)
-      return
+    this.#holdFrames(connection, this.#commit(this.#backend.leave(username), 'leave', username).then(undefined, () => {})) // #commit logged it
+  }
+
+  /**
+   * Keeps the frames of `connection` waiting until a change it asked for (`settled`, which never rejects)
+   * is committed to a shared backend; the in-memory backend applied it already.
+   */
+  #holdFrames (connection: Connection, settled: Promise<void>): void {
+    if (!this.#backend.isLocal) {
+      connection.unlinksInFlight++
+      settled.finally(() => {
+        connection.unlinksInFlight--
+        this.#drain(connection)
+      })
     }
-    connection.unlinksInFlight++
-    this.#commit(this.#backend.leave(username), 'leave', username).then(undefined, () => {}).finally(() => {
-      connection.unlinksInFlight--
-      this.#drain(connection)
-    })
   }
 
   /** Closes a connection that broke a rule; its user is unlinked at once, not when the closing handshake ends. */
@@ -968,8 +969,8 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     for (const { username } of snapshot) {
       present.add(username)
     }
-    for (const username of this.#users.usernames()) {
-      if (!present.has(username) && !keepMissing) {
+    for (const username of keepMissing ? [] : this.#users.usernames()) {
+      if (!present.has(username)) {
         this.#applyLeave({ op: 'leave', username, origin: '' })
       }
     }

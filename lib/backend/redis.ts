@@ -163,7 +163,7 @@ export class RedisBackend implements Backend {
       await this.#subscriber.subscribe(this.#broadcastChannel, this.#nodeChannel)
       await this.#register(randomUUID())
     } catch (err) {
-      await this.#disconnect()
+      this.#disconnect()
       throw new FST_LINK_CLUSTER_UNAVAILABLE('start the link server', (err as Error).message)
     }
     this.#available = true
@@ -415,11 +415,11 @@ export class RedisBackend implements Backend {
     this.#owed.clear()
     await this.#commands.deregister(this.#seqKey, this.#prefix, this.nodeId).then(undefined, () => {})
     this.#settle(Infinity)
-    await this.#disconnect()
+    this.#disconnect()
     await this.#reading
   }
 
-  async #disconnect (): Promise<void> {
+  #disconnect (): void {
     for (const client of [this.#commands, this.#subscriber, this.#reader]) {
       client.disconnect()
     }
