@@ -18,7 +18,7 @@ async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerO
   const log = fastify.log.child({ name: 'fastify-link-server' })
   // The Redis backend, and ioredis with it, is loaded only in cluster mode.
   const backend = resolved.cluster === undefined
-    ? new MemoryBackend()
+    ? new MemoryBackend(resolved.sessions)
     : await loadRedisBackend(resolved, fastify.initialConfig.pluginTimeout as number, log)
   const linkServer = new LinkServerImpl(resolved, log, address, backend)
   fastify.decorate('linkServer', linkServer as LinkServer<LinkSchemas> as LinkServer)
@@ -49,7 +49,11 @@ async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerO
 
 async function loadRedisBackend (options: ResolvedOptions, pluginTimeout: number, log: FastifyBaseLogger): Promise<Backend> {
   const { connectTimeoutFor, createRedisBackend } = await import('./lib/backend/redis.js')
-  const timeouts = { authTimeoutMilliseconds: options.authTimeoutMilliseconds, connectTimeoutMilliseconds: connectTimeoutFor(pluginTimeout) }
+  const timeouts = {
+    authTimeoutMilliseconds: options.authTimeoutMilliseconds,
+    connectTimeoutMilliseconds: connectTimeoutFor(pluginTimeout),
+    sessions: options.sessions
+  }
   return createRedisBackend(options.cluster as ResolvedClusterOptions, timeouts, log)
 }
 

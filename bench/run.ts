@@ -111,6 +111,8 @@ const runs: Record<string, (kind: ServerKind) => Promise<Metrics>> = {
     // Per broadcast, from the first frame at a client to the last frame at all clients.
     return { framesPerSecond: total / seconds, msPerBroadcast: seconds * 1000 / broadcasts }
   }),
+  // The fan-out scenario again with replay on: every message numbered and kept for each recipient until its pong confirms it.
+  replay: async (kind): Promise<Metrics> => kind === 'plugin' ? { framesPerSecondWithReplay: (await runs.fanout('plugin-replay')).framesPerSecond } : {},
   storm: async kind => await withProcesses(kind, async (_server, load) => {
     const { connections, concurrency } = settings.storm
     const linked = await ask<LinkResult>(load, { cmd: 'link', count: connections, concurrency })

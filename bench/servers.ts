@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import { WebSocketServer, type WebSocket } from 'ws'
 import fastifyLinkServer from '../index.js'
 
-export type ServerKind = 'plugin' | 'plugin-typed' | 'plugin-cluster' | 'krmx' | 'bare'
+export type ServerKind = 'plugin' | 'plugin-typed' | 'plugin-replay' | 'plugin-cluster' | 'plugin-cluster-replay' | 'krmx' | 'bare'
 export type Message = { type: string, payload?: unknown }
 
 export interface BenchServer {
@@ -21,7 +21,9 @@ export async function startServer (kind: ServerKind): Promise<BenchServer> {
   switch (kind) {
     case 'plugin': return await startPlugin(false)
     case 'plugin-typed': return await startPlugin(true)
+    case 'plugin-replay': return await startPlugin(false, undefined, true)
     case 'plugin-cluster': return await startPlugin(false, process.env.REDIS_URL)
+    case 'plugin-cluster-replay': return await startPlugin(false, process.env.REDIS_URL, true)
     case 'krmx': return await startKrmx()
     case 'bare': return await startBare()
   }
@@ -29,9 +31,10 @@ export async function startServer (kind: ServerKind): Promise<BenchServer> {
 
 /**
  * `typed`: with TypeBox schemas for the message types of the benchmark, checked on every message.
- * `redis`: a node of a cluster on that Redis (bench/cluster.ts).
+ * `redis`: a node of a cluster on that Redis (bench/cluster.ts). `replay`: missed-message replay on (every
+ * message kept for its recipients until they confirm it).
  */
-async function startPlugin (typed: boolean, redis?: string): Promise<BenchServer> {
+async function startPlugin (typed: boolean, redis?: string, replay = false): Promise<BenchServer> {
   const app = Fastify()
   // The limits that a benchmark's load would trip are lifted; everything else is the default.
   await app.register(fastifyLinkServer, {
@@ -41,6 +44,7 @@ async function startPlugin (typed: boolean, redis?: string): Promise<BenchServer
     maxBufferedBytes: Infinity,
     linkTimeoutMilliseconds: 0,
     ...(redis === undefined ? {} : { cluster: { redis, namespace: 'bench', nodeId: process.env.NODE_ID } }),
+    ...(replay ? { replay: {} } : {}),
     ...(typed ? { messages: { 'in/msg': Type.Integer(), 'rt/ping': Type.Number() }, strictMessages: true } : {})
   })
   await app.listen({ port: 0, host: '127.0.0.1' })

@@ -13,11 +13,20 @@ export const chatOptions = {
   serverMessages: {
     'chat/said': Type.Object({ from: Type.String(), text: Type.String() }),
     'chat/typing': Type.Object({ from: Type.String() }),
-    'chat/pong': Type.Object({ sent: Type.Number() })
+    'chat/pong': Type.Object({ sent: Type.Number() }),
+    'chat/history': Type.Object({ lines: Type.Array(Type.Object({ from: Type.String(), text: Type.String() })) })
   },
   strictMessages: true,
+  // Sessions: a user who drops comes back within a minute as the same user, and gets what it missed; past
+  // 50 missed lines the replay is incomplete and the whole history is sent instead (see the link listener).
+  reconnectWindowMilliseconds: 60_000,
+  replay: { maxMessages: 50 },
+  linkConflict: 'takeover',
   asyncapi: { path: '/asyncapi.json', info: { title: 'Chat', version: '1.0.0' } }
 } satisfies LinkServerOptions
+
+/** How many chat lines the server keeps, to resend them to a user whose replay was incomplete. */
+const historyLength = 100
 
 /**
  * A chat: `chat/say` is broadcast to everyone as `chat/said`, `chat/typing` to everyone else, and
@@ -37,11 +46,19 @@ export async function buildExample (options: FastifyServerOptions = { logger: tr
     app.log.info({ username, isNewUser: info.isNewUser, ip: info.request.ip }, 'authenticating')
   })
   for (const event of ['join', 'link', 'unlink', 'leave'] as const) {
-    linkServer.on(event, (username) => app.log.info({ username }, event))
+    linkServer.on(event, (username: string) => app.log.info({ username }, event))
   }
   linkServer.on('invalidMessage', (username, message, errors) => app.log.info({ username, message, errors }, 'refused'))
 
+  const history: Array<{ from: string, text: string }> = []
+  linkServer.on('link', (username, { replay }) => {
+    if (replay !== undefined && replay.lost > 0) {
+      linkServer.send(username, { type: 'chat/history', payload: { lines: history } }) // the replay was incomplete
+    }
+  })
   linkServer.handle('chat/say', (from, { text }) => {
+    history.push({ from, text })
+    history.splice(0, history.length - historyLength)
     linkServer.broadcast({ type: 'chat/said', payload: { from, text } })
   })
   linkServer.handle('chat/typing', (from) => {

@@ -1,4 +1,4 @@
-import type { AuthenticateInfo, AuthenticateReject, LinkServerEvents, MarkAsync } from '../types/index.js'
+import type { AttachUserData, AuthenticateInfo, AuthenticateReject, LinkServerEvents, MarkAsync } from '../types/index.js'
 import { isThenable } from './thenable.js'
 
 export type AuthenticateListener = LinkServerEvents['authenticate']
@@ -14,6 +14,8 @@ export const authenticationCancelledReason = 'authentication cancelled'
 export interface PendingAuthentication {
   decision: Promise<Decision>
   cancel: () => void
+  /** The data attached last (`attach`, or what a listener or handler resolved to), once the decision is made. */
+  attached: () => { data: unknown } | undefined
 }
 
 /** What the link flow hears from an authentication besides its decision. */
@@ -21,7 +23,7 @@ export interface AuthenticationHooks {
   /** A listener or handler threw or rejected with `error`. */
   onError: (error: unknown) => void
   /** `reject` or `markAsync` was called after the decision was made. */
-  onLate: (call: 'reject' | 'markAsync') => void
+  onLate: (call: 'reject' | 'markAsync' | 'attach') => void
 }
 
 /**
@@ -56,6 +58,12 @@ export function authenticate (
   let reason: Decision
   let listenersDone = false
   let pending = 0
+  let attached: { data: unknown } | undefined
+  const keep = (data: unknown): void => {
+    if (data !== undefined && !decided) {
+      attached = { data }
+    }
+  }
   const refuse = (why: string): void => {
     reason ??= why
     if (listenersDone) {
@@ -74,7 +82,7 @@ export function authenticate (
   }
   const wait = (work: PromiseLike<unknown>): void => {
     pending++
-    Promise.resolve(work).then(settle, (error: unknown) => { pending--; fail(error) })
+    Promise.resolve(work).then(data => { keep(data); settle() }, (error: unknown) => { pending--; fail(error) })
   }
 
   const reject: AuthenticateReject = (why) => {
@@ -92,9 +100,17 @@ export function authenticate (
     wait(new Promise<unknown>(resolve => { resolve(handler()) }))
   }
 
+  const attach: AttachUserData = (data) => {
+    if (decided) {
+      hooks.onLate('attach')
+      return
+    }
+    attached = { data }
+  }
+
   for (const listener of listeners) {
     try {
-      const result: unknown = listener(username, info, reject, markAsync)
+      const result: unknown = listener(username, info, reject, markAsync, attach)
       if (isThenable(result)) {
         wait(result)
       }
@@ -109,7 +125,7 @@ export function authenticate (
   } else {
     timer = setTimeout(decide, timeoutMilliseconds, authenticationTimeoutReason)
   }
-  return { decision, cancel: () => decide(authenticationCancelledReason) }
+  return { decision, cancel: () => decide(authenticationCancelledReason), attached: () => attached }
 }
 
 /**

@@ -72,6 +72,10 @@ export class Connection {
   linkTimer: NodeJS.Timeout | undefined = undefined
   /** Link requests rejected in a row. */
   rejections = 0
+  /** With replay on: the number of the last message sent to its user, of the last one a ping asked to confirm, and of the last one confirmed. */
+  sent = 0
+  pinged = 0
+  confirmed = 0
   /** The frames this connection may still send now (the rate limit's token bucket). */
   tokens: number
   /** When `tokens` was last refilled, in `performance.now()` milliseconds. */
@@ -125,7 +129,37 @@ export class Connection {
 
   uncork (): void {
     this.#corked = false
+    this.#askConfirmation()
     this.#raw.uncork()
+  }
+
+  /**
+   * With replay on, a ping follows the messages sent to the user (in the same write), unless one is on its
+   * way already: its pong, which names the last message before it, confirms that they arrived.
+   */
+  #askConfirmation (): void {
+    if (this.sent > this.pinged && this.pinged <= this.confirmed && this.isOpen) {
+      this.pinged = this.sent
+      this.socket.ping(`${this.generation as number}:${this.sent}`)
+    }
+  }
+
+  /** A pong: the messages up to the one its ping named arrived; returns that number, if it confirms any for the link of `generation`. */
+  confirmedBy (data: Buffer): number | undefined {
+    const text = data.toString()
+    const colon = text.indexOf(':')
+    if (colon === -1 || text.slice(0, colon) !== String(this.generation)) {
+      return undefined // a heartbeat's pong, or one for an earlier link of this connection
+    }
+    const number = Number(text.slice(colon + 1))
+    if (!(number > this.confirmed && number <= this.pinged)) {
+      return undefined // not a number this server asked to confirm
+    }
+    this.confirmed = number
+    if (!this.#corked) {
+      this.#askConfirmation() // what was sent since that ping
+    }
+    return number
   }
 
   /** Closes the socket with `code`, and terminates it if the peer does not finish the closing handshake in time. */

@@ -6,6 +6,7 @@ import type { WebSocket } from 'ws'
 import type {
   AsyncApiDocument,
   AuthenticateInfo,
+  LinkEventInfo,
   LinkMessage,
   LinkMessageError,
   LinkSchemas,
@@ -13,10 +14,11 @@ import type {
   LinkServerStats,
   LinkServerStatus,
   LinkUser,
+  LinkUserInfo,
   MessageHandler
 } from '../types/index.js'
 import { buildAsyncApi } from './asyncapi.js'
-import { authenticate, type AuthenticateListener } from './authenticate.js'
+import { authenticate, authenticationFailedReason, type AuthenticateListener } from './authenticate.js'
 import {
   type Admission,
   type Backend,
@@ -24,6 +26,7 @@ import {
   type Change,
   type Commit,
   CommitRefused,
+  type LeaveChange,
   type LinkChange,
   type Refusal,
   type SnapshotUser
@@ -100,6 +103,12 @@ interface Linking {
   made: { link?: number }
 }
 
+/** What `#encodeUserData` answers for data that cannot be attached. */
+const kUnencodable = Symbol('fastify-link-server.unencodable')
+
+/** The close code of a connection whose user was linked from another connection (`linkConflict: 'takeover'`). */
+export const closeCodeTakenOver = 4001
+
 /** The reason a refused link request is given, by refusal. */
 const refusalReasons: Record<Exclude<Refusal, 'already-linked'>, string> = {
   'not-accepting-new-users': 'server is not accepting new users',
@@ -120,6 +129,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   readonly #local = new LocalLinks()
   /** The connections whose link is being committed, by the token of their claim. */
   readonly #linking = new Map<string, Linking>()
+  /**
+   * With replay on in a cluster: the messages (frame and number pairs) that reached this node for a user whose
+   * link here is committed but not yet applied; they follow its replay.
+   */
+  readonly #early = new Map<string, Array<EncodedFrame | number>>()
   readonly #admission: Admission
   readonly #versions: VersionCheck
   readonly #connections = new Set<Connection>()
@@ -129,7 +143,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    * listener acting on the link server never cuts into a change, and every connection sees a
    * consistent history; the events of a change a listener makes are emitted after those already due.
    */
-  #changes: Array<ChangeEvent | string> = []
+  #changes: Array<ChangeEvent | string | LinkEventInfo | undefined> = []
   #changesEmitted = 0
   #emittingChanges = false
   /** Set while a closing server makes every user leave: each connection hears only of its own user. */
@@ -144,7 +158,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   #invalidMessages = 0
   // One listener of each kind for every socket, instead of four closures per connection.
   readonly #onMessage: (this: WebSocket, data: Buffer, isBinary: boolean) => void
-  readonly #onPong: (this: WebSocket) => void
+  readonly #onPong: (this: WebSocket, data: Buffer) => void
   readonly #onError: (this: WebSocket, err: Error) => void
   readonly #onClose: (this: WebSocket) => void
 
@@ -154,7 +168,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     this.#admission = { acceptNewUsers: options.acceptNewUsers, maxUsers: options.maxUsers }
     const server = this
     this.#onMessage = function (data, isBinary) { server.#receive((this as LinkSocket)[kConnection], data, isBinary) }
-    this.#onPong = function () { (this as LinkSocket)[kConnection].isAlive = true }
+    this.#onPong = function (data) { server.#pong((this as LinkSocket)[kConnection], data) }
     this.#onError = function (err) { server.#socketError((this as LinkSocket)[kConnection], err) }
     this.#onClose = function () { server.#disconnect((this as LinkSocket)[kConnection]) }
     this.#options = options
@@ -221,8 +235,8 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   }
 
   /** Records that `event` happened to `username`; it is emitted by `#emitChanges`, after the change is complete. */
-  #changed (event: ChangeEvent, username: string): void {
-    this.#changes.push(event, username)
+  #changed (event: ChangeEvent, username: string, info?: LinkEventInfo): void {
+    this.#changes.push(event, username, info)
   }
 
   /**
@@ -236,9 +250,14 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     }
     this.#emittingChanges = true
     while (this.#changesEmitted < this.#changes.length) {
-      const event = this.#changes[this.#changesEmitted++]
-      const username = this.#changes[this.#changesEmitted++]
-      this.emit(event, username)
+      const event = this.#changes[this.#changesEmitted++] as ChangeEvent
+      const username = this.#changes[this.#changesEmitted++] as string
+      const info = this.#changes[this.#changesEmitted++]
+      if (info === undefined) {
+        this.emit(event, username)
+      } else {
+        this.emit(event, username, info)
+      }
     }
     this.#changes = []
     this.#changesEmitted = 0
@@ -258,13 +277,12 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   readonly #sink: BackendSink = {
     apply: change => this.#apply(change),
     reset: (users, keepMissing) => this.#reset(users, keepMissing),
-    deliver: (username, text) => this.#local.get(username)?.send(encodeText(text)),
+    deliver: (username, frame, number) => this.#deliver(username, frame, number),
     broadcast: (text, skip) => this.#local.broadcast(encodeText(text), skip === undefined ? undefined : this.#local.get(skip)),
-    linkedHere: () => [...this.#local.values()].filter(connection => connection.isOpen).map(connection => ({
-      username: connection.username as string,
-      generation: connection.generation as number,
-      order: (this.#users.get(connection.username as string) as MirroredUser).order
-    }))
+    linkedHere: () => [...this.#local.values()].filter(connection => connection.isOpen).map(connection => {
+      const user = this.#users.get(connection.username as string) as MirroredUser
+      return { username: connection.username as string, generation: connection.generation as number, order: user.order, data: user.data, sent: connection.sent }
+    })
   }
 
   /** The server is bound to `address`; the log names the URL clients connect to. */
@@ -402,6 +420,13 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   send (username: string, message: LinkMessage): void {
     this.#assertStatus('send a message', whileRunningOrClosing)
     const data = this.#serialize('send', message)
+    if (this.#options.sessions.replay !== undefined) {
+      if (this.#users.get(username) === undefined) {
+        throw new FST_LINK_UNKNOWN_USER('send a message', username)
+      }
+      this.#backend.post(username, undefined, data) // kept for it until it confirms it, linked or not
+      return
+    }
     const link = this.#linkOf('send a message', username)
     const connection = this.#local.get(username)
     if (connection !== undefined) {
@@ -414,6 +439,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   broadcast (message: LinkMessage, skipUsername?: string): void {
     this.#assertStatus('broadcast a message', whileRunningOrClosing)
     const data = this.#serialize('broadcast', message)
+    if (this.#options.sessions.replay !== undefined) {
+      this.#backend.post(undefined, skipUsername, data)
+      return
+    }
     this.#local.broadcast(data, skipUsername === undefined ? undefined : this.#local.get(skipUsername))
     this.#backend.broadcast(data.payload.toString(), skipUsername)
   }
@@ -451,9 +480,16 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     return this.#users.users()
   }
 
-  getUser (username: string): LinkUser | undefined {
+  getUser (username: string): LinkUserInfo | undefined {
     const user = this.#users.get(username)
-    return user === undefined ? undefined : { username, isLinked: user.link !== undefined }
+    if (user === undefined) {
+      return undefined
+    }
+    const info: LinkUserInfo = { username, isLinked: user.link !== undefined }
+    if (user.data !== undefined) {
+      info.data = JSON.parse(user.data) // a copy of its own for every caller, as another node would have it
+    }
+    return info
   }
 
   isLinked (username: string): boolean {
@@ -645,7 +681,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       this.#backend.release(username, claim.token) // it closed while a shared backend answered the claim
       return
     }
-    const info: AuthenticateInfo = { isNewUser: claim.isNewUser, auth, request: connection.request }
+    const info: AuthenticateInfo = { isNewUser: claim.isNewUser, auth, request: connection.request, isLinked: claim.isLinked }
     /** Which link of the connection this authentication made, once it made one. */
     const made: { link?: number } = {}
     const authentication = authenticate(
@@ -659,8 +695,12 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       }
     )
     connection.cancelAuthentication = authentication.cancel
-    const reason = await authentication.decision
+    let reason = await authentication.decision
     connection.cancelAuthentication = undefined
+    const data = reason === undefined ? this.#encodeUserData(username, authentication.attached()) : undefined
+    if (data === kUnencodable) {
+      reason = authenticationFailedReason
+    }
     if (!connection.isOpen || this.#status !== 'listening' || reason !== undefined) {
       this.#backend.release(username, claim.token)
       if (reason !== undefined && connection.isOpen && this.#status === 'listening') {
@@ -671,14 +711,45 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     // The link is applied (accepted, attached, told who is there) when the backend hands it back, which the
     // in-memory backend does before it returns.
     this.#linking.set(claim.token, { connection, made })
-    const linked = this.#backend.link(username, claim.token, this.#admission)
+    const early = !this.#backend.isLocal && this.#options.sessions.replay !== undefined
+    if (early) {
+      this.#early.set(username, [])
+    }
+    const linked = this.#backend.link(username, claim.token, this.#admission, data as string | undefined)
     const result = isThenable(linked) ? await linked : linked
+    if (early && this.#early.get(username)?.length === 0) {
+      this.#early.delete(username) // refused, or applied already
+    }
     if (!result.linked) {
       this.#linking.delete(claim.token)
       if (connection.isOpen) {
         this.#refuseLink(connection, username, result.refusal)
       }
     }
+  }
+
+  /**
+   * The JSON of the data an authentication attached; data that is not JSON, or larger than `maxPayload`,
+   * fails the link (it would be sent to every node, and kept in Redis).
+   */
+  #encodeUserData (username: string, attached: { data: unknown } | undefined): string | undefined | typeof kUnencodable {
+    if (attached === undefined) {
+      return undefined
+    }
+    let text: string | undefined
+    try {
+      text = JSON.stringify(attached.data)
+    } catch (err) {
+      this.#log.error({ err, username }, 'the data attached to the link is not JSON; the link is rejected')
+      return kUnencodable
+    }
+    if (text === undefined || text.length > this.#options.maxPayload) {
+      this.#log.error({ username, length: text?.length }, text === undefined
+        ? 'the data attached to the link is not JSON; the link is rejected'
+        : 'the data attached to the link is larger than maxPayload; the link is rejected')
+      return kUnencodable
+    }
+    return text
   }
 
   /** Answers a link request that the backend refused. */
@@ -697,6 +768,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    * undone (fail closed), if the connection is still on it.
    */
   #lateAuthentication (connection: Connection, username: string, call: string, linkedAs: number | undefined): void {
+    if (call === 'attach') {
+      this.#log.error({ username, call }, 'attach was called after the link was decided; it is ignored')
+      return
+    }
     const isOnThatLink = linkedAs !== undefined && connection.username === username && connection.links === linkedAs
     this.#log.error({ username, call }, isOnThatLink
       ? `${call} was called after the link was accepted; the user is unlinked`
@@ -859,7 +934,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
         break
       }
       case 'unlink':
-        this.#applyUnlink(change.username)
+        this.#applyUnlink(change.username, change.takeover)
         this.#emitted(change, 'unlink')
         break
       case 'leave':
@@ -870,9 +945,9 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   }
 
   /** Queues the event of a change this node made. */
-  #emitted (change: Change, event: ChangeEvent): void {
+  #emitted (change: Change, event: ChangeEvent, info?: LinkEventInfo): void {
     if (change.origin === this.#backend.nodeId) {
-      this.#changed(event, change.username)
+      this.#changed(event, change.username, info)
     }
   }
 
@@ -895,8 +970,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     }
     const user = this.#users.get(username) ?? this.#applyJoin(username, change.generation, connection)
     user.link = { node: change.node, generation: change.generation }
+    user.data = change.data
+    const replay = change.replay
     if (connection !== undefined) {
-      this.#local.attach(username, connection, change.generation)
+      this.#local.attach(username, connection, change.generation, replay?.head ?? 0)
       ;(linking as Linking).made.link = connection.links
       connection.rejections = 0
       this.#stopLinkTimer(connection)
@@ -906,13 +983,25 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
           connection.send(other.linked)
         }
       }
+      // What it missed, after the user list and before anything new, which another node may have sent already.
+      for (const message of replay?.messages ?? []) {
+        connection.send(message)
+      }
+      const early = this.#early.get(username) ?? []
+      this.#early.delete(username)
+      for (let i = 0; i < early.length; i += 2) {
+        this.#deliver(username, early[i] as EncodedFrame, early[i + 1] as number)
+      }
     }
     this.#log.info({ username }, 'user linked')
     this.#local.broadcast(user.linked, connection)
     if (change.isNewUser) {
       this.#emitted(change, 'join')
     }
-    this.#emitted(change, 'link')
+    this.#emitted(change, 'link', {
+      data: change.data === undefined ? undefined : JSON.parse(change.data),
+      replay: replay === undefined ? undefined : { replayed: replay.messages.length, lost: replay.lost }
+    })
     if (connection !== undefined && !connection.isOpen) {
       this.#unlinkConnection(connection) // it closed while its link was being committed
     }
@@ -923,7 +1012,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    * Ends the link of `username`. The backend fenced it already (an unlink names the generation it ends, and
    * changes come in the one order of the user space), so the mirror has that link.
    */
-  #applyUnlink (username: string): void {
+  #applyUnlink (username: string, takeover: boolean): void {
     const user = this.#users.get(username) as MirroredUser
     const frame = unlinkedFrame(username)
     const connection = this.#local.get(username)
@@ -935,7 +1024,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     user.link = undefined
     if (connection !== undefined) {
       this.#local.detach(username)
-      if (connection.isOpen) {
+      if (takeover) {
+        this.#log.info({ username }, 'user linked from another connection; its connection is closed')
+        this.#forgetQueue(connection)
+        connection.close(closeCodeTakenOver, 'linked from another connection', defaultCloseGraceMilliseconds) // never rejects
+      } else if (connection.isOpen) {
         this.#startLinkTimer(connection)
       }
     }
@@ -947,7 +1040,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     const user = this.#users.get(username) as MirroredUser
     const connection = this.#local.get(username)
     if (user.link !== undefined) {
-      this.#applyUnlink(username)
+      this.#applyUnlink(username, false)
       this.#emitted(change, 'unlink')
     }
     const frame = leftFrame(username)
@@ -956,7 +1049,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     if (!this.#sayingGoodbye) {
       this.#local.broadcast(frame, undefined)
     }
-    this.#log.info({ username }, 'user left')
+    this.#log.info({ username }, (change as LeaveChange).expired ? 'user left: its reconnection window ended' : 'user left')
     this.#emitted(change, 'leave')
   }
 
@@ -971,13 +1064,14 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     }
     for (const username of keepMissing ? [] : this.#users.usernames()) {
       if (!present.has(username)) {
-        this.#applyLeave({ op: 'leave', username, origin: '' })
+        this.#applyLeave({ op: 'leave', username, origin: '', expired: false })
       }
     }
-    for (const { username, order, link } of snapshot) {
+    for (const { username, order, link, data } of snapshot) {
       const user = this.#users.get(username) ?? this.#applyJoin(username, order, undefined)
+      user.data = data
       if (user.link !== undefined && (link?.node !== user.link.node || link.generation !== user.link.generation)) {
-        this.#applyUnlink(username)
+        this.#applyUnlink(username, false)
       }
       if (link !== undefined && user.link === undefined) {
         user.link = link
@@ -985,6 +1079,33 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       }
     }
     this.#users.sort()
+  }
+
+  /**
+   * A message for `username`, sent here by the backend: to its connection, unless the connection had it in its
+   * replay; one that comes before the link it is for is applied waits for it.
+   */
+  #deliver (username: string, frame: EncodedFrame, number: number): void {
+    const connection = this.#local.get(username)
+    if (connection === undefined) {
+      this.#early.get(username)?.push(frame, number)
+      return
+    }
+    if (number === 0) {
+      connection.send(frame)
+    } else if (number > connection.sent) {
+      connection.sent = number
+      connection.send(frame)
+    }
+  }
+
+  /** A pong: the connection is alive, and with replay on it confirms the messages its ping named. */
+  #pong (connection: Connection, data: Buffer): void {
+    connection.isAlive = true
+    const number = connection.sent === 0 ? undefined : connection.confirmedBy(data)
+    if (number !== undefined) {
+      this.#backend.confirm(connection.username as string, connection.generation as number, number)
+    }
   }
 
   #logListenerError (err: unknown, event: string | symbol, type?: string): void {

@@ -18,9 +18,11 @@ export class LocalLinks {
     return this.#connections.get(username)
   }
 
-  attach (username: string, connection: Connection, generation: number): void {
+  /** Links `connection` to `username`; with replay on, `sent` is the number of the last message the link was sent (its replay). */
+  attach (username: string, connection: Connection, generation: number, sent: number): void {
     connection.username = username
     connection.generation = generation
+    connection.sent = sent
     connection.links++
     this.#connections.set(username, connection)
   }
@@ -32,6 +34,7 @@ export class LocalLinks {
       this.#connections.delete(username)
       connection.username = undefined
       connection.generation = undefined
+      connection.sent = connection.pinged = connection.confirmed = 0
     }
     return connection
   }

@@ -36,6 +36,13 @@ const clusterOptionNames: readonly string[] = ['redis', 'namespace', 'nodeId', '
 /** Ids and namespaces go into Redis keys, channels and the messages between nodes: no braces, separators or spaces. */
 const clusterNamePattern = /^[A-Za-z0-9._:-]{1,100}$/
 const minimumPingIntervalMilliseconds = 100
+export const defaultReconnectWindowMilliseconds = 0
+export const defaultReplayMaxMessages = 100
+/** How long replayed messages are kept when there is no reconnection window to keep them for. */
+export const defaultReplayMaxAgeMilliseconds = 60_000
+export const defaultLinkConflict = 'reject'
+const linkConflictModes: readonly string[] = ['reject', 'takeover']
+const replayOptionNames: readonly string[] = ['maxMessages', 'maxAgeMilliseconds']
 
 /** The options with every default applied and every value checked. */
 export interface ResolvedOptions {
@@ -68,6 +75,22 @@ export interface ResolvedOptions {
   maxQueuedBytes: number
   /** `undefined`: the in-memory backend. */
   cluster: ResolvedClusterOptions | undefined
+  sessions: Sessions
+}
+
+/** What keeps a user's session across its connections: the reconnection window, replay and takeover. */
+export interface Sessions {
+  /** An unlinked user leaves this long after its link ended; `0`: never. */
+  windowMilliseconds: number
+  /** `undefined`: off. */
+  replay: ResolvedReplay | undefined
+  /** Whether a link to a linked user takes it over (`linkConflict: 'takeover'`). */
+  takeover: boolean
+}
+
+export interface ResolvedReplay {
+  maxMessages: number
+  maxAgeMilliseconds: number
 }
 
 /** The `cluster` option, checked and with its defaults. */
@@ -111,7 +134,8 @@ export function resolveOptions (options: LinkServerOptions): ResolvedOptions {
     maxDepth: resolveCount('maxDepth', options.maxDepth, defaultMaxDepth, false),
     maxQueuedFrames: resolveCount('maxQueuedFrames', options.maxQueuedFrames, defaultMaxQueuedFrames, false),
     maxQueuedBytes: resolveCount('maxQueuedBytes', options.maxQueuedBytes, defaultMaxQueuedBytes, false),
-    cluster: resolveCluster(options.cluster)
+    cluster: resolveCluster(options.cluster),
+    sessions: resolveSessions(options)
   }
 }
 
@@ -142,7 +166,10 @@ const knownOptions: Record<keyof LinkServerOptions, true> = {
   maxDepth: true,
   maxQueuedFrames: true,
   maxQueuedBytes: true,
-  cluster: true
+  cluster: true,
+  reconnectWindowMilliseconds: true,
+  replay: true,
+  linkConflict: true
 }
 
 /** The name of every option, for the check of unknown names. */
@@ -423,4 +450,38 @@ function resolveAcceptedVersions (value: unknown): readonly string[] {
     throw new FST_LINK_INVALID_OPTION('acceptedVersions', 'must be a non-empty array of versions like "0.6.x" or "0.6.3"')
   }
   return [...value]
+}
+
+function resolveSessions (options: LinkServerOptions): Sessions {
+  const windowMilliseconds = resolveTimer('reconnectWindowMilliseconds',
+    resolveMilliseconds('reconnectWindowMilliseconds', options.reconnectWindowMilliseconds, defaultReconnectWindowMilliseconds))
+  if (windowMilliseconds < 0) {
+    throw new FST_LINK_INVALID_OPTION('reconnectWindowMilliseconds', 'must be 0 (off) or a positive number of milliseconds')
+  }
+  const linkConflict = options.linkConflict ?? defaultLinkConflict
+  if (!linkConflictModes.includes(linkConflict)) {
+    throw new FST_LINK_INVALID_OPTION('linkConflict', "must be 'reject' or 'takeover'")
+  }
+  return { windowMilliseconds, replay: resolveReplay(options.replay, windowMilliseconds), takeover: linkConflict === 'takeover' }
+}
+
+function resolveReplay (value: unknown, windowMilliseconds: number): ResolvedReplay | undefined {
+  if (value === undefined) {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new FST_LINK_INVALID_OPTION('replay', 'must be an object: { maxMessages?, maxAgeMilliseconds? }')
+  }
+  for (const name of Object.keys(value)) {
+    if (!replayOptionNames.includes(name)) {
+      throw new FST_LINK_INVALID_OPTION(`replay.${name}`, `is not a replay option (they are: ${replayOptionNames.join(', ')})`)
+    }
+  }
+  const replay = value as Record<string, unknown>
+  const maxAgeMilliseconds = resolveTimer('replay.maxAgeMilliseconds', resolveMilliseconds('replay.maxAgeMilliseconds',
+    replay.maxAgeMilliseconds, windowMilliseconds > 0 ? windowMilliseconds : defaultReplayMaxAgeMilliseconds))
+  if (maxAgeMilliseconds < 1) {
+    throw new FST_LINK_INVALID_OPTION('replay.maxAgeMilliseconds', 'must be at least 1 millisecond')
+  }
+  return { maxMessages: resolveCount('replay.maxMessages', replay.maxMessages, defaultReplayMaxMessages, false), maxAgeMilliseconds }
 }

@@ -15,6 +15,8 @@ export interface MirroredUser {
   /** Its `krmx/joined` and `krmx/linked` frames, made once: every link sends them to the linking connection. */
   joined: EncodedFrame
   linked: EncodedFrame
+  /** The JSON of the data its last link attached, if any. */
+  data: string | undefined
 }
 
 /**
@@ -35,7 +37,7 @@ export class UserSpace {
   }
 
   join (username: string, order: number): MirroredUser {
-    const user: MirroredUser = { link: undefined, order, joined: joinedFrame(username), linked: linkedFrame(username) }
+    const user: MirroredUser = { link: undefined, order, joined: joinedFrame(username), linked: linkedFrame(username), data: undefined }
     this.#users.set(username, user)
     return user
   }

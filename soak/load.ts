@@ -13,6 +13,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '1' },
     duration: { type: 'string', default: '60' },
     drops: { type: 'string', default: '300' },
+    cuts: { type: 'string', default: '0' },
     concurrency: { type: 'string', default: '100' }
   }
 })
@@ -21,9 +22,11 @@ const connections = Number(values.connections)
 const rate = Number(values.rate)
 const durationMilliseconds = Number(values.duration) * 1000
 const drops = Math.min(Number(values.drops), connections)
+/** Users whose TCP connection is cut without a close frame (ws.terminate()) while the server sends, then linked again. */
+const cuts = Math.min(Number(values.cuts), connections - drops)
 const concurrency = Number(values.concurrency)
 
-const counts = { pingsSent: 0, pongsReceived: 0, broadcastsReceived: 0, protocolFrames: 0, drops: 0, relinks: 0, errors: 0 }
+const counts = { pingsSent: 0, pongsReceived: 0, broadcastsReceived: 0, protocolFrames: 0, drops: 0, cuts: 0, relinks: 0, errors: 0 }
 const errors: string[] = []
 const latencies: number[] = []
 
@@ -32,6 +35,8 @@ class User {
   readonly username: string
   ws!: WebSocket
   linked = false
+  /** How many times each server tick arrived. */
+  readonly ticks = new Map<number, number>()
   #onLinked: (() => void) | undefined
   #onUnlinked: (() => void) | undefined
 
@@ -60,6 +65,18 @@ class User {
     this.ws.close()
     await closed
     counts.drops++
+    await this.link()
+    counts.relinks++
+  }
+
+  /** A cut: the TCP connection ends without a close frame, as a phone's does; a new socket links again soon after. */
+  async cutAndRelink (): Promise<void> {
+    this.linked = false
+    const closed = once(this.ws, 'close')
+    this.ws.terminate()
+    await closed
+    counts.cuts++
+    await new Promise(resolve => setTimeout(resolve, 200))
     await this.link()
     counts.relinks++
   }
@@ -93,6 +110,8 @@ class User {
       latencies.push(performance.now() - frame.payload.sent)
     } else if (frame.type === 'chat/said') {
       counts.broadcastsReceived++
+      const tick = Number((frame.payload as unknown as { text: string }).text.slice(5))
+      this.ticks.set(tick, (this.ticks.get(tick) ?? 0) + 1)
     }
   }
 }
@@ -127,17 +146,33 @@ const dropping = users.slice(0, drops).map(async user => {
   await new Promise(resolve => setTimeout(resolve, Math.random() * (durationMilliseconds - 5000)))
   await user.dropAndRelink()
 })
+const cutting = users.slice(drops, drops + cuts).map(async user => {
+  await new Promise(resolve => setTimeout(resolve, Math.random() * (durationMilliseconds - 5000)))
+  await user.cutAndRelink()
+})
 await new Promise(resolve => setTimeout(resolve, durationMilliseconds))
 for (const stop of timers) {
   stop()
 }
-await Promise.all(dropping)
+await Promise.all([...dropping, ...cutting])
 // The server stops broadcasting and says how many broadcast frames it wrote; then every frame still on its way arrives.
 process.send?.({ phase: 'ran' })
-const [{ broadcastDeliveries }] = await once(process, 'message') as [{ broadcastDeliveries: number }]
+const [{ broadcastDeliveries, ticks, firstTicks, replayed, replayLost }] = await once(process, 'message') as [{
+  broadcastDeliveries: number, ticks: number, firstTicks: Record<string, number>, replayed: number, replayLost: number
+}]
 const drained = performance.now()
 while ((counts.pongsReceived < counts.pingsSent || counts.broadcastsReceived < broadcastDeliveries) && performance.now() - drained < 10_000) {
   await new Promise(resolve => setTimeout(resolve, 50))
+}
+// Every tick addressed to every user, accounted for: delivered once, twice (within the span replay allows), or not at all.
+const accounted = { once: 0, twice: 0, missing: 0, replayed, replayLost }
+for (const user of users) {
+  for (let tick = firstTicks[user.username] ?? ticks; tick < ticks; tick++) {
+    const times = user.ticks.get(tick) ?? 0
+    if (times === 0) accounted.missing++
+    else if (times === 1) accounted.once++
+    else accounted.twice++
+  }
 }
 const sorted = [...latencies].sort((a, b) => a - b)
 const held = users.filter(user => user.linked && user.ws.readyState === WebSocket.OPEN).length
@@ -148,6 +183,7 @@ process.send?.({
     linkSeconds: Number(linkSeconds.toFixed(1)),
     runSeconds: Number(((performance.now() - start) / 1000).toFixed(1)),
     ...counts,
+    ticks: accounted,
     latencyMilliseconds: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: percentile(sorted, 1) },
     firstErrors: errors.slice(0, 5)
   }

@@ -4,7 +4,14 @@ import { buildExample } from '../example/app.js'
 
 const app = await buildExample({ logger: { level: 'warn' } })
 const linkServer = app.linkServer.typed<typeof import('../example/app.js').chatOptions>()
-const counters = { pingsReceived: 0, broadcasts: 0, broadcastDeliveries: 0 }
+const counters = { pingsReceived: 0, broadcasts: 0, broadcastDeliveries: 0, replayed: 0, replayLost: 0 }
+/** The first tick each user was addressed: from it on, every tick must reach it once (or twice within the span replay allows). */
+const firstTicks: Record<string, number> = {}
+linkServer.on('join', username => { firstTicks[username] = tick })
+linkServer.on('link', (_username, { replay }) => {
+  counters.replayed += replay?.replayed ?? 0
+  counters.replayLost += replay?.lost ?? 0
+})
 linkServer.handle('chat/ping', () => { counters.pingsReceived++ }) // after the example's handler, which answers with chat/pong
 /** The live memory: after a full collection (the server runs with --expose-gc), so that garbage not yet collected does not count. */
 const memory = (): { rss: number, heapUsed: number } => {
@@ -17,7 +24,7 @@ app.get('/soak/stats', async () => ({ counters, stats: linkServer.getStats(), me
 // Stops the broadcasts, so that the clients can wait for the last one before they count.
 app.post('/soak/stop', async () => {
   clearInterval(timer)
-  return counters
+  return { ...counters, ticks: tick, firstTicks }
 })
 let tick = 0
 const timer = setInterval(() => {

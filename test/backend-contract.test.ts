@@ -2,6 +2,8 @@ import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import type { Backend, BackendSink, Change, LinkedHere, SnapshotUser } from '../lib/backend/backend.js'
 import { CommitRefused } from '../lib/backend/backend.js'
+import type { EncodedFrame } from '../lib/frames.js'
+import type { Sessions } from '../lib/options.js'
 import { MemoryBackend } from '../lib/backend/memory.js'
 import { createRedisBackend } from '../lib/backend/redis.js'
 import { eventually } from './helper.js'
@@ -14,12 +16,12 @@ import { RedisServer } from './redis-server.js'
 class RecordingSink implements BackendSink {
   readonly changes: Change[] = []
   readonly resets: Array<{ users: SnapshotUser[], keepMissing: boolean }> = []
-  readonly delivered: Array<[string, string]> = []
+  readonly delivered: Array<[string, string, number]> = []
   readonly broadcasts: Array<[string, string | undefined]> = []
   linked: LinkedHere[] = []
   apply (change: Change): void { this.changes.push(change) }
   reset (users: SnapshotUser[], keepMissing: boolean): void { this.resets.push({ users, keepMissing }) }
-  deliver (username: string, text: string): void { this.delivered.push([username, text]) }
+  deliver (username: string, frame: EncodedFrame, number: number): void { this.delivered.push([username, frame.payload.toString(), number]) }
   broadcast (text: string, skip: string | undefined): void { this.broadcasts.push([text, skip]) }
   linkedHere (): LinkedHere[] { return this.linked }
 }
@@ -52,13 +54,13 @@ function contract (name: string, make: Make, nodeId: string): void {
   t.test(`${name}: a claim reserves a user for one link, and the link is handed back as a change`, async t => {
     const { backend, sink } = await make(t, nodeId)
     const claim = await backend.claim('alice', open)
-    t.match(claim, { claimed: true, isNewUser: true })
+    t.match(claim, { claimed: true, isNewUser: true, data: undefined })
     t.strictSame(await backend.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'a claimed user cannot be claimed twice')
     backend.release('alice', 'not-the-token')
     t.strictSame(await backend.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'only its own token releases a claim')
     const token = (claim as { token: string }).token
-    t.strictSame(await backend.link('alice', token, open), { linked: true, generation: 1 })
-    t.strictSame(sink.changes, [{ op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 1, token, isNewUser: true }])
+    t.strictSame(await backend.link('alice', token, open, undefined), { linked: true, generation: 1 })
+    t.strictSame(sink.changes, [{ op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 1, token, isNewUser: true, data: undefined }])
     t.strictSame(await backend.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'a linked user cannot be claimed')
   })
 
@@ -67,20 +69,20 @@ function contract (name: string, make: Make, nodeId: string): void {
     const first = await backend.claim('alice', open) as { token: string }
     backend.release('alice', first.token)
     const second = await backend.claim('alice', open)
-    t.match(second, { claimed: true, isNewUser: true }, 'the released user can be claimed again')
+    t.match(second, { claimed: true, isNewUser: true, data: undefined }, 'the released user can be claimed again')
     t.strictSame(await backend.claim('bob', closed), { claimed: false, refusal: 'not-accepting-new-users' })
     await backend.join('carol', 100)
     t.strictSame(await backend.claim('dave', { acceptNewUsers: true, maxUsers: 1 }), { claimed: false, refusal: 'full' })
     const carol = await backend.claim('carol', closed)
-    t.match(carol, { claimed: true, isNewUser: false }, 'an existing user may link when new ones may not')
-    t.strictSame(await backend.link('alice', (second as { token: string }).token, { acceptNewUsers: true, maxUsers: 1 }),
+    t.match(carol, { claimed: true, isNewUser: false, data: undefined }, 'an existing user may link when new ones may not')
+    t.strictSame(await backend.link('alice', (second as { token: string }).token, { acceptNewUsers: true, maxUsers: 1 }, undefined),
       { linked: false, refusal: 'full' }, 'a user made while alice was authenticated filled the server')
     const again = await backend.claim('alice', open) as { token: string }
-    t.strictSame(await backend.link('alice', again.token, closed), { linked: false, refusal: 'not-accepting-new-users' })
-    t.strictSame(await backend.link('carol', (carol as { token: string }).token, closed), { linked: true, generation: 2 })
+    t.strictSame(await backend.link('alice', again.token, closed, undefined), { linked: false, refusal: 'not-accepting-new-users' })
+    t.strictSame(await backend.link('carol', (carol as { token: string }).token, closed, undefined), { linked: true, generation: 2 })
     t.strictSame(sink.changes, [
       { op: 'join', username: 'carol', origin: nodeId, order: 1 },
-      { op: 'link', username: 'carol', origin: nodeId, node: nodeId, generation: 2, token: (carol as { token: string }).token, isNewUser: false }
+      { op: 'link', username: 'carol', origin: nodeId, node: nodeId, generation: 2, token: (carol as { token: string }).token, isNewUser: false, data: undefined }
     ])
   })
 
@@ -94,41 +96,41 @@ function contract (name: string, make: Make, nodeId: string): void {
     t.equal(await refusalOf(backend.unlink('alice', 7)), 'committed', 'a fenced unlink of a link that ended does nothing')
     t.equal(await refusalOf(backend.leave('bob')), 'unknown')
     const claim = await backend.claim('alice', open) as { token: string }
-    await backend.link('alice', claim.token, open)
+    await backend.link('alice', claim.token, open, undefined)
     t.equal(await refusalOf(backend.unlink('alice', 1)), 'committed', 'a fenced unlink of another generation does nothing')
     await backend.unlink('alice', 2)
     const relinked = await backend.claim('alice', open) as { token: string }
-    await backend.link('alice', relinked.token, open)
+    await backend.link('alice', relinked.token, open, undefined)
     await backend.unlink('alice', undefined)
     await backend.leave('alice')
     t.strictSame(sink.changes, [
       { op: 'join', username: 'alice', origin: nodeId, order: 1 },
-      { op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 2, token: claim.token, isNewUser: false },
-      { op: 'unlink', username: 'alice', origin: nodeId, generation: 2 },
-      { op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 4, token: relinked.token, isNewUser: false },
-      { op: 'unlink', username: 'alice', origin: nodeId, generation: 4 },
-      { op: 'leave', username: 'alice', origin: nodeId }
+      { op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 2, token: claim.token, isNewUser: false, data: undefined },
+      { op: 'unlink', username: 'alice', origin: nodeId, generation: 2, takeover: false },
+      { op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 4, token: relinked.token, isNewUser: false, data: undefined },
+      { op: 'unlink', username: 'alice', origin: nodeId, generation: 4, takeover: false },
+      { op: 'leave', username: 'alice', origin: nodeId, expired: false }
     ])
   })
 
   t.test(`${name}: a linked user that leaves is unlinked with it; unlinkOwn unlinks this node's users`, async t => {
     const { backend, sink } = await make(t, nodeId)
     const alice = await backend.claim('alice', open) as { token: string }
-    await backend.link('alice', alice.token, open)
+    await backend.link('alice', alice.token, open, undefined)
     await backend.leave('alice')
     const bob = await backend.claim('bob', open) as { token: string }
-    await backend.link('bob', bob.token, open)
+    await backend.link('bob', bob.token, open, undefined)
     await backend.join('carol', 100)
-    sink.linked = [{ username: 'bob', generation: 3, order: 3 }]
+    sink.linked = [{ username: 'bob', generation: 3, order: 3, data: undefined, sent: 0 }]
     await backend.unlinkOwn()
     t.strictSame(sink.changes, [
-      { op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 1, token: alice.token, isNewUser: true },
-      { op: 'leave', username: 'alice', origin: nodeId },
-      { op: 'link', username: 'bob', origin: nodeId, node: nodeId, generation: 3, token: bob.token, isNewUser: true },
+      { op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 1, token: alice.token, isNewUser: true, data: undefined },
+      { op: 'leave', username: 'alice', origin: nodeId, expired: false },
+      { op: 'link', username: 'bob', origin: nodeId, node: nodeId, generation: 3, token: bob.token, isNewUser: true, data: undefined },
       { op: 'join', username: 'carol', origin: nodeId, order: 4 },
-      { op: 'unlink', username: 'bob', origin: nodeId, generation: 3 }
+      { op: 'unlink', username: 'bob', origin: nodeId, generation: 3, takeover: false }
     ])
-    t.match(await backend.claim('bob', closed), { claimed: true, isNewUser: false }, 'the unlinked user stays, and may link again')
+    t.match(await backend.claim('bob', closed), { claimed: true, isNewUser: false, data: undefined }, 'the unlinked user stays, and may link again')
   })
 
   t.test(`${name}: deliver and broadcast reach the other nodes of a shared backend (a process has none)`, async t => {
@@ -140,20 +142,21 @@ function contract (name: string, make: Make, nodeId: string): void {
     other.broadcast('{"type":"back"}', undefined)
     const arrived = (): boolean => backend.isLocal || (otherSink.delivered.length === 1 && otherSink.broadcasts.length === 2 && sink.broadcasts.length === 1)
     await eventually(arrived, () => JSON.stringify([otherSink.delivered, otherSink.broadcasts, sink.broadcasts]))
-    t.strictSame(otherSink.delivered, backend.isLocal ? [] : [['bob', '{"type":"direct"}']])
+    t.strictSame(otherSink.delivered, backend.isLocal ? [] : [['bob', '{"type":"direct"}', 0]])
     t.strictSame(otherSink.broadcasts, backend.isLocal ? [] : [['{"type":"all"}', 'bob'], ['{"type":"all"}', undefined]])
     t.strictSame(sink.broadcasts, backend.isLocal ? [] : [['{"type":"back"}', undefined]], 'a node does not hear its own broadcasts')
   })
 }
 
-contract('in memory', async t => started(t, new MemoryBackend()), 'local')
+const sessionsOff: Sessions = { windowMilliseconds: 0, replay: undefined, takeover: false }
+contract('in memory', async t => started(t, new MemoryBackend(sessionsOff)), 'local')
 
 const redis = await RedisServer.start(t)
 const namespaceOf = new WeakMap<Backend, string>()
 contract('Redis', async (t, nodeId, sharing) => {
   const namespace = sharing === undefined ? `contract-${++namespaces}` : namespaceOf.get(sharing) as string
   const options = { redis: redis.url, namespace, nodeId, nodeTimeoutMilliseconds: 10_000 }
-  const made = await started(t, await createRedisBackend(options, { authTimeoutMilliseconds: 10_000, connectTimeoutMilliseconds: 15_000 }, log))
+  const made = await started(t, await createRedisBackend(options, { authTimeoutMilliseconds: 10_000, connectTimeoutMilliseconds: 15_000, sessions: sessionsOff }, log))
   namespaceOf.set(made.backend, namespace)
   return made
 }, 'node-a')

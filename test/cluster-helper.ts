@@ -1,7 +1,11 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
+import WebSocket from 'ws'
 import type { LinkUser } from '../index.js'
-import { build, type BuildOptions, type Client, eventually, type Received } from './helper.js'
+import { build, type BuildOptions, Client, eventually, type Received } from './helper.js'
 import type { RedisServer } from './redis-server.js'
 
 /** How long a silent node is trusted in the cluster tests. */
@@ -40,4 +44,55 @@ export async function agree (nodes: FastifyInstance[], clients: Client[], expect
     const seen = views() as { nodes: unknown[], clients: unknown[] }
     return [...seen.nodes, ...seen.clients].every(view => JSON.stringify(view) === wanted)
   }, () => `expected every view to be ${wanted}, saw ${JSON.stringify(views())}`, timeoutMilliseconds)
+}
+
+const fixture = fileURLToPath(new URL('fixtures/cluster-node.ts', import.meta.url))
+
+export interface NodeProcess {
+  child: ChildProcess
+  port: number
+  events: Array<{ event: string, username: string }>
+}
+
+/** A cluster node in a process of its own (test/fixtures/cluster-node.ts), with `options` of the plugin's, killed when the test ends. */
+export async function spawnNodeProcess (t: Test, redis: RedisServer, nodeId: string, namespace: string, options: Record<string, unknown> = {}): Promise<NodeProcess> {
+  const child = spawn(process.execPath, [...process.execArgv, fixture], {
+    env: { ...process.env, REDIS_URL: redis.url, NODE_ID: nodeId, NAMESPACE: namespace, NODE_TIMEOUT: String(nodeTimeoutMilliseconds), OPTIONS: JSON.stringify(options) },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit')
+      child.kill('SIGKILL')
+      await exited
+    }
+  })
+  const events: NodeProcess['events'] = []
+  let buffer = ''
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', code => reject(new Error(`node ${nodeId} exited with ${String(code)}`)))
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString()
+      let end: number
+      while ((end = buffer.indexOf('\n')) >= 0) {
+        const line = JSON.parse(buffer.slice(0, end)) as { port?: number, event?: string, username?: string }
+        buffer = buffer.slice(end + 1)
+        if (line.port !== undefined) {
+          resolve(line.port)
+        } else {
+          events.push(line as NodeProcess['events'][number])
+        }
+      }
+    })
+  })
+  return { child, port, events }
+}
+
+/** Links `username` from a new connection to `port` and waits for its `frameCount` frames. */
+export async function linkTo (port: number, username: string, frameCount: number): Promise<{ client: Client, frames: unknown[] }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`)
+  ws.on('error', () => {})
+  await once(ws, 'open')
+  const client = new Client(ws)
+  return { client, frames: await client.linked(username, frameCount) }
 }

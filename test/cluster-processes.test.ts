@@ -1,63 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
-import { node, nodeTimeoutMilliseconds } from './cluster-helper.js'
-import { Client, eventually, frames, record } from './helper.js'
+import { linkTo, node, type NodeProcess, nodeTimeoutMilliseconds, spawnNodeProcess } from './cluster-helper.js'
+import { eventually, frames, record } from './helper.js'
 import { RedisServer } from './redis-server.js'
 
 // Nodes in processes of their own, so that one can be killed (SIGKILL) or stalled (SIGSTOP) as a crashed
 // or frozen machine would be; each prints its port and its events. The test ends only what it started.
-const fixture = fileURLToPath(new URL('fixtures/cluster-node.ts', import.meta.url))
 const redis = await RedisServer.start(t)
-
-interface NodeProcess {
-  child: ChildProcess
-  port: number
-  events: Array<{ event: string, username: string }>
-}
-
-async function spawnNode (t: Test, nodeId: string, namespace: string): Promise<NodeProcess> {
-  const child = spawn(process.execPath, [...process.execArgv, fixture], {
-    env: { ...process.env, REDIS_URL: redis.url, NODE_ID: nodeId, NAMESPACE: namespace, NODE_TIMEOUT: String(nodeTimeoutMilliseconds) },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit')
-      child.kill('SIGKILL')
-      await exited
-    }
-  })
-  const events: NodeProcess['events'] = []
-  let buffer = ''
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('exit', code => reject(new Error(`node ${nodeId} exited with ${String(code)}`)))
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString()
-      let end: number
-      while ((end = buffer.indexOf('\n')) >= 0) {
-        const line = JSON.parse(buffer.slice(0, end)) as { port?: number, event?: string, username?: string }
-        buffer = buffer.slice(end + 1)
-        if (line.port !== undefined) {
-          resolve(line.port)
-        } else {
-          events.push(line as NodeProcess['events'][number])
-        }
-      }
-    })
-  })
-  return { child, port, events }
-}
-
-async function linkTo (port: number, username: string, frameCount: number): Promise<{ client: Client, frames: unknown[] }> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/`)
-  ws.on('error', () => {})
-  await once(ws, 'open')
-  const client = new Client(ws)
-  return { client, frames: await client.linked(username, frameCount) }
-}
+const spawnNode = async (t: Test, nodeId: string, namespace: string): Promise<NodeProcess> => spawnNodeProcess(t, redis, nodeId, namespace)
 
 t.test('a node killed with SIGKILL leaves no ghosts: its users are unlinked once, within the node timeout + 1.5 s, and link again elsewhere', async t => {
   const a = await spawnNode(t, 'a', 'killed')

@@ -208,7 +208,7 @@ async function run (app: FastifyInstance, plan: Record<'join' | 'link' | 'unlink
     })
   }
   for (const event of ['join', 'link', 'unlink', 'leave'] as const) {
-    linkServer.on(event, username => {
+    linkServer.on(event, (username: string) => {
       events.push([event, username])
       react(event, username)
     })

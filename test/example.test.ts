@@ -54,6 +54,36 @@ t.test('the example chat server relays chat/say to everyone and chat/typing to t
   t.strictSame(document.json().info, { title: 'Chat', version: '1.0.0' })
 })
 
+t.test('the example keeps sessions: a user who missed more than the replay holds gets the whole history after the replay', async t => {
+  const app = await buildExample({ logger: false })
+  await app.ready()
+  const alice = new Client(await app.injectWS('/link'))
+  const bob = new Client(await app.injectWS('/link'))
+  t.teardown(async () => {
+    for (const client of [alice, bob]) {
+      client.ws.terminate()
+    }
+    await app.close()
+  })
+  await alice.linked('alice', 3)
+  await bob.linked('bob', 5)
+  await alice.take(2)
+  bob.send({ type: 'krmx/unlink' })
+  await bob.take(1)
+  await alice.take(1)
+  const lines = Array.from({ length: 51 }, (_, index) => ({ from: 'alice', text: `line ${index}` }))
+  for (const { text } of lines) {
+    alice.send({ type: 'chat/say', payload: { text } })
+  }
+  await alice.take(51)
+  bob.link('bob')
+  const said = lines.slice(1).map(line => ({ type: 'chat/said', payload: line }))
+  t.strictSame(await bob.take(56), [
+    frames.accepted, frames.joined('alice'), frames.linked('alice'), frames.joined('bob'), frames.linked('bob'),
+    ...said, { type: 'chat/history', payload: { lines } }
+  ], 'the 50 it missed, the one dropped counted as lost, so the history follows')
+})
+
 t.test('with a Redis URL, two example instances share one user space: a chat/say on one reaches the other', async t => {
   const { RedisServer } = await import('./redis-server.js')
   const redis = await RedisServer.start(t)

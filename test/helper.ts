@@ -140,7 +140,10 @@ const injected = new WeakMap<FastifyInstance, Client[]>()
 
 /** Opens an in-process connection with `injectWS`. */
 export async function inject (app: FastifyInstance, path = '/'): Promise<Client> {
-  const client = new Client(await app.injectWS(path))
+  const ws = await app.injectWS(path)
+  // A socket of injectWS is made without an address, so ws does not turn on its automatic pong; every real client answers pings.
+  ws.on('ping', data => ws.pong(data))
+  const client = new Client(ws)
   const clients = injected.get(app) ?? []
   clients.push(client)
   injected.set(app, clients)
@@ -195,7 +198,14 @@ export function record (app: FastifyInstance): RecordedEvent[] {
   const events: RecordedEvent[] = []
   const names = ['listen', 'close', 'join', 'link', 'unlink', 'leave', 'message', 'invalidMessage'] as const
   for (const name of names) {
-    app.linkServer.on(name, (...args: unknown[]) => { events.push([name, ...args]) })
+    app.linkServer.on(name, (...args: unknown[]) => {
+      // A link that attached no data with replay off says nothing beside its username: recorded as [link, username].
+      const info = args[1] as { data?: unknown, replay?: unknown } | undefined
+      if (name === 'link' && info !== undefined && info.data === undefined && info.replay === undefined && Object.keys(info).length === 2) {
+        args = [args[0]]
+      }
+      events.push([name, ...args])
+    })
   }
   return events
 }

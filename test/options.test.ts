@@ -31,8 +31,17 @@ t.test('defaults', async t => {
     maxDepth: 64,
     maxQueuedFrames: 32,
     maxQueuedBytes: 131_072,
-    cluster: undefined
+    cluster: undefined,
+    sessions: { windowMilliseconds: 0, replay: undefined, takeover: false }
   })
+})
+
+t.test('sessions: the window, replay with its defaults (the window, or 60 s), and takeover', async t => {
+  t.strictSame(resolveOptions({ replay: {} }).sessions, { windowMilliseconds: 0, replay: { maxMessages: 100, maxAgeMilliseconds: 60_000 }, takeover: false })
+  t.strictSame(resolveOptions({ reconnectWindowMilliseconds: 30_000, replay: {}, linkConflict: 'takeover' }).sessions,
+    { windowMilliseconds: 30_000, replay: { maxMessages: 100, maxAgeMilliseconds: 30_000 }, takeover: true })
+  t.strictSame(resolveOptions({ reconnectWindowMilliseconds: 5_000, replay: { maxMessages: 3, maxAgeMilliseconds: 250 }, linkConflict: 'reject' }).sessions,
+    { windowMilliseconds: 5_000, replay: { maxMessages: 3, maxAgeMilliseconds: 250 }, takeover: false })
 })
 
 t.test('cluster mode: the defaults, a URL or a client, and a random node id unless one is given', async t => {
@@ -138,7 +147,7 @@ t.test('a wrong option fails register with FST_LINK_INVALID_OPTION before anythi
     [{ maxusers: 10 }, 'Invalid fastify-link-server option "maxusers": is not an option of fastify-link-server; did you mean "maxUsers"?'],
     [{ pingIntervalMs: 10 }, 'Invalid fastify-link-server option "pingIntervalMs": is not an option of fastify-link-server; did you mean "pingIntervalMilliseconds"?'],
     [{ redis: 'redis://localhost' }, 'Invalid fastify-link-server option "redis": is an option of cluster mode: cluster: { redis: ... }'],
-    [{ sessions: true }, 'Invalid fastify-link-server option "sessions": is not an option of fastify-link-server (its options: path, acceptNewUsers, authTimeoutMilliseconds, isValidUsername, pingIntervalMilliseconds, acceptedVersions, messages, serverMessages, strictMessages, invalidMessage, asyncapi, maxPayload, linkTimeoutMilliseconds, maxLinkAttempts, rateLimit, maxUsers, maxConnections, allowedOrigins, maxBufferedBytes, maxDepth, maxQueuedFrames, maxQueuedBytes, cluster)'],
+    [{ sessions: true }, 'Invalid fastify-link-server option "sessions": is not an option of fastify-link-server (its options: path, acceptNewUsers, authTimeoutMilliseconds, isValidUsername, pingIntervalMilliseconds, acceptedVersions, messages, serverMessages, strictMessages, invalidMessage, asyncapi, maxPayload, linkTimeoutMilliseconds, maxLinkAttempts, rateLimit, maxUsers, maxConnections, allowedOrigins, maxBufferedBytes, maxDepth, maxQueuedFrames, maxQueuedBytes, cluster, reconnectWindowMilliseconds, replay, linkConflict)'],
     [{ cluster: 'redis://localhost' }, 'Invalid fastify-link-server option "cluster": must be an object with a redis URL or client'],
     [{ cluster: null }, 'Invalid fastify-link-server option "cluster": must be an object with a redis URL or client'],
     [{ cluster: [] }, 'Invalid fastify-link-server option "cluster": must be an object with a redis URL or client'],
@@ -195,7 +204,17 @@ t.test('a wrong option fails register with FST_LINK_INVALID_OPTION before anythi
     [{ pingIntervalMilliseconds: 1e12 }, 'Invalid fastify-link-server option "pingIntervalMilliseconds": must be at most 2147483647 milliseconds (about 24.8 days), the longest delay Node\'s timers keep'],
     [{ maxDepth: 0 }, 'Invalid fastify-link-server option "maxDepth": must be a positive integer'],
     [{ maxQueuedFrames: Infinity }, 'Invalid fastify-link-server option "maxQueuedFrames": must be a positive integer'],
-    [{ maxQueuedBytes: '1mb' }, 'Invalid fastify-link-server option "maxQueuedBytes": must be a positive integer']
+    [{ maxQueuedBytes: '1mb' }, 'Invalid fastify-link-server option "maxQueuedBytes": must be a positive integer'],
+    [{ reconnectWindowMilliseconds: -1 }, 'Invalid fastify-link-server option "reconnectWindowMilliseconds": must be 0 (off) or a positive number of milliseconds'],
+    [{ reconnectWindowMilliseconds: '30s' }, 'Invalid fastify-link-server option "reconnectWindowMilliseconds": must be a finite number of milliseconds'],
+    [{ reconnectWindowMilliseconds: 2 ** 31 }, 'Invalid fastify-link-server option "reconnectWindowMilliseconds": must be at most 2147483647 milliseconds (about 24.8 days), the longest delay Node\'s timers keep'],
+    [{ linkConflict: 'replace' }, 'Invalid fastify-link-server option "linkConflict": must be \'reject\' or \'takeover\''],
+    [{ replay: true }, 'Invalid fastify-link-server option "replay": must be an object: { maxMessages?, maxAgeMilliseconds? }'],
+    [{ replay: [] }, 'Invalid fastify-link-server option "replay": must be an object: { maxMessages?, maxAgeMilliseconds? }'],
+    [{ replay: { maxMessage: 5 } }, 'Invalid fastify-link-server option "replay.maxMessage": is not a replay option (they are: maxMessages, maxAgeMilliseconds)'],
+    [{ replay: { maxMessages: 0 } }, 'Invalid fastify-link-server option "replay.maxMessages": must be a positive integer'],
+    [{ replay: { maxAgeMilliseconds: 0 } }, 'Invalid fastify-link-server option "replay.maxAgeMilliseconds": must be at least 1 millisecond'],
+    [{ replay: { maxAgeMilliseconds: Infinity } }, 'Invalid fastify-link-server option "replay.maxAgeMilliseconds": must be a finite number of milliseconds']
   ]
   for (const [options, message] of cases) {
     const app = Fastify()

@@ -25,6 +25,31 @@ export interface LinkUser {
   isLinked: boolean
 }
 
+/** What `getUser()` answers: the user, and the data its last accepted link attached (see `attach`). */
+export interface LinkUserInfo<D = unknown> extends LinkUser {
+  /** The data an `authenticate` listener attached to the user's last accepted link; absent when none did. */
+  data?: D
+}
+
+/** The data users carry, typed by `userData` in `LinkServerSchemas` (or `typed()`); `unknown` JSON otherwise. */
+export type UserDataOf<S extends LinkSchemas> = S extends { userData: infer D } ? D : unknown
+
+/** What the `link` event says about the link beside the username. */
+export interface LinkEventInfo<D = unknown> {
+  /** The data the link attached (see `attach` in `authenticate`), or `undefined`. */
+  data: D | undefined
+  /** With `replay` on: the messages the user missed that were delivered now, and those lost to the bounds. */
+  replay: LinkReplay | undefined
+}
+
+/** The replay of a link: when `lost` is not 0 the replay is incomplete, and the application may resend its state. */
+export interface LinkReplay {
+  /** Messages delivered on this link, after the user list, that the user's earlier connections did not confirm. */
+  replayed: number
+  /** Messages addressed to the user since its last confirmed one that were dropped by `maxMessages` or `maxAgeMilliseconds`. */
+  lost: number
+}
+
 /** What the `authenticate` listeners know about a link request. */
 export interface AuthenticateInfo {
   /** Whether the user would be created by this link (it does not exist yet). */
@@ -33,7 +58,20 @@ export interface AuthenticateInfo {
   auth?: string
   /** The HTTP upgrade request of the connection: headers, query, ip, and your own decorations. */
   request: FastifyRequest
+  /**
+   * Whether the user is linked to another connection now; with `linkConflict: 'takeover'` this link takes
+   * it over when accepted (call `reject` to refuse that). Always `false` otherwise: such a link is rejected
+   * before authentication.
+   */
+  isLinked: boolean
 }
+
+/**
+ * Attaches JSON data to the user when this link is accepted (the claims of its token, its role): `getUser()`
+ * returns it on every node and the `link` event receives it. It replaces the data of the user's earlier
+ * link; the last call wins. Data that is not JSON, or larger than `maxPayload` as JSON, fails the link.
+ */
+export type AttachUserData<D = unknown> = (data: D) => void
 
 /** Refuses the link request; the client receives `krmx/rejected` with this reason. The first call wins. */
 export type AuthenticateReject = (reason: string) => void
@@ -44,7 +82,7 @@ export type AuthenticateReject = (reason: string) => void
  * error's own message only when it is meant for the client: `expose: true` or a 4xx `statusCode`).
  * It may be called until the decision is made, also from a pending handler; later it is ignored.
  */
-export type MarkAsync = (handler: () => Promise<void>) => void
+export type MarkAsync<D = unknown> = (handler: () => Promise<D | void>) => void
 
 /**
  * The events of `fastify.linkServer` and the signatures of their listeners.
@@ -60,14 +98,16 @@ export interface LinkServerEvents<S extends LinkSchemas = LinkServerSchemas> {
   /** The link server has closed: every user has left and every socket is closed. */
   close: () => void
   /**
-   * A connection asks to link to `username`; call `reject` to refuse it, `markAsync` to decide later. A
-   * listener that returns a promise (an `async` listener) is awaited as if it had called `markAsync`.
+   * A connection asks to link to `username`; call `reject` to refuse it, `markAsync` to decide later, `attach`
+   * to give the user data. A listener that returns a promise (an `async` listener) is awaited as if it had
+   * called `markAsync`; what it (or a `markAsync` handler) resolves to, when not `undefined`, is attached.
    */
-  authenticate: (username: string, info: AuthenticateInfo, reject: AuthenticateReject, markAsync: MarkAsync) => void | Promise<void>
+  authenticate: (username: string, info: AuthenticateInfo, reject: AuthenticateReject, markAsync: MarkAsync<UserDataOf<S>>,
+    attach: AttachUserData<UserDataOf<S>>) => void | Promise<UserDataOf<S> | void>
   /** A new user exists. */
   join: (username: string) => void
-  /** A connection is now the connection of `username`. */
-  link: (username: string) => void
+  /** A connection is now the connection of `username`: the data it attached, and with `replay` on what was replayed. */
+  link: (username: string, info: LinkEventInfo<UserDataOf<S>>) => void
   /** `username` no longer has a connection, but still exists. */
   unlink: (username: string) => void
   /** `username` no longer exists. */
@@ -109,6 +149,8 @@ export interface LinkSchemas {
   messages?: MessageSchemas
   serverMessages?: MessageSchemas
   strictMessages?: boolean
+  /** Type only: the type of the data users carry (see `attach`). */
+  userData?: unknown
 }
 
 /**
@@ -216,6 +258,26 @@ export interface LinkServerOptions {
    * README's "Scaling out"). Absent: the user space is this process's own.
    */
   cluster?: ClusterOptions
+  /**
+   * How long an unlinked user is kept for its client to link again; a user not linked again within it leaves
+   * by itself, once, cluster-wide. Default `0`: kept until it leaves. See the README's "Sessions".
+   */
+  reconnectWindowMilliseconds?: number
+  /** Keeps the messages a user did not confirm and delivers them when it links again. Default: off. */
+  replay?: ReplayOptions
+  /**
+   * A link to a user that is linked: `'reject'`ed (default), or `'takeover'`: when authenticated, it replaces
+   * the old connection, which is told `krmx/unlinked` and closed with 4001 `linked from another connection`.
+   */
+  linkConflict?: 'reject' | 'takeover'
+}
+
+/** The `replay` option. */
+export interface ReplayOptions {
+  /** The most messages kept for a user; older ones are dropped and counted as lost. Default `100`. */
+  maxMessages?: number
+  /** How long a message is kept for a user. Default: `reconnectWindowMilliseconds`, or `60_000` when that is 0. */
+  maxAgeMilliseconds?: number
 }
 
 /**
@@ -301,7 +363,10 @@ export interface LinkServer<S extends LinkSchemas = LinkServerSchemas> {
   handle<K extends HandledType<S>>(type: K, handler: MessageHandler<HandledPayload<S, K>>): this
   /** The same link server, typed by the schemas of `T` (the type of your plugin options, for example). */
   typed<T extends LinkSchemas>(): LinkServer<T>
-  /** Sends `message` to the linked user `username`, on whichever node of the cluster it is linked to. */
+  /**
+   * Sends `message` to the linked user `username`, on whichever node of the cluster it is linked to. With
+   * `replay` on, a user that exists but is unlinked keeps it for its next link.
+   */
   send(username: string, message: OutgoingMessage<S>): void
   /** Sends `message` to every linked user (of every node), except `skipUsername` when given. */
   broadcast(message: OutgoingMessage<S>, skipUsername?: string): void
@@ -327,8 +392,8 @@ export interface LinkServer<S extends LinkSchemas = LinkServerSchemas> {
   kick(username: string): Promise<void>
   /** Every user, in join order. */
   getUsers(): LinkUser[]
-  /** The user `username`, or `undefined` when it does not exist. */
-  getUser(username: string): LinkUser | undefined
+  /** The user `username` with the data its link attached, or `undefined` when it does not exist. */
+  getUser(username: string): LinkUserInfo<UserDataOf<S>> | undefined
   /** Whether the user `username` exists and has a connection. */
   isLinked(username: string): boolean
   /** The lifecycle state of the link server. */

@@ -9,6 +9,8 @@
  * `origin` emits its events, so that an event fires once in the whole cluster.
  */
 
+import type { EncodedFrame } from '../frames.js'
+
 /** A change to the user space, as every node applies it. */
 export type Change = JoinChange | LinkChange | UnlinkChange | LeaveChange
 
@@ -34,16 +36,32 @@ export interface LinkChange extends ChangeBase {
   token: string
   /** The link made the user: it joins first, with the generation as its join order. */
   isNewUser: boolean
+  /** The JSON of the data the link attached to the user, or `undefined` for none. */
+  data: string | undefined
+  /** With replay on, on the node that made the link: what the user missed, to send after the user list. */
+  replay?: Replay
+}
+
+/** What a user missed: the messages its earlier connections did not confirm, and how many the bounds dropped. */
+export interface Replay {
+  messages: EncodedFrame[]
+  lost: number
+  /** The number of the last message addressed to the user: the live messages that follow are numbered after it. */
+  head: number
 }
 
 export interface UnlinkChange extends ChangeBase {
   op: 'unlink'
   /** The generation of the link this ends. */
   generation: number
+  /** The link was taken over by another connection (`linkConflict: 'takeover'`): its connection is closed. */
+  takeover: boolean
 }
 
 export interface LeaveChange extends ChangeBase {
   op: 'leave'
+  /** The user left because its reconnection window ended. */
+  expired: boolean
 }
 
 /** Why a claim or a link was refused. */
@@ -51,7 +69,7 @@ export type Refusal = 'already-linked' | 'not-accepting-new-users' | 'full' | 'u
 
 /** The answer to a claim: the user is reserved for one pending link, or why it is not. */
 export type ClaimResult =
-  | { claimed: true, isNewUser: boolean, token: string }
+  | { claimed: true, isNewUser: boolean, isLinked: boolean, token: string }
   | { claimed: false, refusal: Refusal }
 
 /** The answer to a link: its generation, or why it was refused. */
@@ -72,6 +90,8 @@ export interface SnapshotUser {
   order: number
   /** The link of a linked user. */
   link: { node: string, generation: number } | undefined
+  /** The JSON of its data, if any. */
+  data: string | undefined
 }
 
 /** What the link server gives its backend: where changes, snapshots and messages from other nodes go. */
@@ -84,8 +104,12 @@ export interface BackendSink {
    * users the snapshot lacks are kept (Redis lost its data, and their nodes have not registered them yet).
    */
   reset (users: SnapshotUser[], keepMissing: boolean): void
-  /** A frame for `username`, sent by another node with `send`. */
-  deliver (username: string, text: string): void
+  /**
+   * A message for `username`, if it is linked to this node: sent by another node with `send`, or, with replay
+   * on, by any node. `number` is its number among the messages addressed to the user (`0` with replay off):
+   * one this node sent the user already (in a replay) is not sent again.
+   */
+  deliver (username: string, frame: EncodedFrame, number: number): void
   /** A frame for every linked user of this node but `skip`, sent by another node with `broadcast`. */
   broadcast (text: string, skip: string | undefined): void
   /** The users linked to this node by open connections, for a backend that lost its data to register them again. */
@@ -97,6 +121,9 @@ export interface LinkedHere {
   username: string
   generation: number
   order: number
+  data: string | undefined
+  /** The number of the last message sent to it (replay on). */
+  sent: number
 }
 
 /**
@@ -116,8 +143,11 @@ export interface Backend {
   claim (username: string, admission: Admission): Promise<ClaimResult>
   /** Gives up a claim that did not become a link. */
   release (username: string, token: string): void
-  /** Links a claimed user to a connection of this node. */
-  link (username: string, token: string, admission: Admission): LinkResult | Promise<LinkResult>
+  /**
+   * Links a claimed user to a connection of this node, attaching `data` (JSON) to it; a linked user is taken
+   * over when the claim said so (`isLinked`), in one step: its old link's unlink, then this link.
+   */
+  link (username: string, token: string, admission: Admission, data: string | undefined): LinkResult | Promise<LinkResult>
   /** Creates `username`, unlinked; rejects with `FST_LINK_USER_EXISTS` or `FST_LINK_SERVER_FULL`. */
   join (username: string, maxUsers: number): Commit
   /**
@@ -127,10 +157,17 @@ export interface Backend {
   unlink (username: string, generation: number | undefined): Commit
   /** Makes `username` leave, unlinked first; rejects with `FST_LINK_UNKNOWN_USER` when it does not exist. */
   leave (username: string): Commit
-  /** Sends a frame to `username`, linked to `node`. */
+  /** Sends a frame to `username`, linked to `node` (replay off). */
   deliver (node: string, username: string, text: string): void
-  /** Sends a frame to every linked user of the other nodes but `skip`. */
+  /** Sends a frame to every linked user of the other nodes but `skip` (replay off). */
   broadcast (text: string, skip: string | undefined): void
+  /**
+   * With replay on: keeps a message for `username`, or for every user but `skip` when `username` is
+   * undefined, numbered per user, and delivers it to those linked (through `BackendSink.deliver`).
+   */
+  post (username: string | undefined, skip: string | undefined, frame: EncodedFrame): void
+  /** With replay on: the link `generation` of `username` confirmed every message up to `number`: they are not replayed. */
+  confirm (username: string, generation: number, number: number): void
   /**
    * Stops. A graceful stop of a shared backend first unlinks this node's users (`unlinkOwn`); the caller
    * awaits that before it closes its sockets, so that they hear of it.

@@ -6,8 +6,12 @@ import {
   type ClaimResult,
   type Commit,
   CommitRefused,
+  type LinkChange,
   type LinkResult
 } from './backend.js'
+import type { EncodedFrame } from '../frames.js'
+import type { ResolvedReplay, Sessions } from '../options.js'
+import { Mailbox } from './mailbox.js'
 
 /** The node id of the in-memory backend, the origin of every change. */
 export const memoryNodeId = 'local'
@@ -17,6 +21,11 @@ const committed: Commit = Promise.resolve()
 /** One user: the generation of its link, when it is linked. */
 interface MemoryUser {
   generation: number | undefined
+  /** With replay on: the messages it has not confirmed. */
+  mailbox: Mailbox | undefined
+  /** With a reconnection window: when (`performance.now()`) the unlinked user leaves, and the timer that makes it. */
+  deadline: number
+  expiry: NodeJS.Timeout | undefined
 }
 
 /**
@@ -34,6 +43,11 @@ export class MemoryBackend implements Backend {
   #seq = 0
   #tokens = 0
   #sink: BackendSink | undefined
+  readonly #sessions: Sessions
+
+  constructor (sessions: Sessions) {
+    this.#sessions = sessions
+  }
 
   async start (sink: BackendSink): Promise<void> {
     this.#sink = sink
@@ -44,7 +58,7 @@ export class MemoryBackend implements Backend {
     if (user === undefined && !admission.acceptNewUsers) {
       return { claimed: false, refusal: 'not-accepting-new-users' }
     }
-    if (this.#claims.has(username) || user?.generation !== undefined) {
+    if (this.#claims.has(username) || (user?.generation !== undefined && !this.#sessions.takeover)) {
       return { claimed: false, refusal: 'already-linked' }
     }
     if (user === undefined && this.#users.size >= admission.maxUsers) {
@@ -52,17 +66,21 @@ export class MemoryBackend implements Backend {
     }
     const token = String(++this.#tokens)
     this.#claims.set(username, token)
-    return { claimed: true, isNewUser: user === undefined, token }
+    return { claimed: true, isNewUser: user === undefined, isLinked: user?.generation !== undefined, token }
   }
 
   release (username: string, token: string): void {
     if (this.#claims.get(username) === token) {
       this.#claims.delete(username)
+      const user = this.#users.get(username)
+      if (user !== undefined && user.generation === undefined && user.deadline <= performance.now()) {
+        this.#expire(username) // its window ended while the link was authenticated, and the link was not made
+      }
     }
   }
 
-  link (username: string, token: string, admission: Admission): LinkResult {
-    this.release(username, token)
+  link (username: string, token: string, admission: Admission, data: string | undefined): LinkResult {
+    this.#claims.delete(username)
     const user = this.#users.get(username)
     if (user === undefined && !admission.acceptNewUsers) {
       return { linked: false, refusal: 'not-accepting-new-users' } // the user left while its link was authenticated
@@ -70,10 +88,24 @@ export class MemoryBackend implements Backend {
     if (user === undefined && this.#users.size >= admission.maxUsers) {
       return { linked: false, refusal: 'full' } // other users were created meanwhile
     }
+    if (user?.generation !== undefined) {
+      this.#unlink(username, user, true) // taken over: its claim said it was linked, and takeover is on
+    }
     const generation = ++this.#seq
-    this.#users.set(username, { generation })
-    this.#apply({ op: 'link', username, origin: memoryNodeId, node: memoryNodeId, generation, token, isNewUser: user === undefined })
+    const linked = user ?? this.#newUser()
+    linked.generation = generation
+    this.#stopExpiry(linked)
+    this.#users.set(username, linked)
+    const change: LinkChange = { op: 'link', username, origin: memoryNodeId, node: memoryNodeId, generation, token, isNewUser: user === undefined, data }
+    if (linked.mailbox !== undefined) {
+      change.replay = linked.mailbox.replay(performance.now(), (this.#sessions.replay as ResolvedReplay).maxAgeMilliseconds)
+    }
+    this.#apply(change)
     return { linked: true, generation }
+  }
+
+  #newUser (): MemoryUser {
+    return { generation: undefined, mailbox: this.#sessions.replay === undefined ? undefined : new Mailbox(), deadline: Infinity, expiry: undefined }
   }
 
   join (username: string, maxUsers: number): Commit {
@@ -83,7 +115,7 @@ export class MemoryBackend implements Backend {
     if (this.#users.size >= maxUsers) {
       return Promise.reject(new CommitRefused('full'))
     }
-    this.#users.set(username, { generation: undefined })
+    this.#users.set(username, this.#newUser())
     this.#apply({ op: 'join', username, origin: memoryNodeId, order: ++this.#seq })
     return committed
   }
@@ -96,26 +128,85 @@ export class MemoryBackend implements Backend {
     if (generation !== undefined && generation !== user.generation) {
       return committed // that link ended already
     }
-    const ended = user.generation
-    user.generation = undefined
-    this.#seq++
-    this.#apply({ op: 'unlink', username, origin: memoryNodeId, generation: ended })
+    this.#unlink(username, user, false)
     return committed
   }
 
+  #unlink (username: string, user: MemoryUser, takeover: boolean): void {
+    const ended = user.generation as number
+    user.generation = undefined
+    this.#seq++
+    const window = this.#sessions.windowMilliseconds
+    if (window > 0 && !takeover) {
+      user.deadline = performance.now() + window
+      user.expiry = setTimeout(() => this.#expire(username), window)
+    }
+    this.#apply({ op: 'unlink', username, origin: memoryNodeId, generation: ended, takeover })
+  }
+
   leave (username: string): Commit {
-    if (!this.#users.has(username)) {
+    const user = this.#users.get(username)
+    if (user === undefined) {
       return Promise.reject(new CommitRefused('unknown'))
     }
+    this.#leave(username, user, false)
+    return committed
+  }
+
+  #leave (username: string, user: MemoryUser, expired: boolean): void {
+    this.#stopExpiry(user)
     this.#users.delete(username)
     this.#seq++
-    this.#apply({ op: 'leave', username, origin: memoryNodeId })
-    return committed
+    this.#apply({ op: 'leave', username, origin: memoryNodeId, expired })
+  }
+
+  /** The reconnection window of an unlinked user ended: it leaves, unless a link of it is being authenticated. */
+  #expire (username: string): void {
+    const user = this.#users.get(username) as MemoryUser
+    user.expiry = undefined
+    if (!this.#claims.has(username)) {
+      this.#leave(username, user, true)
+    }
+  }
+
+  #stopExpiry (user: MemoryUser): void {
+    clearTimeout(user.expiry)
+    user.expiry = undefined
+    user.deadline = Infinity
   }
 
   // One process: there are no other nodes to send to.
   deliver (): void {}
   broadcast (): void {}
+
+  post (username: string | undefined, skip: string | undefined, frame: EncodedFrame): void {
+    const { maxMessages, maxAgeMilliseconds } = this.#sessions.replay as ResolvedReplay
+    const now = performance.now()
+    const sink = this.#sink as BackendSink
+    if (username !== undefined) {
+      const user = this.#users.get(username) as MemoryUser // the link server checked that it exists
+      const number = (user.mailbox as Mailbox).add(frame, now, maxMessages, maxAgeMilliseconds)
+      if (user.generation !== undefined) {
+        sink.deliver(username, frame, number)
+      }
+      return
+    }
+    for (const [name, user] of this.#users) {
+      if (name !== skip) {
+        const number = (user.mailbox as Mailbox).add(frame, now, maxMessages, maxAgeMilliseconds)
+        if (user.generation !== undefined) {
+          sink.deliver(name, frame, number)
+        }
+      }
+    }
+  }
+
+  confirm (username: string, generation: number, number: number): void {
+    const user = this.#users.get(username)
+    if (user?.generation === generation) {
+      (user.mailbox as Mailbox).confirm(number)
+    }
+  }
 
   async unlinkOwn (): Promise<void> {
     for (const [username, user] of this.#users) {
@@ -125,7 +216,11 @@ export class MemoryBackend implements Backend {
     }
   }
 
-  async stop (): Promise<void> {}
+  async stop (): Promise<void> {
+    for (const user of this.#users.values()) {
+      this.#stopExpiry(user)
+    }
+  }
 
   #apply (change: Change): void {
     (this.#sink as BackendSink).apply(change)

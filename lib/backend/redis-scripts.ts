@@ -19,6 +19,13 @@
  *   :nodes            sorted set: node id -> time of its last heartbeat (milliseconds, Redis' clock)
  *   :claim:<user>     the token of a pending link, expiring after the authentication timeout
  *   :log              stream of records, trimmed to about `maxLogLength` entries
+ *   :expiry           sorted set: unlinked user -> when its reconnection window ends (Redis' clock)
+ *   :data             hash: username -> the JSON of the data its link attached
+ * With replay on, the messages addressed to each user, numbered per user:
+ *   :mhead            hash: username -> the number of the last message addressed to it
+ *   :mack             hash: username -> the number of the last message it confirmed
+ *   :mail:<user>      stream of its unconfirmed messages, ids `<number>-0`, fields m (the frame) and t (the time),
+ *                     at most maxMessages, expiring maxAge after the last one
  * Channels: `{namespace}:broadcast` and `{namespace}:to:<node>` carry application messages.
  */
 
@@ -42,33 +49,88 @@ local function parseLink (link)
   local node, generation = string.match(link, '^(%S+) (%d+)$')
   return node, generation
 end
+local function now ()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+local function startWindow (user, window)
+  if tonumber(window) > 0 then redis.call('ZADD', P .. ':expiry', now() + tonumber(window), user) end
+end
+local function confirm (user, number)
+  local n = tonumber(number)
+  if n > (tonumber(redis.call('HGET', P .. ':mack', user)) or 0) then
+    redis.call('HSET', P .. ':mack', user, n)
+    redis.call('XTRIM', P .. ':mail:' .. user, 'MINID', (n + 1) .. '-0')
+  end
+end
+local function leaveUser (user, origin, expired)
+  local link = redis.call('HGET', P .. ':links', user)
+  if link then
+    local node = parseLink(link)
+    redis.call('HDEL', P .. ':links', user)
+    redis.call('SREM', P .. ':node:' .. node, user)
+  end
+  redis.call('ZREM', P .. ':users', user)
+  redis.call('ZREM', P .. ':expiry', user)
+  redis.call('HDEL', P .. ':data', user)
+  redis.call('HDEL', P .. ':mhead', user)
+  redis.call('HDEL', P .. ':mack', user)
+  redis.call('DEL', P .. ':mail:' .. user)
+  return record('leave', user, origin, 'x', expired)
+end
+-- The unlinked users whose reconnection window ended leave, but not one whose link is being authenticated.
+local function expireDue (node, only)
+  local due = redis.call('ZRANGEBYSCORE', P .. ':expiry', '-inf', now(), 'LIMIT', 0, 1000)
+  local left = 0
+  for _, user in ipairs(due) do
+    if only == nil or only == user then
+      if redis.call('HEXISTS', P .. ':links', user) == 1 then
+        redis.call('ZREM', P .. ':expiry', user)
+      elseif redis.call('EXISTS', P .. ':claim:' .. user) == 0 then
+        leaveUser(user, node, '1')
+        left = left + 1
+      end
+    end
+  end
+  return left
+end
 `
 
-/** ARGV: prefix, epoch, node, username, token, acceptNewUsers (1/0), maxUsers, ttl. Answers {'ok', isNewUser} or {refusal}. */
+/**
+ * ARGV: prefix, epoch, node, username, token, acceptNewUsers (1/0), maxUsers, ttl, takeover (1/0). Answers
+ * {'ok', isNewUser, isLinked} or {refusal}. With takeover a linked user may be claimed; a claimed one never.
+ */
 export const claimScript = prelude + `
 if not epochIs(ARGV[2]) then return {'epoch'} end
 if not isAlive(ARGV[3]) then return {'dead'} end
 local user = ARGV[4]
 local exists = redis.call('ZSCORE', P .. ':users', user)
 if not exists and ARGV[6] == '0' then return {'not-accepting-new-users'} end
-if redis.call('HEXISTS', P .. ':links', user) == 1 or redis.call('EXISTS', P .. ':claim:' .. user) == 1 then
+local linked = redis.call('HEXISTS', P .. ':links', user)
+if (linked == 1 and ARGV[9] == '0') or redis.call('EXISTS', P .. ':claim:' .. user) == 1 then
   return {'already-linked'}
 end
 if not exists and redis.call('ZCARD', P .. ':users') >= tonumber(ARGV[7]) then return {'full'} end
 redis.call('SET', P .. ':claim:' .. user, ARGV[5], 'PX', ARGV[8])
-if exists then return {'ok', 0} end
-return {'ok', 1}
+if exists then return {'ok', 0, linked} end
+return {'ok', 1, 0}
 `
 
-/** ARGV: prefix, username, token. */
+/** ARGV: prefix, username, token, node. A user whose window ended while its link was authenticated leaves now. */
 export const releaseScript = prelude + `
 if redis.call('GET', P .. ':claim:' .. ARGV[2]) == ARGV[3] then
   redis.call('DEL', P .. ':claim:' .. ARGV[2])
+  expireDue(ARGV[4], ARGV[2])
 end
 return 1
 `
 
-/** ARGV: prefix, epoch, node, username, token, acceptNewUsers (1/0), maxUsers. Answers {'ok', generation} or {refusal}. */
+/**
+ * ARGV: prefix, epoch, node, username, token, acceptNewUsers (1/0), maxUsers, takeover (1/0), data (JSON, or ''
+ * for none), replay (1/0), maxAgeMilliseconds, the number this node last saw the user confirm ('' for none).
+ * A linked user (claimed with takeover) is unlinked first, in the same step. Answers {'ok', generation} or
+ * {refusal}; with replay {'ok', generation, head, lost, messages}: the messages it did not confirm.
+ */
 export const linkScript = prelude + `
 if not epochIs(ARGV[2]) then return {'epoch'} end
 if not isAlive(ARGV[3]) then return {'dead'} end
@@ -76,21 +138,96 @@ local node, user = ARGV[3], ARGV[4]
 local claim = P .. ':claim:' .. user
 if redis.call('GET', claim) ~= ARGV[5] then return {'unavailable'} end -- the claim expired: its authentication outlived it
 redis.call('DEL', claim)
-if redis.call('HEXISTS', P .. ':links', user) == 1 then return {'already-linked'} end
+local old = redis.call('HGET', P .. ':links', user)
+if old and ARGV[8] == '0' then return {'already-linked'} end
 local exists = redis.call('ZSCORE', P .. ':users', user)
 if not exists then
   if ARGV[6] == '0' then return {'not-accepting-new-users'} end
   if redis.call('ZCARD', P .. ':users') >= tonumber(ARGV[7]) then return {'full'} end
 end
+if old then
+  local oldNode, oldGeneration = parseLink(old)
+  redis.call('HDEL', P .. ':links', user)
+  redis.call('SREM', P .. ':node:' .. oldNode, user)
+  record('unlink', user, node, 'g', oldGeneration, 'k', '1')
+end
 local isNew = '0'
 if not exists then isNew = '1' end
 local seq = redis.call('GET', KEYS[1])
 local generation = (tonumber(seq) or 0) + 1
-record('link', user, node, 'n', node, 'g', generation, 't', ARGV[5], 'new', isNew)
+if ARGV[9] == '' then
+  record('link', user, node, 'n', node, 'g', generation, 't', ARGV[5], 'new', isNew)
+  redis.call('HDEL', P .. ':data', user)
+else
+  record('link', user, node, 'n', node, 'g', generation, 't', ARGV[5], 'new', isNew, 'd', ARGV[9])
+  redis.call('HSET', P .. ':data', user, ARGV[9])
+end
 if not exists then redis.call('ZADD', P .. ':users', generation, user) end
 redis.call('HSET', P .. ':links', user, node .. ' ' .. generation)
 redis.call('SADD', P .. ':node:' .. node, user)
-return {'ok', generation}
+redis.call('ZREM', P .. ':expiry', user)
+if ARGV[10] == '0' then return {'ok', generation} end
+if ARGV[12] ~= '' then confirm(user, ARGV[12]) end
+local confirmed = tonumber(redis.call('HGET', P .. ':mack', user)) or 0
+local head = tonumber(redis.call('HGET', P .. ':mhead', user)) or 0
+local oldest = now() - tonumber(ARGV[11])
+local messages = {}
+for _, entry in ipairs(redis.call('XRANGE', P .. ':mail:' .. user, (confirmed + 1) .. '-0', '+')) do
+  local fields = entry[2]
+  if tonumber(fields[4]) >= oldest then table.insert(messages, fields[2]) end
+end
+return {'ok', generation, head, head - confirmed - #messages, messages}
+`
+
+/**
+ * ARGV: prefix, epoch, origin, target ('' for every user), skip ('' for none), maxMessages, maxAgeMilliseconds,
+ * frame. Keeps the frame for its users (numbered per user) and publishes it to the nodes they are linked to,
+ * one message a node: the JSON list of username, number pairs, a newline, and the frame.
+ */
+export const postScript = prelude + `
+if not epochIs(ARGV[2]) then return {'epoch'} end
+local users
+if ARGV[4] ~= '' then
+  if not redis.call('ZSCORE', P .. ':users', ARGV[4]) then return {'unknown'} end
+  users = {ARGV[4]}
+else
+  users = redis.call('ZRANGE', P .. ':users', 0, -1)
+end
+local time = now()
+local nodes = {}
+for _, user in ipairs(users) do
+  if user ~= ARGV[5] then
+    local number = redis.call('HINCRBY', P .. ':mhead', user, 1)
+    local mail = P .. ':mail:' .. user
+    redis.call('XADD', mail, 'MAXLEN', ARGV[6], number .. '-0', 'm', ARGV[8], 't', time)
+    redis.call('PEXPIRE', mail, ARGV[7])
+    local link = redis.call('HGET', P .. ':links', user)
+    if link then
+      local node = parseLink(link)
+      local list = nodes[node]
+      if not list then
+        list = {}
+        nodes[node] = list
+      end
+      table.insert(list, user)
+      table.insert(list, number)
+    end
+  end
+end
+for node, list in pairs(nodes) do
+  redis.call('PUBLISH', P .. ':to:' .. node, cjson.encode(list) .. '\\n' .. ARGV[8])
+end
+return {'ok'}
+`
+
+/** ARGV: prefix, epoch, node, username. The local timer of a reconnection window: the user leaves if its window ended. */
+export const expireScript = prelude + `
+if not epochIs(ARGV[2]) then return {'epoch'} end
+local deadline = redis.call('ZSCORE', P .. ':expiry', ARGV[4])
+if not deadline then return {'ok', 0} end
+local wait = tonumber(deadline) - now()
+if wait > 0 then return {'wait', wait} end
+return {'ok', expireDue(ARGV[3], ARGV[4])}
 `
 
 /** ARGV: prefix, epoch, origin, username, maxUsers. Answers {'ok', seq} or {refusal}. */
@@ -105,8 +242,9 @@ return {'ok', seq}
 `
 
 /**
- * ARGV: prefix, epoch, origin, username, generation ('' for whatever link the user has). Answers
- * {'ok', seq}, {'ok', 0} for a fenced unlink of a link that ended, or {refusal}.
+ * ARGV: prefix, epoch, origin, username, generation ('' for whatever link the user has), reconnection window
+ * (0: none), the number the user last confirmed ('' for none). Answers {'ok', seq}, {'ok', 0} for a fenced
+ * unlink of a link that ended, or {refusal}.
  */
 export const unlinkScript = prelude + `
 if not epochIs(ARGV[2]) then return {'epoch'} end
@@ -118,9 +256,11 @@ if not link then
   return {'unknown'}
 end
 local node, generation = parseLink(link)
+if ARGV[7] ~= '' then confirm(user, ARGV[7]) end
 if ARGV[5] ~= '' and ARGV[5] ~= generation then return {'ok', 0} end
 redis.call('HDEL', P .. ':links', user)
 redis.call('SREM', P .. ':node:' .. node, user)
+startWindow(user, ARGV[6])
 return {'ok', record('unlink', user, ARGV[3], 'g', generation)}
 `
 
@@ -129,28 +269,22 @@ export const leaveScript = prelude + `
 if not epochIs(ARGV[2]) then return {'epoch'} end
 local user = ARGV[4]
 if not redis.call('ZSCORE', P .. ':users', user) then return {'unknown'} end
-local link = redis.call('HGET', P .. ':links', user)
-if link then
-  local node = parseLink(link)
-  redis.call('HDEL', P .. ':links', user)
-  redis.call('SREM', P .. ':node:' .. node, user)
-end
-redis.call('ZREM', P .. ':users', user)
-return {'ok', record('leave', user, ARGV[3])}
+return {'ok', leaveUser(user, ARGV[3], '0')}
 `
 
 /**
- * ARGV: prefix, epoch, node, nodeTimeoutMilliseconds. The node's heartbeat, and the sweep of every node
- * silent for longer than the timeout: its users are unlinked, once, by whichever node sweeps first.
- * Answers {'ok', swept users} or {'epoch'}.
+ * ARGV: prefix, epoch, node, nodeTimeoutMilliseconds, reconnection window, then username, number pairs: what
+ * this node's users confirmed since its last heartbeat. The node's heartbeat, and the sweep of every node
+ * silent for longer than the timeout: its users are unlinked, once, by whichever node sweeps first; and the
+ * users whose reconnection window ended leave. Answers {'ok', swept users, users that left} or {'epoch'}.
  */
 export const heartbeatScript = prelude + `
 if not epochIs(ARGV[2]) then return {'epoch'} end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-redis.call('ZADD', P .. ':nodes', now, ARGV[3])
+local time = now()
+redis.call('ZADD', P .. ':nodes', time, ARGV[3])
+for i = 6, #ARGV, 2 do confirm(ARGV[i], ARGV[i + 1]) end
 local swept = 0
-local dead = redis.call('ZRANGEBYSCORE', P .. ':nodes', '-inf', '(' .. (now - tonumber(ARGV[4])))
+local dead = redis.call('ZRANGEBYSCORE', P .. ':nodes', '-inf', '(' .. (time - tonumber(ARGV[4])))
 for _, node in ipairs(dead) do
   redis.call('ZREM', P .. ':nodes', node)
   local users = redis.call('SMEMBERS', P .. ':node:' .. node)
@@ -163,6 +297,7 @@ for _, node in ipairs(dead) do
       local linkedTo, generation = parseLink(link)
       if linkedTo == node then
         redis.call('HDEL', P .. ':links', user)
+        startWindow(user, ARGV[5])
         record('unlink', user, ARGV[3], 'g', generation)
         swept = swept + 1
       end
@@ -170,11 +305,12 @@ for _, node in ipairs(dead) do
   end
   redis.call('DEL', P .. ':node:' .. node)
 end
-return {'ok', swept}
+return {'ok', swept, expireDue(ARGV[3], nil)}
 `
 
 /**
- * ARGV: prefix, new epoch, node, then the users linked to this node as username, generation, join order.
+ * ARGV: prefix, new epoch, node, then the users linked to this node as username, generation, join order, data
+ * ('' for none), the number of the last message sent to it.
  * Registers the node, creating the user space (and its epoch) if there is none, and registering the
  * given users again where Redis lost them: after a flush, each node brings back the users linked to
  * it, in the order they had. Answers {epoch, seq, users and their join order, links}: the user space.
@@ -185,10 +321,9 @@ if not epoch then
   epoch = ARGV[2]
   redis.call('SET', P .. ':epoch', epoch)
 end
-local time = redis.call('TIME')
-redis.call('ZADD', P .. ':nodes', tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000), ARGV[3])
+redis.call('ZADD', P .. ':nodes', now(), ARGV[3])
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-for i = 4, #ARGV, 3 do
+for i = 4, #ARGV, 5 do
   local user, generation, order = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   if generation > seq then seq = generation end
   if order > seq then seq = order end
@@ -196,6 +331,10 @@ for i = 4, #ARGV, 3 do
   if redis.call('HEXISTS', P .. ':links', user) == 0 then
     redis.call('HSET', P .. ':links', user, ARGV[3] .. ' ' .. generation)
     redis.call('SADD', P .. ':node:' .. ARGV[3], user)
+    if ARGV[i + 3] ~= '' then redis.call('HSET', P .. ':data', user, ARGV[i + 3]) end
+    -- the numbering of its messages goes on from the last one this node sent it; the unconfirmed ones were lost
+    redis.call('HSETNX', P .. ':mhead', user, ARGV[i + 4])
+    redis.call('HSETNX', P .. ':mack', user, ARGV[i + 4])
   end
 end
 redis.call('SET', KEYS[1], seq)
@@ -205,12 +344,13 @@ if #ARGV >= 4 then
   redis.call('SET', KEYS[1], seq)
   redis.call('XADD', P .. ':log', 'MAXLEN', '~', ${maxLogLength}, seq .. '-0', 'op', 'restore')
 end
-return {epoch, seq, redis.call('ZRANGE', P .. ':users', 0, -1, 'WITHSCORES'), redis.call('HGETALL', P .. ':links')}
+return {epoch, seq, redis.call('ZRANGE', P .. ':users', 0, -1, 'WITHSCORES'), redis.call('HGETALL', P .. ':links'), redis.call('HGETALL', P .. ':data')}
 `
 
-/** ARGV: prefix. The user space as it is: {epoch or false, seq, users and their join order, links}. */
+/** ARGV: prefix. The user space as it is: {epoch or false, seq, users and their join order, links, data}. */
 export const snapshotScript = prelude + `
-return {redis.call('GET', P .. ':epoch'), tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('ZRANGE', P .. ':users', 0, -1, 'WITHSCORES'), redis.call('HGETALL', P .. ':links')}
+return {redis.call('GET', P .. ':epoch'), tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('ZRANGE', P .. ':users', 0, -1, 'WITHSCORES'),
+  redis.call('HGETALL', P .. ':links'), redis.call('HGETALL', P .. ':data')}
 `
 
 /** ARGV: prefix, node. A node that closes leaves the heartbeat set. */

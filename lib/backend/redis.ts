@@ -4,7 +4,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { ClusterRedisClient } from '../../types/index.js'
 import { FST_LINK_CLUSTER_UNAVAILABLE } from '../errors.js'
-import type { ResolvedClusterOptions } from '../options.js'
+import type { ResolvedClusterOptions, Sessions } from '../options.js'
+import { type EncodedFrame, encodeText } from '../frames.js'
 import {
   type Admission,
   type Backend,
@@ -15,15 +16,18 @@ import {
   CommitRefused,
   type LinkResult,
   type Refusal,
+  type Replay,
   type SnapshotUser
 } from './backend.js'
 import {
   claimScript,
   deregisterScript,
+  expireScript,
   heartbeatScript,
   joinScript,
   leaveScript,
   linkScript,
+  postScript,
   registerScript,
   releaseScript,
   snapshotScript,
@@ -53,7 +57,7 @@ export interface IoredisModule {
   Redis: new (url: string, options: Record<string, unknown>) => Redis
 }
 
-type ScriptName = 'claim' | 'release' | 'link' | 'join' | 'unlink' | 'leave' | 'heartbeat' | 'register' | 'snapshot' | 'deregister'
+type ScriptName = 'claim' | 'release' | 'link' | 'join' | 'unlink' | 'leave' | 'heartbeat' | 'register' | 'snapshot' | 'deregister' | 'post' | 'expire'
 const scripts: Record<ScriptName, string> = {
   claim: claimScript,
   release: releaseScript,
@@ -64,7 +68,9 @@ const scripts: Record<ScriptName, string> = {
   heartbeat: heartbeatScript,
   register: registerScript,
   snapshot: snapshotScript,
-  deregister: deregisterScript
+  deregister: deregisterScript,
+  post: postScript,
+  expire: expireScript
 }
 
 type ScriptReply = Array<string | number | null | ScriptReply>
@@ -74,6 +80,7 @@ type Client = (Redis | Cluster) & Record<ScriptName, (key: string, ...args: Arra
 export interface Timeouts {
   authTimeoutMilliseconds: number
   connectTimeoutMilliseconds: number
+  sessions: Sessions
 }
 
 /** A change waiting to be applied on this node, and who waits for it. */
@@ -129,6 +136,13 @@ export class RedisBackend implements Backend {
   /** Fenced unlinks that could not be committed (Redis was down), tried again until they are. */
   readonly #owed = new Map<string, number>()
   #tokens = 0
+  readonly #sessions: Sessions
+  /** With replay on: the replies of this node's links being committed, by token, which their log records wait for. */
+  readonly #replays = new Map<string, Promise<Replay | undefined>>()
+  /** With replay on: what this node's users confirmed since the last heartbeat, which saves it. */
+  readonly #confirmed = new Map<string, number>()
+  /** The timers of the reconnection windows of the users this node unlinked. */
+  readonly #windows = new Map<string, NodeJS.Timeout>()
 
   constructor (options: ResolvedClusterOptions, timeouts: Timeouts, log: FastifyBaseLogger, ioredis: IoredisModule) {
     this.#options = options
@@ -137,6 +151,7 @@ export class RedisBackend implements Backend {
     this.#ioredis = ioredis
     this.#authTimeoutMilliseconds = timeouts.authTimeoutMilliseconds
     this.#connectTimeoutMilliseconds = timeouts.connectTimeoutMilliseconds
+    this.#sessions = timeouts.sessions
     this.#prefix = `{${options.namespace}}`
     this.#seqKey = `${this.#prefix}:seq`
     this.#logKey = `${this.#prefix}:log`
@@ -190,12 +205,12 @@ export class RedisBackend implements Backend {
   /** Registers this node, with the users linked to it when Redis lost them, and loads the user space. */
   async #register (epoch: string): Promise<void> {
     const args: Array<string | number> = []
-    for (const { username, generation, order } of this.#sink.linkedHere()) {
-      args.push(username, generation, order)
+    for (const { username, generation, order, data, sent } of this.#sink.linkedHere()) {
+      args.push(username, generation, order, data ?? '', sent)
     }
-    const [knownEpoch, seq, users, links] = await this.#commands.register(this.#seqKey, this.#prefix, epoch, this.nodeId, ...args)
+    const [knownEpoch, seq, users, links, data] = await this.#commands.register(this.#seqKey, this.#prefix, epoch, this.nodeId, ...args)
     this.#epoch = knownEpoch as string
-    this.#load(seq as number, users as string[], links as string[])
+    this.#load(seq as number, users as string[], links as string[], data as string[])
   }
 
   /**
@@ -203,15 +218,19 @@ export class RedisBackend implements Backend {
    * their users again after Redis lost its data, a user missing from Redis is kept: its node may not have
    * registered it yet; the reload at the end of that time removes those that stayed missing.
    */
-  #load (seq: number, users: string[], links: string[]): void {
+  #load (seq: number, users: string[], links: string[], data: string[]): void {
     const linkOf = new Map<string, { node: string, generation: number }>()
     for (let i = 0; i < links.length; i += 2) {
       const [node, generation] = links[i + 1].split(' ')
       linkOf.set(links[i], { node, generation: Number(generation) })
     }
+    const dataOf = new Map<string, string>()
+    for (let i = 0; i < data.length; i += 2) {
+      dataOf.set(data[i], data[i + 1])
+    }
     const snapshot: SnapshotUser[] = []
     for (let i = 0; i < users.length; i += 2) {
-      snapshot.push({ username: users[i], order: Number(users[i + 1]), link: linkOf.get(users[i]) })
+      snapshot.push({ username: users[i], order: Number(users[i + 1]), link: linkOf.get(users[i]), data: dataOf.get(users[i]) })
     }
     this.#applied = seq
     this.#sink.reset(snapshot, performance.now() < this.#recoveringUntil)
@@ -237,17 +256,51 @@ export class RedisBackend implements Backend {
         await this.#reload() // a gap (this node fell behind the trimmed log), or users registered again after a loss
         return
       }
+      const change = changeOf(fields, seq)
+      if (change.op === 'link' && change.node === this.nodeId) {
+        const replay = this.#replays.get(change.token)
+        if (replay !== undefined) {
+          // Its reply, with what the user missed, comes on the other connection, as soon as this record or sooner.
+          this.#replays.delete(change.token)
+          change.replay = await replay
+        }
+      }
       this.#applied = seq
-      this.#sink.apply(changeOf(fields, seq))
+      this.#sink.apply(change)
+      this.#window(change)
       this.#settle(seq)
     }
   }
 
+  /**
+   * Keeps the reconnection window of a user this node unlinked: it leaves when its window ends (the heartbeat's
+   * sweep makes it leave as well, a beat later at most, when this node died meanwhile).
+   */
+  #window (change: Change): void {
+    const username = change.username
+    clearTimeout(this.#windows.get(username))
+    this.#windows.delete(username)
+    if (change.op === 'unlink' && change.origin === this.nodeId && !change.takeover && this.#sessions.windowMilliseconds > 0) {
+      this.#expireIn(username, this.#sessions.windowMilliseconds)
+    }
+  }
+
+  #expireIn (username: string, milliseconds: number): void {
+    this.#windows.set(username, setTimeout(() => {
+      this.#windows.delete(username)
+      this.#commands.expire(this.#seqKey, this.#prefix, this.#epoch, this.nodeId, username).then(reply => {
+        if (reply[0] === 'wait' && !this.#stopped) {
+          this.#expireIn(username, reply[1] as number) // Redis' clock is behind this node's
+        }
+      }, () => {}) // Redis is away: the heartbeat's sweep makes it leave later
+    }, milliseconds))
+  }
+
   /** Loads the user space anew, unless it is not the one this node is registered in (the heartbeat notices that). */
   async #reload (): Promise<void> {
-    const [epoch, seq, users, links] = await this.#commands.snapshot(this.#seqKey, this.#prefix)
+    const [epoch, seq, users, links, data] = await this.#commands.snapshot(this.#seqKey, this.#prefix)
     if (epoch === this.#epoch) {
-      this.#load(seq as number, users as string[], links as string[])
+      this.#load(seq as number, users as string[], links as string[], data as string[])
     }
   }
 
@@ -287,7 +340,13 @@ export class RedisBackend implements Backend {
 
   /** Tells Redis this node is alive, sweeps dead nodes, pays the unlinks it owes, and notices lost data. */
   async #beat (): Promise<void> {
-    const [status, swept] = await this.#commands.heartbeat(this.#seqKey, this.#prefix, this.#epoch, this.nodeId, this.#options.nodeTimeoutMilliseconds)
+    const confirmed: Array<string | number> = []
+    for (const [username, number] of this.#confirmed) {
+      confirmed.push(username, number)
+    }
+    this.#confirmed.clear()
+    const [status, swept] = await this.#commands.heartbeat(this.#seqKey, this.#prefix, this.#epoch, this.nodeId,
+      this.#options.nodeTimeoutMilliseconds, this.#sessions.windowMilliseconds, ...confirmed)
     if (status === 'epoch') {
       this.#log.warn('Redis lost the user space; the users linked to this node are registered again')
       this.#settle(Infinity) // what was waited for was lost with Redis' data
@@ -321,22 +380,33 @@ export class RedisBackend implements Backend {
   async claim (username: string, admission: Admission): Promise<ClaimResult> {
     const token = `${this.nodeId}:${++this.#tokens}`
     const reply = await this.#run('claim', this.nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
-      this.#authTimeoutMilliseconds + claimMarginMilliseconds).then(undefined, unavailable)
+      this.#authTimeoutMilliseconds + claimMarginMilliseconds, this.#sessions.takeover ? 1 : 0).then(undefined, unavailable)
     if (reply[0] !== 'ok') {
       return { claimed: false, refusal: reply[0] as Refusal }
     }
-    return { claimed: true, isNewUser: reply[1] === 1, token }
+    return { claimed: true, isNewUser: reply[1] === 1, isLinked: reply[2] === 1, token }
   }
 
   release (username: string, token: string): void {
-    this.#commands.release(this.#seqKey, this.#prefix, username, token).then(undefined, () => {}) // else it expires
+    this.#commands.release(this.#seqKey, this.#prefix, username, token, this.nodeId).then(undefined, () => {}) // else it expires
   }
 
-  async link (username: string, token: string, admission: Admission): Promise<LinkResult> {
-    const reply = await this.#run('link', this.nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers).then(undefined, unavailable)
+  async link (username: string, token: string, admission: Admission, data: string | undefined): Promise<LinkResult> {
+    const replay = this.#sessions.replay
+    let answer: (replay: Replay | undefined) => void = () => {}
+    if (replay !== undefined) {
+      this.#replays.set(token, new Promise(resolve => { answer = resolve }))
+    }
+    const confirmed = this.#confirmed.get(username)
+    const reply = await this.#run('link', this.nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
+      this.#sessions.takeover ? 1 : 0, data ?? '', replay === undefined ? 0 : 1, replay?.maxAgeMilliseconds ?? 0,
+      confirmed ?? '').then(undefined, unavailable)
     if (reply[0] !== 'ok') {
+      this.#replays.delete(token)
+      answer(undefined)
       return { linked: false, refusal: reply[0] as Refusal }
     }
+    answer(replay === undefined ? undefined : { head: reply[2] as number, lost: reply[3] as number, messages: (reply[4] as string[]).map(encodeText) })
     const generation = reply[1] as number
     await this.#appliedAt(generation)
     return { linked: true, generation }
@@ -347,8 +417,10 @@ export class RedisBackend implements Backend {
   }
 
   async unlink (username: string, generation: number | undefined): Commit {
+    const confirmed = this.#confirmed.get(username)
+    this.#confirmed.delete(username)
     try {
-      await this.#change('unlink', this.nodeId, username, generation ?? '')
+      await this.#change('unlink', this.nodeId, username, generation ?? '', this.#sessions.windowMilliseconds, confirmed ?? '')
     } catch (err) {
       if (generation !== undefined && (err as CommitRefused).refusal === 'unavailable') {
         this.#owed.set(username, generation) // a connection closed while Redis was away: its link still ends
@@ -370,6 +442,18 @@ export class RedisBackend implements Backend {
     await this.#appliedAt(reply[1] as number)
   }
 
+  post (username: string | undefined, skip: string | undefined, frame: EncodedFrame): void {
+    const replay = this.#sessions.replay as NonNullable<Sessions['replay']>
+    this.#commands.post(this.#seqKey, this.#prefix, this.#epoch, this.nodeId, username ?? '', skip ?? '', replay.maxMessages,
+      replay.maxAgeMilliseconds, frame.payload.toString()).then(undefined, (err: unknown) => {
+      this.#log.warn({ err, username }, 'a message could not be kept for replay and was lost: Redis does not answer')
+    })
+  }
+
+  confirm (username: string, _generation: number, number: number): void {
+    this.#confirmed.set(username, number) // saved by the next heartbeat, or by the unlink
+  }
+
   deliver (node: string, username: string, text: string): void {
     this.#publish(`${this.#prefix}:to:${node}`, `${JSON.stringify(username)}\n${text}`)
   }
@@ -388,7 +472,15 @@ export class RedisBackend implements Backend {
   #onMessage (channel: string, message: string): void {
     if (channel === this.#nodeChannel) {
       const end = message.indexOf('\n')
-      this.#sink.deliver(JSON.parse(message.slice(0, end)) as string, message.slice(end + 1))
+      const header = JSON.parse(message.slice(0, end)) as string | Array<string | number>
+      const frame = encodeText(message.slice(end + 1))
+      if (typeof header === 'string') {
+        this.#sink.deliver(header, frame, 0)
+        return
+      }
+      for (let i = 0; i < header.length; i += 2) {
+        this.#sink.deliver(header[i] as string, frame, header[i + 1] as number) // with replay: the users of this node, numbered
+      }
       return
     }
     const nodeEnd = message.indexOf('\n')
@@ -410,6 +502,9 @@ export class RedisBackend implements Backend {
   async stop (): Promise<void> {
     this.#stopped = true
     clearTimeout(this.#pause)
+    for (const timer of this.#windows.values()) {
+      clearTimeout(timer)
+    }
     this.#stop()
     await this.#beating
     this.#owed.clear()
@@ -433,13 +528,15 @@ function changeOf (fields: string[], seq: number): Change {
   }
   switch (value.op) {
     case 'link':
-      return { op: 'link', username: value.u, origin: value.o, node: value.n, generation: Number(value.g), token: value.t, isNewUser: value.new === '1' }
+      return {
+        op: 'link', username: value.u, origin: value.o, node: value.n, generation: Number(value.g), token: value.t, isNewUser: value.new === '1', data: value.d
+      }
     case 'unlink':
-      return { op: 'unlink', username: value.u, origin: value.o, generation: Number(value.g) }
+      return { op: 'unlink', username: value.u, origin: value.o, generation: Number(value.g), takeover: value.k === '1' }
     case 'join':
       return { op: 'join', username: value.u, origin: value.o, order: seq }
     default:
-      return { op: 'leave', username: value.u, origin: value.o }
+      return { op: 'leave', username: value.u, origin: value.o, expired: value.x === '1' }
   }
 }
 

@@ -1,0 +1,59 @@
+import type { EncodedFrame } from '../frames.js'
+import type { Replay } from './backend.js'
+
+/**
+ * The messages addressed to one user that it has not confirmed, for the in-memory backend (the Redis
+ * backend keeps the same in a stream per user). Every message addressed to the user is numbered, 1, 2,
+ * ...; it stays until the user's connection confirms it (a pong to a ping sent after it) or a bound drops
+ * it: at most `maxMessages`, none older than `maxAgeMilliseconds`. Whatever was dropped unconfirmed is
+ * counted when the user links again: `head - confirmed - replayed`.
+ */
+export class Mailbox {
+  /** The number of the last message addressed to the user. */
+  head = 0
+  /** Every message up to this number was confirmed. */
+  confirmed = 0
+  /** The kept messages, numbered `head - frames.length + 1` to `head`, and when each was kept. */
+  readonly #frames: EncodedFrame[] = []
+  readonly #times: number[] = []
+
+  /** Keeps one more message; returns its number. */
+  add (frame: EncodedFrame, now: number, maxMessages: number, maxAgeMilliseconds: number): number {
+    this.#frames.push(frame)
+    this.#times.push(now)
+    if (this.#frames.length > maxMessages) {
+      this.#drop(1)
+    }
+    this.#expire(now, maxAgeMilliseconds)
+    return ++this.head
+  }
+
+  /** Every message up to `number` reached the user. */
+  confirm (number: number): void {
+    if (number <= this.confirmed) {
+      return
+    }
+    this.confirmed = number
+    this.#drop(Math.min(this.#frames.length, number - (this.head - this.#frames.length)))
+  }
+
+  /** What a new link of the user is sent: the kept messages, and how many the bounds dropped unconfirmed. */
+  replay (now: number, maxAgeMilliseconds: number): Replay {
+    this.#expire(now, maxAgeMilliseconds)
+    const messages = [...this.#frames]
+    return { messages, lost: this.head - this.confirmed - messages.length, head: this.head }
+  }
+
+  #expire (now: number, maxAgeMilliseconds: number): void {
+    let old = 0
+    while (old < this.#times.length && now - this.#times[old] > maxAgeMilliseconds) {
+      old++
+    }
+    this.#drop(old)
+  }
+
+  #drop (count: number): void {
+    this.#frames.splice(0, count)
+    this.#times.splice(0, count)
+  }
+}

@@ -1,0 +1,118 @@
+import t from 'tap'
+import { linkTo, node, nodeTimeoutMilliseconds, spawnNodeProcess } from './cluster-helper.js'
+import { connect, eventually, frames, next, record } from './helper.js'
+import { RawClient } from './raw-client.js'
+import { RedisServer } from './redis-server.js'
+
+// Sessions across nodes on one Redis: the window, replay, takeover and user data hold when the user links again
+// on another node, also after the node that held it was killed (SIGKILL).
+const redis = await RedisServer.start(t)
+const say = (text: string): { type: string, payload: string } => ({ type: 'note/say', payload: text })
+
+t.test('the reconnection window ends once when the node that unlinked the user died; never for a user that relinked on another node', async t => {
+  const options = { reconnectWindowMilliseconds: 1_000 }
+  const dead = await spawnNodeProcess(t, redis, 'dead', 'window', options)
+  const b = await node(t, redis, 'b', options, 'window')
+  const c = await node(t, redis, 'c', options, 'window')
+  const events = [record(b), record(c)]
+  const watcher = await connect(b)
+  await watcher.linked('watcher', 3)
+  const { client: alice } = await linkTo(dead.port, 'alice', 5)
+  await linkTo(dead.port, 'bob', 7)
+  await watcher.take(4)
+  // bob's window starts where he is unlinked, on the dead node; he relinks on c before it ends.
+  alice.ws.on('close', () => {})
+  dead.child.kill('SIGKILL')
+  t.strictSame(await watcher.take(2, nodeTimeoutMilliseconds + 1_500), [frames.unlinked('alice'), frames.unlinked('bob')])
+  const bob = await connect(c)
+  await bob.linked('bob', 7)
+  t.strictSame(await watcher.take(2, 3_000), [frames.linked('bob'), frames.left('alice')])
+  const leaves = events.flat().filter(([name]) => name === 'leave')
+  t.strictSame(leaves, [['leave', 'alice']], 'one leave event in the whole cluster')
+  t.strictSame(b.linkServer.getUsers(), [{ username: 'watcher', isLinked: true }, { username: 'bob', isLinked: true }])
+  t.strictSame(await watcher.settle(), [])
+})
+
+t.test('replay across nodes: what any node sent an unlinked user is delivered when it links again on another', async t => {
+  const a = await node(t, redis, 'a', { replay: {}, linkConflict: 'takeover' }, 'replay')
+  const b = await node(t, redis, 'b', { replay: {}, linkConflict: 'takeover' }, 'replay')
+  const c = await node(t, redis, 'c', { replay: {}, linkConflict: 'takeover' }, 'replay')
+  const alice = await connect(a)
+  await alice.linked('alice', 3)
+  b.linkServer.send('alice', say('live'))
+  t.strictSame(await alice.take(1), [say('live')])
+  alice.send({ type: 'krmx/unlink' })
+  await alice.take(1)
+  await eventually(() => !b.linkServer.isLinked('alice') && !c.linkServer.isLinked('alice'), () => 'the unlink did not reach b and c')
+  b.linkServer.send('alice', say('from b'))
+  c.linkServer.broadcast(say('from c'))
+  a.linkServer.broadcast(say('skipped'), 'alice')
+  const again = await connect(c)
+  const linked = next(c, 'link')
+  again.link('alice')
+  t.strictSame(await linked, ['alice', { data: undefined, replay: { replayed: 2, lost: 0 } }])
+  t.strictSame(await again.take(5), [frames.accepted, frames.joined('alice'), frames.linked('alice'), say('from b'), say('from c')])
+  a.linkServer.send('alice', say('after'))
+  t.strictSame(await again.take(1), [say('after')], 'nothing twice, nothing lost')
+  t.strictSame(await again.settle(), [])
+})
+
+t.test('replay after a node death: a user linked to a killed node gets, on another node, all its dead socket did not confirm', async t => {
+  const options = { replay: {} }
+  const dead = await spawnNodeProcess(t, redis, 'dead', 'death', options)
+  const b = await node(t, redis, 'b', options, 'death')
+  const raw = await RawClient.open(dead.port)
+  raw.link('alice')
+  await raw.received(3)
+  b.linkServer.send('alice', say('confirmed'))
+  await raw.received(4)
+  await eventually(() => raw.pings.length === 1, () => JSON.stringify(raw.pings))
+  raw.answering = false
+  b.linkServer.send('alice', say('in flight'))
+  b.linkServer.broadcast(say('also in flight'))
+  await raw.received(6)
+  const unlinked = next(b, 'unlink')
+  dead.child.kill('SIGKILL')
+  await unlinked
+  b.linkServer.send('alice', say('while away'))
+  const again = await connect(b)
+  const linked = next(b, 'link')
+  again.link('alice')
+  const [, info] = await linked
+  t.equal(info.replay?.lost, 0)
+  const replayed = (await again.take(3 + (info.replay?.replayed ?? 0))).slice(3)
+  // The dead node saved what alice confirmed at its heartbeats: the confirmation of the first may not have been saved.
+  t.strictSame(replayed.slice(-3), [say('in flight'), say('also in flight'), say('while away')])
+  t.ok(replayed.length === 3 || (replayed.length === 4 && JSON.stringify(replayed[0]) === JSON.stringify(say('confirmed'))),
+    `at most the one confirmed within the last heartbeat again: ${JSON.stringify(replayed)}`)
+  raw.cut()
+})
+
+t.test('takeover across nodes: takeovers racing on two nodes end with one connection linked; user data is seen on every node', async t => {
+  const options = { linkConflict: 'takeover' as const }
+  const a = await node(t, redis, 'a', options, 'takeover')
+  const b = await node(t, redis, 'b', options, 'takeover')
+  const c = await node(t, redis, 'c', options, 'takeover')
+  for (const app of [a, b, c]) {
+    app.linkServer.on('authenticate', async (_username, info) => {
+      await new Promise(resolve => setTimeout(resolve, 50))
+      return { tab: info.auth }
+    })
+  }
+  const old = await connect(a)
+  old.link('alice', 'old')
+  await old.take(3)
+  const closed = old.closed()
+  const racers = [await connect(b), await connect(c)]
+  racers[0].link('alice', 'b')
+  racers[1].link('alice', 'c')
+  const answers = await Promise.all(racers.map(async racer => (await racer.take(1))[0]))
+  const winner = answers.findIndex(answer => answer.type === 'krmx/accepted')
+  t.strictSame(answers[1 - winner], frames.rejected('user alice is already linked to a connection'))
+  t.strictSame(await closed, { code: 4001, reason: 'linked from another connection' })
+  const tab = winner === 0 ? 'b' : 'c'
+  await eventually(() => [a, b, c].every(app => app.linkServer.getUser('alice')?.data !== undefined &&
+    (app.linkServer.getUser('alice')?.data as { tab: string }).tab === tab), () => JSON.stringify([a, b, c].map(app => app.linkServer.getUser('alice'))))
+  t.strictSame([a, b, c].map(app => app.linkServer.getUser('alice')), [a, b, c].map(() => ({ username: 'alice', isLinked: true, data: { tab } })))
+  t.strictSame([a, b, c].map(app => app.linkServer.getStats().linkedUsers), winner === 0 ? [0, 1, 0] : [0, 0, 1])
+})
