@@ -34,10 +34,11 @@ async function freePort (): Promise<number> {
 interface Instance { server: ChildProcess, load: ChildProcess }
 
 /** `nodes` instances (one without Redis, or nodes of a cluster on `redis`), each with a load generator of its own. */
-async function start (nodes: number, redis: string | undefined): Promise<Instance[]> {
+async function start (nodes: number, redis: string | undefined, replay: boolean): Promise<Instance[]> {
+  const kind = `${redis === undefined ? 'plugin' : 'plugin-cluster'}${replay ? '-replay' : ''}`
   return await Promise.all(Array.from({ length: nodes }, async (_, index) => {
     const env = { ...process.env, REDIS_URL: redis, NODE_ID: `n${index}` }
-    const server = fork(here('server-process.ts'), [redis === undefined ? 'plugin' : 'plugin-cluster'], { env, execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const server = fork(here('server-process.ts'), [kind], { env, execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const { port } = await reply<{ port: number }>(server)
     const load = fork(here('load-process.ts'), [String(port), `n${index}u`], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     await reply(load)
@@ -100,10 +101,13 @@ const admin = new Redis(redisUrl, { retryStrategy: () => 50 })
 admin.on('error', () => {}) // until redis-server listens
 await new Promise(resolve => admin.once('ready', resolve))
 
-const figures: Record<string, { single: number[], cluster: number[] }> = { fanout: { single: [], cluster: [] }, storm: { single: [], cluster: [] }, inbound: { single: [], cluster: [] } }
+const figures: Record<string, { single: number[], cluster: number[] }> = {
+  fanout: { single: [], cluster: [] }, replay: { single: [], cluster: [] }, storm: { single: [], cluster: [] }, inbound: { single: [], cluster: [] }
+}
 const publishesPerBroadcast: number[] = []
 const bytesPerUser: number[] = []
-const scenarios = { fanout, storm, inbound }
+// replay: the fan-out with missed-message replay on, where every message goes through Redis in the cluster.
+const scenarios = { fanout, replay: fanout, storm, inbound }
 
 async function publishes (): Promise<number> {
   const stats = await admin.info('commandstats')
@@ -113,11 +117,11 @@ async function publishes (): Promise<number> {
 try {
   for (let repetition = 0; repetition < repetitions; repetition++) {
     for (const [name, run] of Object.entries(scenarios)) {
-      const single = await start(1, undefined)
+      const single = await start(1, undefined, name === 'replay')
       figures[name].single.push(await run(single))
       await stop(single)
       await admin.flushall()
-      const cluster = await start(2, redisUrl)
+      const cluster = await start(2, redisUrl, name === 'replay')
       const memoryBefore = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
       const publishedBefore = await publishes()
       figures[name].cluster.push(await run(cluster))
@@ -139,6 +143,7 @@ try {
 
 const rows = [
   ['fan-out frames/s (clients over 2 nodes)', figures.fanout],
+  ['fan-out with replay on, frames/s', figures.replay],
   [`link storm links/s (${settings.storm.connections} over 2 nodes)`, figures.storm],
   ['inbound messages/s (on one node)', figures.inbound]
 ] as const

@@ -1,6 +1,7 @@
-import t from 'tap'
+import { Redis } from 'ioredis'
+import t, { type Test } from 'tap'
 import { linkTo, node, nodeTimeoutMilliseconds, spawnNodeProcess } from './cluster-helper.js'
-import { connect, eventually, frames, next, record } from './helper.js'
+import { connect, eventually, frames, LogRecorder, next, record } from './helper.js'
 import { RawClient } from './raw-client.js'
 import { RedisServer } from './redis-server.js'
 
@@ -115,4 +116,80 @@ t.test('takeover across nodes: takeovers racing on two nodes end with one connec
     (app.linkServer.getUser('alice')?.data as { tab: string }).tab === tab), () => JSON.stringify([a, b, c].map(app => app.linkServer.getUser('alice'))))
   t.strictSame([a, b, c].map(app => app.linkServer.getUser('alice')), [a, b, c].map(() => ({ username: 'alice', isLinked: true, data: { tab } })))
   t.strictSame([a, b, c].map(app => app.linkServer.getStats().linkedUsers), winner === 0 ? [0, 1, 0] : [0, 0, 1])
+})
+
+/** A client of the test's own, to look into Redis and act on it as an operator would. */
+async function operator (t: Test, server = redis): Promise<Redis> {
+  const client = new Redis(server.url)
+  t.teardown(() => { client.disconnect() })
+  return client
+}
+
+t.test('a message that reaches a node before the link it is for is applied there follows the replay, in order', async t => {
+  const a = await node(t, redis, 'a', { replay: {} }, 'early')
+  const b = await node(t, redis, 'b', { replay: {} }, 'early')
+  await a.linkServer.join('alice')
+  await eventually(() => b.linkServer.getUser('alice') !== undefined, () => 'b did not hear of alice')
+  b.linkServer.send('alice', say('missed'))
+  const ops = await operator(t)
+  // The log reader of a is cut off (it reconnects after 200 ms): a commits alice's link, but applies it only then.
+  const reader = (await ops.client('LIST') as string).split('\n').find(line => line.includes('name=fastify-link-server:a:reader')) as string
+  await ops.client('KILL', 'ID', (/id=(\d+)/.exec(reader) as RegExpExecArray)[1])
+  const alice = await connect(a)
+  alice.link('alice')
+  const links = '{early}:links'
+  for (let tries = 0; await ops.hget(links, 'alice') === null && tries < 1_000; tries++) {
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  b.linkServer.send('alice', say('early'))
+  t.strictSame(await alice.take(5), [frames.accepted, frames.joined('alice'), frames.linked('alice'), say('missed'), say('early')])
+  b.linkServer.send('alice', say('live'))
+  t.strictSame(await alice.take(1), [say('live')])
+  t.strictSame(await alice.settle(), [], 'nothing twice')
+})
+
+t.test('a node that starts later loads the users with their data; a window whose deadline Redis moved waits for it', async t => {
+  const a = await node(t, redis, 'a', { reconnectWindowMilliseconds: 300 }, 'late')
+  a.linkServer.on('authenticate', (_username, info, _reject, _markAsync, attach) => { attach({ auth: info.auth }) })
+  const alice = await connect(a)
+  alice.link('alice', 'token')
+  await alice.take(3)
+  const late = await node(t, redis, 'late', {}, 'late')
+  t.strictSame(late.linkServer.getUser('alice'), { username: 'alice', isLinked: true, data: { auth: 'token' } })
+  const carol = await connect(a)
+  carol.link('carol', 'c')
+  await carol.take(5)
+  const events = record(a)
+  const ops = await operator(t)
+  alice.send({ type: 'krmx/unlink' })
+  await alice.take(1)
+  // Redis holds the deadline: moved later (a clock Redis has behind this node's), the timer of a waits again for it.
+  const [seconds, microseconds] = await ops.time()
+  await ops.zadd('{late}:expiry', 'XX', Number(seconds) * 1000 + Math.floor(Number(microseconds) / 1000) + 600, 'alice')
+  carol.send({ type: 'krmx/unlink' })
+  await carol.take(1)
+  await eventually(() => events.filter(([name]) => name === 'leave').length === 2, () => JSON.stringify(events), 5_000)
+  t.strictSame(events, [['unlink', 'alice'], ['unlink', 'carol'], ['leave', 'carol'], ['leave', 'alice']])
+})
+
+t.test('what a linked user confirmed is saved at the heartbeat; a message sent while Redis is away is logged as lost', async t => {
+  const own = await RedisServer.start(t)
+  const logs = new LogRecorder()
+  const a = await node(t, own, 'a', { replay: {}, fastify: { logger: { level: 'warn', stream: logs.stream } } }, 'saved')
+  const alice = await connect(a)
+  await alice.linked('alice', 3)
+  a.linkServer.send('alice', say('one'))
+  t.strictSame(await alice.take(1), [say('one')])
+  const ops = await operator(t, own)
+  let saved: string | null = null
+  for (let tries = 0; saved !== '1' && tries < 100; tries++) {
+    saved = await ops.hget('{saved}:mack', 'alice')
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  t.equal(saved, '1', 'the heartbeat saved what alice confirmed')
+  ops.disconnect()
+  await own.stop()
+  a.linkServer.send('alice', say('into the void'))
+  const lines = await logs.count(1)
+  t.strictSame(lines.map(line => line.msg).filter(msg => msg.startsWith('a message could not be kept')), ['a message could not be kept for replay and was lost: Redis does not answer'])
 })

@@ -63,6 +63,11 @@ export class RawClient {
     }
   }
 
+  /** Answers with a pong of its own making, as a client that answers pings it was never sent, or answers them wrongly. */
+  pong (text: string): void {
+    this.#pong(Buffer.from(text))
+  }
+
   #pong (payload: Buffer): void {
     const mask = Buffer.from([1, 2, 3, 4])
     this.socket.write(Buffer.concat([Buffer.from([0x8a, 0x80 | payload.length]), mask, payload.map((byte, index) => byte ^ mask[index % 4])]))

@@ -350,3 +350,42 @@ t.test('replay with takeover: the new connection gets what the old one did not c
   t.strictSame(raw.frames[4], frames.unlinked('alice'))
   raw.cut()
 })
+
+t.test('replay: a pong confirms only what its server asked: a heartbeat pong, one of another link or a number never pinged confirm nothing', async t => {
+  const app = await build(t, { listen: true, replay: {} })
+  const raw = await RawClient.open((app.server.address() as { port: number }).port)
+  raw.answering = false
+  raw.link('alice')
+  await raw.received(3)
+  app.linkServer.send('alice', say('one'))
+  await eventually(() => raw.pings.length === 1, () => JSON.stringify(raw.pings))
+  const [generation] = raw.pings[0].split(':')
+  t.strictSame(raw.pings, [`${generation}:1`])
+  raw.pong('') // the heartbeat's
+  raw.pong(`${Number(generation) + 1}:1`) // of another link
+  raw.pong(`${generation}:7`) // never asked
+  raw.pong(`${generation}:0`)
+  const unlinked = next(app, 'unlink')
+  raw.cut()
+  await unlinked
+  const again = await inject(app)
+  const linked = next(app, 'link')
+  again.link('alice')
+  t.strictSame(await linked, ['alice', { data: undefined, replay: { replayed: 1, lost: 0 } }], 'still unconfirmed')
+  t.strictSame(await again.take(4), [frames.accepted, frames.joined('alice'), frames.linked('alice'), say('one')])
+})
+
+t.test('replay: a link refused after its authentication (the server filled meanwhile) leaves the user as it was', async t => {
+  const app = await build(t, { replay: {}, maxUsers: 1 })
+  const held: { release?: () => void } = {}
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync) => {
+    markAsync(async () => { await new Promise<void>(resolve => { held.release = resolve }) })
+  })
+  const alice = await inject(app)
+  alice.link('alice')
+  await eventually(() => held.release !== undefined, () => 'no authentication')
+  await app.linkServer.join('bob')
+  held.release?.()
+  t.strictSame(await alice.take(1), [frames.rejected('server is full')])
+  t.strictSame(app.linkServer.getUsers(), [{ username: 'bob', isLinked: false }])
+})

@@ -8,6 +8,7 @@ import fastifyLinkServer, {
   type LinkServerOptions,
   type LinkServerStatus,
   type LinkUser,
+  type LinkUserInfo,
   fastifyLinkServer as namedExport,
   usernameRegex
 } from '../index.js'
@@ -74,7 +75,7 @@ test('wrong option types are refused', () => {
 test('the decorator is typed on every Fastify instance', () => {
   expect(app.linkServer).type.toBe<LinkServer>()
   expect(app.linkServer.getUsers()).type.toBe<LinkUser[]>()
-  expect(app.linkServer.getUser('alice')).type.toBe<LinkUser | undefined>()
+  expect(app.linkServer.getUser('alice')).type.toBe<LinkUserInfo | undefined>()
   expect(app.linkServer.isLinked('alice')).type.toBe<boolean>()
   expect(app.linkServer.getUser).type.not.toBeCallableWith(42)
   expect(app.linkServer.getStatus()).type.toBe<LinkServerStatus>()
@@ -121,4 +122,20 @@ test('every event listener has its signature', () => {
   expect(app.linkServer.on).type.not.toBeCallableWith('join', (username: number) => username)
   expect(app.linkServer.on).type.not.toBeCallableWith('listen', (port: string) => port)
   expect(app.linkServer.off).type.toBeCallableWith('join', (username: string) => { expect(username).type.toBe<string>() })
+})
+
+test('the session options take their documented shapes; without userData, data is unknown', () => {
+  expect(app.register).type.toBeCallableWith(fastifyLinkServer, {
+    reconnectWindowMilliseconds: 30_000,
+    replay: { maxMessages: 100, maxAgeMilliseconds: 60_000 },
+    linkConflict: 'takeover'
+  })
+  expect(app.register).type.toBeCallableWith(fastifyLinkServer, { replay: {} })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { linkConflict: 'replace' })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { replay: true })
+  app.linkServer.on('authenticate', (_username, info, _reject, _markAsync, attach) => {
+    expect(info.isLinked).type.toBe<boolean>()
+    expect(attach).type.toBeCallableWith({ anything: [1, 'two'] })
+  })
+  expect(app.linkServer.getUser('alice')?.data).type.toBe<unknown>()
 })

@@ -165,9 +165,11 @@ export class RedisBackend implements Backend {
 
   async start (sink: BackendSink): Promise<void> {
     this.#sink = sink
-    this.#commands = this.#connect({ commandTimeout: commandTimeoutMilliseconds }) as Client
-    this.#subscriber = this.#connect({})
-    this.#reader = this.#connect({ commandTimeout: readBlockMilliseconds + commandTimeoutMilliseconds })
+    // Named, so that CLIENT LIST shows which node and which part of it each connection is.
+    const name = `fastify-link-server:${this.nodeId}`
+    this.#commands = this.#connect({ commandTimeout: commandTimeoutMilliseconds, connectionName: `${name}:commands` }) as Client
+    this.#subscriber = this.#connect({ connectionName: `${name}:subscriber` })
+    this.#reader = this.#connect({ commandTimeout: readBlockMilliseconds + commandTimeoutMilliseconds, connectionName: `${name}:reader` })
     for (const [name, lua] of Object.entries(scripts)) {
       this.#commands.defineCommand(name, { numberOfKeys: 1, lua })
     }
@@ -280,7 +282,8 @@ export class RedisBackend implements Backend {
     const username = change.username
     clearTimeout(this.#windows.get(username))
     this.#windows.delete(username)
-    if (change.op === 'unlink' && change.origin === this.nodeId && !change.takeover && this.#sessions.windowMilliseconds > 0) {
+    // A node that stops leaves the windows of its users to the heartbeats of the others.
+    if (change.op === 'unlink' && change.origin === this.nodeId && !change.takeover && this.#sessions.windowMilliseconds > 0 && !this.#stopped) {
       this.#expireIn(username, this.#sessions.windowMilliseconds)
     }
   }

@@ -15,6 +15,7 @@ declare module '../../index.js' {
     messages: typeof messages
     serverMessages: typeof serverMessages
     strictMessages: true
+    userData: { role: 'admin' | 'player' }
   }
 }
 
@@ -33,4 +34,18 @@ test('augmenting LinkServerSchemas types fastify.linkServer everywhere, without 
   expect(app.linkServer.send).type.toBeCallableWith('alice', { type: 'chat/said', payload: { from: 'bob', text: 'hi' } })
   expect(app.linkServer.send).type.not.toBeCallableWith('alice', { type: 'chat/said', payload: { text: 'hi' } })
   expect(app.linkServer.broadcast).type.not.toBeCallableWith({ type: 'chat/say', payload: { text: 'hi' } })
+})
+
+test('userData in LinkServerSchemas types attach, what authenticate resolves to, getUser().data and the link event', () => {
+  app.linkServer.on('authenticate', (_username, _info, _reject, markAsync, attach) => {
+    expect(attach).type.toBeCallableWith({ role: 'admin' })
+    expect(attach).type.not.toBeCallableWith({ role: 'root' })
+    expect(markAsync).type.toBeCallableWith(async () => ({ role: 'player' as const }))
+  })
+  expect(app.linkServer.on).type.not.toBeCallableWith('authenticate', async () => ({ role: 'root' }))
+  app.linkServer.on('link', (_username, { data, replay }) => {
+    expect(data).type.toBe<{ role: 'admin' | 'player' } | undefined>()
+    expect(replay).type.toBe<{ replayed: number, lost: number } | undefined>()
+  })
+  expect(app.linkServer.getUser('alice')?.data).type.toBe<{ role: 'admin' | 'player' } | undefined>()
 })

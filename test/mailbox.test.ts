@@ -1,0 +1,33 @@
+import t from 'tap'
+import { Mailbox } from '../lib/backend/mailbox.js'
+import { encodeText } from '../lib/frames.js'
+
+// The in-memory backend's buffer of one user, alone: numbering, confirmation, the two bounds and the count of what they dropped.
+const frame = (text: string): ReturnType<typeof encodeText> => encodeText(JSON.stringify({ type: 'note/say', payload: text }))
+const texts = (mailbox: Mailbox, now: number, maxAge: number): { messages: string[], lost: number, head: number } => {
+  const { messages, lost, head } = mailbox.replay(now, maxAge)
+  return { messages: messages.map(message => JSON.parse(message.payload.toString()).payload), lost, head }
+}
+
+t.test('messages are numbered from 1; a confirmation drops what it names, once; an older or repeated one does nothing', async t => {
+  const mailbox = new Mailbox()
+  t.strictSame(['a', 'b', 'c', 'd'].map(text => mailbox.add(frame(text), 0, 10, 1_000)), [1, 2, 3, 4])
+  mailbox.confirm(2)
+  t.strictSame(texts(mailbox, 0, 1_000), { messages: ['c', 'd'], lost: 0, head: 4 })
+  mailbox.confirm(2)
+  mailbox.confirm(1)
+  t.strictSame(texts(mailbox, 0, 1_000), { messages: ['c', 'd'], lost: 0, head: 4 }, 'nothing more dropped')
+  mailbox.confirm(4)
+  t.strictSame(texts(mailbox, 0, 1_000), { messages: [], lost: 0, head: 4 })
+})
+
+t.test('maxMessages and maxAgeMilliseconds drop the oldest; what they dropped unconfirmed is lost, what was confirmed after is not', async t => {
+  const mailbox = new Mailbox()
+  for (const [index, text] of ['a', 'b', 'c', 'd', 'e'].entries()) {
+    mailbox.add(frame(text), index * 100, 3, 1_000)
+  }
+  t.strictSame(texts(mailbox, 400, 1_000), { messages: ['c', 'd', 'e'], lost: 2, head: 5 })
+  t.strictSame(texts(mailbox, 1_250, 1_000), { messages: ['d', 'e'], lost: 3, head: 5 }, 'c is older than 1 s at 1,250 ms')
+  mailbox.confirm(3)
+  t.strictSame(texts(mailbox, 1_250, 1_000), { messages: ['d', 'e'], lost: 0, head: 5 }, 'a, b and c reached the user after all')
+})
