@@ -16,6 +16,7 @@ import type { ServerKind } from './servers.js'
 import { ask, reply } from './ipc.js'
 
 const { values } = parseArgs({
+  allowNegative: true, // --no-cluster
   options: {
     quick: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },

@@ -129,14 +129,29 @@ export class Connection {
 
   uncork (): void {
     this.#corked = false
-    this.#askConfirmation()
+    if (this.#confirmationDue) {
+      this.#confirmationDue = false
+      this.#askConfirmation() // in the same write as the frames
+    }
     this.#raw.uncork()
   }
 
   /**
-   * With replay on, a ping follows the messages sent to the user (in the same write), unless one is on its
-   * way already: its pong, which names the last message before it, confirms that they arrived.
+   * With replay on, every `confirmIntervalMilliseconds`: a ping is due after the messages sent to the user,
+   * unless one is on its way already. It leaves with the next frames written; a connection written nothing
+   * since the last time is pinged now. Its pong, which names the last message before it, confirms them.
    */
+  confirmSent (): void {
+    if (this.#confirmationDue) {
+      this.#confirmationDue = false
+      this.#askConfirmation()
+    } else if (this.sent > this.pinged) {
+      this.#confirmationDue = true
+    }
+  }
+
+  #confirmationDue = false
+
   #askConfirmation (): void {
     if (this.sent > this.pinged && this.pinged <= this.confirmed && this.isOpen) {
       this.pinged = this.sent
@@ -156,9 +171,6 @@ export class Connection {
       return undefined // not a number this server asked to confirm
     }
     this.confirmed = number
-    if (!this.#corked) {
-      this.#askConfirmation() // what was sent since that ping
-    }
     return number
   }
 

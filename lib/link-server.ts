@@ -79,6 +79,11 @@ export const closeCodeGoingAway = 1001
 export const closeCodePolicyViolation = 1008
 /** The close code of a connection that sent a frame larger than `maxPayload`. */
 export const closeCodeTooBig = 1009
+/**
+ * With replay on, how often each linked connection that was sent messages since its last confirmation is
+ * pinged to confirm them: a pong for every flush would double the reads of a busy server.
+ */
+export const confirmIntervalMilliseconds = 100
 /** How long a closing socket may take to answer the close frame before it is terminated. */
 export const defaultCloseGraceMilliseconds = 1_000
 
@@ -149,6 +154,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   /** Set while a closing server makes every user leave: each connection hears only of its own user. */
   #sayingGoodbye = false
   readonly #heartbeat: Heartbeat
+  #confirming: NodeJS.Timeout | undefined
   readonly #writes: WriteCoalescer
   /** The handlers added with `handle`, by message type. */
   readonly #handlers = new Map<string, MessageHandler[]>()
@@ -271,6 +277,13 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     await this.#backend.start(this.#sink)
     this.#status = 'listening'
     this.#heartbeat.start()
+    if (this.#options.sessions.replay !== undefined) {
+      this.#confirming = setInterval(() => {
+        for (const connection of this.#local.values()) {
+          connection.confirmSent()
+        }
+      }, confirmIntervalMilliseconds)
+    }
   }
 
   /** What the backend calls: the changes of every node, snapshots, and messages sent from other nodes. */
@@ -304,6 +317,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   async close (otherSockets: Iterable<WebSocket> = [], closeGraceMilliseconds = defaultCloseGraceMilliseconds): Promise<void> {
     this.#status = 'closing'
     this.#heartbeat.stop()
+    clearInterval(this.#confirming)
     // Nothing starts once closing began: no queued frame is handled, and the sockets close below.
     for (const connection of this.#connections) {
       this.#forgetQueue(connection)

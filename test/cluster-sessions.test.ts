@@ -42,6 +42,7 @@ t.test('replay across nodes: what any node sent an unlinked user is delivered wh
   await alice.linked('alice', 3)
   b.linkServer.send('alice', say('live'))
   t.strictSame(await alice.take(1), [say('live')])
+  await alice.confirmed()
   alice.send({ type: 'krmx/unlink' })
   await alice.take(1)
   await eventually(() => !b.linkServer.isLinked('alice') && !c.linkServer.isLinked('alice'), () => 'the unlink did not reach b and c')

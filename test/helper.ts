@@ -68,8 +68,13 @@ export class Client {
   #read = 0
   #wake: (() => void) | undefined
 
+  /** The pings of the server that arrived, and how many of them `confirmed` waited for. */
+  #pings = 0
+  #pingsAwaited = 0
+
   constructor (ws: WebSocket) {
     this.ws = ws
+    ws.on('ping', () => { this.#pings++ })
     ws.on('message', data => {
       this.#received.push(JSON.parse(data.toString()) as Received)
       this.#wake?.()
@@ -111,6 +116,16 @@ export class Client {
     this.ws.ping()
     await once(this.ws, 'pong')
     return this.unread()
+  }
+
+  /**
+   * With replay on: waits for the server's next ping (which asks to confirm what it sent), then for the server
+   * to have read the answer (see `settle`), so that what arrived so far is confirmed.
+   */
+  async confirmed (): Promise<void> {
+    await eventually(() => this.#pings > this.#pingsAwaited, () => `no ping after ${this.#pingsAwaited}`)
+    this.#pingsAwaited = this.#pings
+    await this.settle()
   }
 
   send (frame: unknown): void {

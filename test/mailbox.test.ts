@@ -31,3 +31,19 @@ t.test('maxMessages and maxAgeMilliseconds drop the oldest; what they dropped un
   mailbox.confirm(3)
   t.strictSame(texts(mailbox, 1_250, 1_000), { messages: ['d', 'e'], lost: 0, head: 5 }, 'a, b and c reached the user after all')
 })
+
+t.test('a long run of messages, confirmed as they go, keeps only what is unconfirmed and numbers on', async t => {
+  const mailbox = new Mailbox()
+  for (let number = 1; number <= 1_000; number++) {
+    if (mailbox.add(frame(String(number)), number, 100, 60_000) !== number) t.fail(`message ${number} was numbered wrongly`)
+    if (number % 10 === 0) {
+      mailbox.confirm(number - 3)
+    }
+  }
+  t.strictSame(texts(mailbox, 1_000, 60_000), { messages: ['998', '999', '1000'], lost: 0, head: 1_000 })
+  for (let number = 1_001; number <= 1_200; number++) {
+    mailbox.add(frame(String(number)), number, 100, 60_000)
+  }
+  const { messages, lost } = texts(mailbox, 1_200, 60_000)
+  t.strictSame([messages.length, messages[0], messages[99], lost], [100, '1101', '1200', 103])
+})

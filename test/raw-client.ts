@@ -10,6 +10,8 @@ export class RawClient {
   /** The text frames that arrived, parsed, and the payloads of the pings, in order. */
   readonly frames: unknown[] = []
   readonly pings: string[] = []
+  /** Both, in the order they arrived: a frame's type, or `ping <payload>`. */
+  readonly arrivals: string[] = []
   answering = true
   #buffer = Buffer.alloc(0)
 
@@ -53,9 +55,12 @@ export class RawClient {
       const payload = this.#buffer.subarray(offset, offset + length)
       this.#buffer = this.#buffer.subarray(offset + length)
       if (opcode === 0x1) {
-        this.frames.push(JSON.parse(payload.toString()))
+        const frame = JSON.parse(payload.toString()) as { type: string, payload?: unknown }
+        this.frames.push(frame)
+        this.arrivals.push(frame.type.startsWith('krmx/') ? frame.type : String(frame.payload))
       } else if (opcode === 0x9) {
         this.pings.push(payload.toString())
+        this.arrivals.push(`ping ${payload.toString()}`)
         if (this.answering) {
           this.#pong(payload)
         }

@@ -264,7 +264,7 @@ t.test('replay: what is sent to an unlinked user, and broadcast while it is unli
     frames.accepted, frames.joined('bob'), frames.linked('bob'), frames.joined('alice'), frames.linked('alice'), say('one'), say('two')
   ])
   t.strictSame(await relink.take(1), [say('new')])
-  await relink.settle()
+  await relink.confirmed()
   relink.send({ type: 'krmx/unlink' })
   await relink.take(1)
   await eventually(() => true, () => '')
@@ -286,7 +286,7 @@ t.test('replay: the bounds drop the oldest messages, and the link event counts t
   alice.link('alice')
   t.strictSame(await linked, ['alice', { data: undefined, replay: { replayed: 3, lost: 2 } }])
   t.strictSame(await alice.take(6), [frames.accepted, frames.joined('alice'), frames.linked('alice'), say('3'), say('4'), say('5')])
-  await alice.settle()
+  await alice.confirmed()
   alice.send({ type: 'krmx/unlink' })
   await alice.take(1)
   app.linkServer.send('alice', say('old'))
@@ -388,4 +388,22 @@ t.test('replay: a link refused after its authentication (the server filled meanw
   held.release?.()
   t.strictSame(await alice.take(1), [frames.rejected('server is full')])
   t.strictSame(app.linkServer.getUsers(), [{ username: 'bob', isLinked: false }])
+})
+
+t.test('replay: under a stream of messages the confirmation ping rides with them, naming the message just before it', async t => {
+  const app = await build(t, { listen: true, replay: {} })
+  const raw = await RawClient.open((app.server.address() as { port: number }).port)
+  raw.link('alice')
+  await raw.received(3)
+  let sent = 0
+  const timer = setInterval(() => app.linkServer.send('alice', say(String(++sent))), 5)
+  await eventually(() => raw.pings.length >= 3, () => JSON.stringify(raw.arrivals))
+  clearInterval(timer)
+  const arrivals = raw.arrivals.slice(3)
+  for (const [index, arrival] of arrivals.entries()) {
+    if (arrival.startsWith('ping ')) {
+      t.equal(arrival.slice(arrival.indexOf(':') + 1), arrivals[index - 1], `${arrival} follows message ${arrivals[index - 1]}`)
+    }
+  }
+  raw.cut()
 })

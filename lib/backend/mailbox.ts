@@ -13,15 +13,23 @@ export class Mailbox {
   head = 0
   /** Every message up to this number was confirmed. */
   confirmed = 0
-  /** The kept messages, numbered `head - frames.length + 1` to `head`, and when each was kept. */
+  /**
+   * The kept messages from index `#start` on, numbered `head - kept + 1` to `head`, and when each was kept.
+   * What is dropped is skipped, and cut off the arrays only once it is most of them: no copy per message.
+   */
   readonly #frames: EncodedFrame[] = []
   readonly #times: number[] = []
+  #start = 0
+
+  get #kept (): number {
+    return this.#frames.length - this.#start
+  }
 
   /** Keeps one more message; returns its number. */
   add (frame: EncodedFrame, now: number, maxMessages: number, maxAgeMilliseconds: number): number {
     this.#frames.push(frame)
     this.#times.push(now)
-    if (this.#frames.length > maxMessages) {
+    if (this.#kept > maxMessages) {
       this.#drop(1)
     }
     this.#expire(now, maxAgeMilliseconds)
@@ -34,26 +42,33 @@ export class Mailbox {
       return
     }
     this.confirmed = number
-    this.#drop(Math.min(this.#frames.length, number - (this.head - this.#frames.length)))
+    this.#drop(Math.min(this.#kept, number - (this.head - this.#kept)))
   }
 
   /** What a new link of the user is sent: the kept messages, and how many the bounds dropped unconfirmed. */
   replay (now: number, maxAgeMilliseconds: number): Replay {
     this.#expire(now, maxAgeMilliseconds)
-    const messages = [...this.#frames]
+    const messages = this.#frames.slice(this.#start)
     return { messages, lost: this.head - this.confirmed - messages.length, head: this.head }
   }
 
   #expire (now: number, maxAgeMilliseconds: number): void {
-    let old = 0
+    let old = this.#start
     while (old < this.#times.length && now - this.#times[old] > maxAgeMilliseconds) {
       old++
     }
-    this.#drop(old)
+    this.#drop(old - this.#start)
   }
 
   #drop (count: number): void {
-    this.#frames.splice(0, count)
-    this.#times.splice(0, count)
+    if (count <= 0) {
+      return
+    }
+    this.#start += count
+    if (this.#start > 32 && this.#start * 2 > this.#frames.length) {
+      this.#frames.splice(0, this.#start)
+      this.#times.splice(0, this.#start)
+      this.#start = 0
+    }
   }
 }
