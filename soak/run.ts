@@ -42,10 +42,15 @@ console.log(JSON.stringify({
   machine: { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 1024 ** 3), node: process.version },
   options: process.argv.slice(2).join(' ') || 'defaults',
   connectionsHeld: { clients: result.connectionsHeld, server: end.stats.linkedUsers },
-  messages: { sentByClients: result.pingsSent, receivedByServer: stopped.pingsReceived, answersReceivedByClients: result.pongsReceived },
+  messages: {
+    sentByClients: result.pingsSent,
+    receivedByServer: stopped.pingsReceived,
+    answersReceivedByClients: result.pongsDistinct,
+    answersReceivedTwice: result.pongsReceived - result.pongsDistinct
+  },
   broadcasts: { count: stopped.broadcasts, framesWrittenByServer: stopped.broadcastDeliveries, framesReceivedByClients: result.broadcastsReceived },
   // Replayed broadcasts arrive on top of those written live; a tick is missing only when a bound dropped it (and the link said so).
-  nothingLost: result.pingsSent === stopped.pingsReceived && result.pongsReceived === result.pingsSent && result.ticks.missing <= result.ticks.replayLost,
+  nothingLost: result.pingsSent === stopped.pingsReceived && result.pongsDistinct === result.pingsSent && result.ticks.missing <= result.ticks.replayLost,
   drops: { dropped: result.drops, cut: result.cuts, relinked: result.relinks },
   // With replay on (the example's sessions), every tick addressed to a user: delivered once, twice, or missing.
   ticks: result.ticks,
