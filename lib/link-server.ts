@@ -731,8 +731,8 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     }
     const linked = this.#backend.link(username, claim.token, this.#admission, data as string | undefined)
     const result = isThenable(linked) ? await linked : linked
-    if (early && this.#early.get(username)?.length === 0) {
-      this.#early.delete(username) // refused, or applied already
+    if (early) {
+      this.#early.delete(username) // refused (what arrived for it stays in its mailbox), or applied already
     }
     if (!result.linked) {
       this.#linking.delete(claim.token)
@@ -751,16 +751,18 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       return undefined
     }
     let text: string | undefined
+    let err: unknown
     try {
-      text = JSON.stringify(attached.data)
-    } catch (err) {
+      text = JSON.stringify(attached.data) // undefined for a function or undefined
+    } catch (caught) {
+      err = caught // a BigInt, a cycle, a toJSON that throws
+    }
+    if (text === undefined) {
       this.#log.error({ err, username }, 'the data attached to the link is not JSON; the link is rejected')
       return kUnencodable
     }
-    if (text === undefined || text.length > this.#options.maxPayload) {
-      this.#log.error({ username, length: text?.length }, text === undefined
-        ? 'the data attached to the link is not JSON; the link is rejected'
-        : 'the data attached to the link is larger than maxPayload; the link is rejected')
+    if (text.length > this.#options.maxPayload) {
+      this.#log.error({ username, length: text.length }, 'the data attached to the link is larger than maxPayload; the link is rejected')
       return kUnencodable
     }
     return text
@@ -959,9 +961,9 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   }
 
   /** Queues the event of a change this node made. */
-  #emitted (change: Change, event: ChangeEvent, info?: LinkEventInfo): void {
+  #emitted (change: Change, event: ChangeEvent): void {
     if (change.origin === this.#backend.nodeId) {
-      this.#changed(event, change.username, info)
+      this.#changed(event, change.username)
     }
   }
 
@@ -1012,10 +1014,13 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     if (change.isNewUser) {
       this.#emitted(change, 'join')
     }
-    this.#emitted(change, 'link', {
-      data: change.data === undefined ? undefined : JSON.parse(change.data),
-      replay: replay === undefined ? undefined : { replayed: replay.messages.length, lost: replay.lost }
-    })
+    if (change.origin === this.#backend.nodeId) {
+      // Only the node that made the link emits its event: the others need not parse its data.
+      this.#changed('link', username, {
+        data: change.data === undefined ? undefined : JSON.parse(change.data),
+        replay: replay === undefined ? undefined : { replayed: replay.messages.length, lost: replay.lost }
+      })
+    }
     if (connection !== undefined && !connection.isOpen) {
       this.#unlinkConnection(connection) // it closed while its link was being committed
     }

@@ -343,15 +343,7 @@ function resolveCluster (value: unknown): ResolvedClusterOptions | undefined {
   if (value === undefined) {
     return undefined
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new FST_LINK_INVALID_OPTION('cluster', 'must be an object with a redis URL or client')
-  }
-  for (const name of Object.keys(value)) {
-    if (!clusterOptionNames.includes(name)) {
-      throw new FST_LINK_INVALID_OPTION(`cluster.${name}`, `is not a cluster option (they are: ${clusterOptionNames.join(', ')})`)
-    }
-  }
-  const cluster = value as Record<string, unknown>
+  const cluster = resolveGroup('cluster', value, clusterOptionNames, 'must be an object with a redis URL or client')
   const timeout = resolveTimer('cluster.nodeTimeoutMilliseconds',
     resolveMilliseconds('cluster.nodeTimeoutMilliseconds', cluster.nodeTimeoutMilliseconds, defaultNodeTimeoutMilliseconds))
   if (timeout < minimumNodeTimeoutMilliseconds) {
@@ -469,19 +461,24 @@ function resolveReplay (value: unknown, windowMilliseconds: number): ResolvedRep
   if (value === undefined) {
     return undefined
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new FST_LINK_INVALID_OPTION('replay', 'must be an object: { maxMessages?, maxAgeMilliseconds? }')
-  }
-  for (const name of Object.keys(value)) {
-    if (!replayOptionNames.includes(name)) {
-      throw new FST_LINK_INVALID_OPTION(`replay.${name}`, `is not a replay option (they are: ${replayOptionNames.join(', ')})`)
-    }
-  }
-  const replay = value as Record<string, unknown>
+  const replay = resolveGroup('replay', value, replayOptionNames, 'must be an object: { maxMessages?, maxAgeMilliseconds? }')
   const maxAgeMilliseconds = resolveTimer('replay.maxAgeMilliseconds', resolveMilliseconds('replay.maxAgeMilliseconds',
     replay.maxAgeMilliseconds, windowMilliseconds > 0 ? windowMilliseconds : defaultReplayMaxAgeMilliseconds))
   if (maxAgeMilliseconds < 1) {
     throw new FST_LINK_INVALID_OPTION('replay.maxAgeMilliseconds', 'must be at least 1 millisecond')
   }
   return { maxMessages: resolveCount('replay.maxMessages', replay.maxMessages, defaultReplayMaxMessages, false), maxAgeMilliseconds }
+}
+
+/** An option that is an object of options of its own (`cluster`, `replay`): a plain object, with only the names it has. */
+function resolveGroup (group: string, value: unknown, names: readonly string[], shape: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new FST_LINK_INVALID_OPTION(group, shape)
+  }
+  for (const name of Object.keys(value)) {
+    if (!names.includes(name)) {
+      throw new FST_LINK_INVALID_OPTION(`${group}.${name}`, `is not a ${group} option (they are: ${names.join(', ')})`)
+    }
+  }
+  return value as Record<string, unknown>
 }

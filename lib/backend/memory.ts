@@ -180,24 +180,24 @@ export class MemoryBackend implements Backend {
   broadcast (): void {}
 
   post (username: string | undefined, skip: string | undefined, frame: EncodedFrame): void {
-    const { maxMessages, maxAgeMilliseconds } = this.#sessions.replay as ResolvedReplay
     const now = performance.now()
-    const sink = this.#sink as BackendSink
     if (username !== undefined) {
-      const user = this.#users.get(username) as MemoryUser // the link server checked that it exists
-      const number = (user.mailbox as Mailbox).add(frame, now, maxMessages, maxAgeMilliseconds)
-      if (user.generation !== undefined) {
-        sink.deliver(username, frame, number)
-      }
+      this.#keep(username, this.#users.get(username) as MemoryUser, frame, now) // the link server checked that it exists
       return
     }
     for (const [name, user] of this.#users) {
       if (name !== skip) {
-        const number = (user.mailbox as Mailbox).add(frame, now, maxMessages, maxAgeMilliseconds)
-        if (user.generation !== undefined) {
-          sink.deliver(name, frame, number)
-        }
+        this.#keep(name, user, frame, now)
       }
+    }
+  }
+
+  /** Keeps a message for a user, and delivers it if the user is linked. */
+  #keep (username: string, user: MemoryUser, frame: EncodedFrame, now: number): void {
+    const { maxMessages, maxAgeMilliseconds } = this.#sessions.replay as ResolvedReplay
+    const number = (user.mailbox as Mailbox).add(frame, now, maxMessages, maxAgeMilliseconds)
+    if (user.generation !== undefined) {
+      (this.#sink as BackendSink).deliver(username, frame, number)
     }
   }
 
