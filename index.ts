@@ -6,8 +6,9 @@ import type { LinkSchemas, LinkServer, LinkServerOptions } from './types/index.j
 import type { Backend } from './lib/backend/backend.js'
 import { MemoryBackend } from './lib/backend/memory.js'
 import { LinkServerImpl } from './lib/link-server.js'
-import { type ResolvedClusterOptions, type ResolvedOptions, resolveOptions } from './lib/options.js'
+import { type ResolvedClusterOptions, type ResolvedMetrics, type ResolvedOptions, resolveOptions } from './lib/options.js'
 import { FST_LINK_ALREADY_REGISTERED } from './lib/errors.js'
+import { logName } from './lib/connection.js'
 
 async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerOptions): Promise<void> {
   if (fastify.hasDecorator('linkServer')) {
@@ -15,13 +16,19 @@ async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerO
   }
   const resolved = resolveOptions(options)
   const address = fastify.prefix === '' || resolved.path !== '/' ? fastify.prefix + resolved.path : fastify.prefix
-  const log = fastify.log.child({ name: 'fastify-link-server' })
+  const log = fastify.log.child({ name: logName })
   // The Redis backend, and ioredis with it, is loaded only in cluster mode.
   const backend = resolved.cluster === undefined
     ? new MemoryBackend(resolved.sessions)
     : await loadRedisBackend(resolved, fastify.initialConfig.pluginTimeout as number, log)
   const linkServer = new LinkServerImpl(resolved, log, address, backend)
   fastify.decorate('linkServer', linkServer as LinkServer<LinkSchemas> as LinkServer)
+  if (resolved.metrics !== undefined) {
+    await serveMetrics(fastify, resolved.metrics, linkServer, resolved.cluster !== undefined)
+  }
+  if (resolved.healthPath !== undefined) {
+    serveHealth(fastify, resolved.healthPath, linkServer)
+  }
 
   // Added before @fastify/websocket's own preClose, so that every user is told it left before any socket closes.
   fastify.addHook('preClose', async () => linkServer.close(fastify.websocketServer.clients))
@@ -45,6 +52,34 @@ async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerO
   if (resolved.asyncapiPath !== undefined) {
     fastify.get(resolved.asyncapiPath, async () => linkServer.asyncapi())
   }
+}
+
+/** Registers the metrics (prom-client is loaded only here), and serves them when they have a path. */
+async function serveMetrics (fastify: FastifyInstance, options: ResolvedMetrics, linkServer: LinkServerImpl, isCluster: boolean): Promise<void> {
+  const { createMetrics } = await import('./lib/metrics.js')
+  const { registry, observer, remove } = await createMetrics(options.registry, linkServer.metricsSource, isCluster)
+  linkServer.observeWith(observer)
+  fastify.addHook('onClose', async () => remove()) // a registry of the application's may serve a link server again
+  if (options.path !== undefined) {
+    fastify.get(options.path, async (_request, reply) => {
+      reply.type(registry.contentType)
+      return registry.metrics()
+    })
+  }
+}
+
+/** `<path>/live`: the process serves; `<path>/ready`: the link server takes links (and its cluster's Redis answers). */
+function serveHealth (fastify: FastifyInstance, path: string, linkServer: LinkServerImpl): void {
+  const base = path.endsWith('/') ? path.slice(0, -1) : path
+  fastify.get(`${base}/live`, async () => ({ status: 'live' }))
+  fastify.get(`${base}/ready`, async (_request, reply) => {
+    const reason = linkServer.notReadyReason()
+    if (reason === undefined) {
+      return { status: 'ready' }
+    }
+    reply.code(503)
+    return { status: 'not ready', reason }
+  })
 }
 
 async function loadRedisBackend (options: ResolvedOptions, pluginTimeout: number, log: FastifyBaseLogger): Promise<Backend> {

@@ -114,6 +114,13 @@ const runs: Record<string, (kind: ServerKind) => Promise<Metrics>> = {
   }),
   // The fan-out scenario again with replay on: every message numbered and kept for each recipient until its pong confirms it.
   replay: async (kind): Promise<Metrics> => kind === 'plugin' ? { framesPerSecondWithReplay: (await runs.fanout('plugin-replay')).framesPerSecond } : {},
+  // Inbound and fan-out again with Prometheus metrics on (and scraped every second): what counting costs on the hot path.
+  metrics: async (kind): Promise<Metrics> => kind === 'plugin'
+    ? {
+        messagesPerSecondWithMetrics: (await runs.inbound('plugin-metrics')).messagesPerSecond,
+        framesPerSecondWithMetrics: (await runs.fanout('plugin-metrics')).framesPerSecond
+      }
+    : {},
   storm: async kind => await withProcesses(kind, async (_server, load) => {
     const { connections, concurrency } = settings.storm
     const linked = await ask<LinkResult>(load, { cmd: 'link', count: connections, concurrency })
@@ -138,6 +145,9 @@ const runs: Record<string, (kind: ServerKind) => Promise<Metrics>> = {
 const better: Record<string, 'higher' | 'lower'> = {
   messagesPerSecond: 'higher',
   messagesPerSecondWithSchemas: 'higher',
+  messagesPerSecondWithMetrics: 'higher',
+  framesPerSecondWithMetrics: 'higher',
+  framesPerSecondWithReplay: 'higher',
   framesPerSecond: 'higher',
   msPerBroadcast: 'lower',
   linksPerSecond: 'higher',
@@ -207,6 +217,13 @@ const typed = rows.find(row => row.scenario === 'validation')?.medians.plugin
 const untyped = rows.find(row => row.scenario === 'inbound')?.medians.plugin
 if (typed !== undefined && untyped !== undefined) {
   console.log(`\nvalidation: inbound with a TypeBox schema for the message type runs at ${(typed / untyped).toFixed(2)}× the rate without`)
+}
+for (const [metric, scenario] of [['messagesPerSecondWithMetrics', 'inbound'], ['framesPerSecondWithMetrics', 'fanout']]) {
+  const on = rows.find(row => row.metric === metric)?.medians.plugin
+  const off = rows.find(row => row.scenario === scenario && row.metric === (scenario === 'inbound' ? 'messagesPerSecond' : 'framesPerSecond'))?.medians.plugin
+  if (on !== undefined && off !== undefined) {
+    console.log(`metrics: ${scenario} with Prometheus metrics on runs at ${(on / off).toFixed(2)}× the rate without`)
+  }
 }
 console.log(`\nwritten: bench/results/${out}.json, bench/results/${out}.svg (${results.minutes} min)`)
 

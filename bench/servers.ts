@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import { WebSocketServer, type WebSocket } from 'ws'
 import fastifyLinkServer from '../index.js'
 
-export type ServerKind = 'plugin' | 'plugin-typed' | 'plugin-replay' | 'plugin-cluster' | 'plugin-cluster-replay' | 'krmx' | 'bare'
+export type ServerKind = 'plugin' | 'plugin-typed' | 'plugin-replay' | 'plugin-metrics' | 'plugin-cluster' | 'plugin-cluster-replay' | 'krmx' | 'bare'
 export type Message = { type: string, payload?: unknown }
 
 export interface BenchServer {
@@ -22,6 +22,7 @@ export async function startServer (kind: ServerKind): Promise<BenchServer> {
     case 'plugin': return await startPlugin(false)
     case 'plugin-typed': return await startPlugin(true)
     case 'plugin-replay': return await startPlugin(false, undefined, true)
+    case 'plugin-metrics': return await startPlugin(false, undefined, false, true)
     case 'plugin-cluster': return await startPlugin(false, process.env.REDIS_URL)
     case 'plugin-cluster-replay': return await startPlugin(false, process.env.REDIS_URL, true)
     case 'krmx': return await startKrmx()
@@ -32,9 +33,9 @@ export async function startServer (kind: ServerKind): Promise<BenchServer> {
 /**
  * `typed`: with TypeBox schemas for the message types of the benchmark, checked on every message.
  * `redis`: a node of a cluster on that Redis (bench/cluster.ts). `replay`: missed-message replay on (every
- * message kept for its recipients until they confirm it).
+ * message kept for its recipients until they confirm it). `metrics`: Prometheus metrics on, scraped every second.
  */
-async function startPlugin (typed: boolean, redis?: string, replay = false): Promise<BenchServer> {
+async function startPlugin (typed: boolean, redis?: string, replay = false, metrics = false): Promise<BenchServer> {
   const app = Fastify()
   // The limits that a benchmark's load would trip are lifted; everything else is the default.
   await app.register(fastifyLinkServer, {
@@ -45,15 +46,21 @@ async function startPlugin (typed: boolean, redis?: string, replay = false): Pro
     linkTimeoutMilliseconds: 0,
     ...(redis === undefined ? {} : { cluster: { redis, namespace: 'bench', nodeId: process.env.NODE_ID } }),
     ...(replay ? { replay: {} } : {}),
+    ...(metrics ? { metrics: true } : {}),
     ...(typed ? { messages: { 'in/msg': Type.Integer(), 'rt/ping': Type.Number() }, strictMessages: true } : {})
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
+  // A Prometheus server scrapes every 15 s or so; every second is a harder test of what a scrape costs.
+  const scraping = metrics ? setInterval(() => { app.inject('/metrics').catch(() => {}) }, 1_000) : undefined
   return {
     port: (app.server.address() as { port: number }).port,
     onMessage: listener => { app.linkServer.on('message', listener) },
     send: (username, message) => app.linkServer.send(username, message),
     broadcast: message => app.linkServer.broadcast(message),
-    close: async () => { await app.close() }
+    close: async () => {
+      clearInterval(scraping)
+      await app.close()
+    }
   }
 }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyLinkServer, { type LinkServerOptions } from '../index.js'
@@ -11,10 +12,11 @@ export const chatOptions = {
     'chat/ping': Type.Object({ sent: Type.Number() })
   },
   serverMessages: {
-    'chat/said': Type.Object({ from: Type.String(), text: Type.String() }),
+    // Every line has an id, unique across instances: replay is at-least-once, and a client ignores a line it has.
+    'chat/said': Type.Object({ id: Type.String(), from: Type.String(), text: Type.String() }),
     'chat/typing': Type.Object({ from: Type.String() }),
     'chat/pong': Type.Object({ sent: Type.Number() }),
-    'chat/history': Type.Object({ lines: Type.Array(Type.Object({ from: Type.String(), text: Type.String() })) })
+    'chat/history': Type.Object({ lines: Type.Array(Type.Object({ id: Type.String(), from: Type.String(), text: Type.String() })) })
   },
   strictMessages: true,
   // Sessions: a user who drops comes back within a minute as the same user, and gets what it missed; past
@@ -50,16 +52,19 @@ export async function buildExample (options: FastifyServerOptions = { logger: tr
   }
   linkServer.on('invalidMessage', (username, message, errors) => app.log.info({ username, message, errors }, 'refused'))
 
-  const history: Array<{ from: string, text: string }> = []
+  const history: Array<{ id: string, from: string, text: string }> = []
+  const instance = randomUUID()
+  let lines = 0
   linkServer.on('link', (username, { replay }) => {
     if (replay !== undefined && replay.lost > 0) {
       linkServer.send(username, { type: 'chat/history', payload: { lines: history } }) // the replay was incomplete
     }
   })
   linkServer.handle('chat/say', (from, { text }) => {
-    history.push({ from, text })
+    const line = { id: `${instance}:${++lines}`, from, text }
+    history.push(line)
     history.splice(0, history.length - historyLength)
-    linkServer.broadcast({ type: 'chat/said', payload: { from, text } })
+    linkServer.broadcast({ type: 'chat/said', payload: line })
   })
   linkServer.handle('chat/typing', (from) => {
     linkServer.broadcast({ type: 'chat/typing', payload: { from } }, from)

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { EncodedFrame, Frame } from './frames.js'
 
@@ -8,6 +8,8 @@ import type { EncodedFrame, Frame } from './frames.js'
  * of frames to one socket (the user list on link, a run of broadcasts) leaves in one write.
  */
 export class WriteCoalescer {
+  /** Frames written to sockets, for the metrics. */
+  framesSent = 0
   #corked: Connection[] = []
   readonly #maxBufferedBytes: number
   readonly #onOverflow: (connection: Connection) => void
@@ -36,6 +38,9 @@ export class WriteCoalescer {
     this.#corked.push(connection)
   }
 }
+
+/** The `name` of every log line of the plugin. */
+export const logName = 'fastify-link-server'
 
 /** A frame that arrived while a link was in flight (`undefined` for a malformed one), and its size on the wire. */
 export interface QueuedFrame {
@@ -87,6 +92,7 @@ export class Connection {
   /** Whether encoded frames may be written to the transport directly: no extension (compression) transforms them. */
   readonly #direct: boolean
   #corked = false
+  #log: FastifyBaseLogger | undefined
 
   constructor (socket: WebSocket, request: FastifyRequest, writes: WriteCoalescer, tokens: number, now: number) {
     this.socket = socket
@@ -98,6 +104,15 @@ export class Connection {
     this.#writes = writes
     // Without an extension, ws writes every frame at once, in order, so writing our own frames between its own is safe.
     this.#direct = socket.extensions === ''
+  }
+
+  /**
+   * The logger of what happens to this connection: a child of its upgrade request's, so that every line carries
+   * the request id; made at its first line, as most connections never log one.
+   */
+  get log (): FastifyBaseLogger {
+    this.#log ??= this.request.log.child({ name: logName })
+    return this.#log
   }
 
   /** Whether the frames of this connection wait in `queue`, for a link decision or a change being committed. */
@@ -120,6 +135,7 @@ export class Connection {
       this.#raw.cork()
       this.#writes.schedule(this)
     }
+    this.#writes.framesSent++
     if (this.#direct) {
       this.#raw.write(frame.bytes)
     } else {

@@ -2,16 +2,19 @@ import type { Connection } from './connection.js'
 
 /**
  * One timer for all connections: every interval, a connection that did not answer the previous
- * ping is terminated, and every other one is pinged again.
+ * ping is terminated (by `onSilent`), and every other one is pinged again.
  */
 export class Heartbeat {
   readonly #intervalMilliseconds: number
   readonly #connections: ReadonlySet<Connection>
+  readonly #onSilent: (connection: Connection) => void
   #timer: NodeJS.Timeout | undefined
 
-  constructor (intervalMilliseconds: number, connections: ReadonlySet<Connection>) {
+  /** `onSilent` is called for a connection that did not answer the previous ping, and must terminate it. */
+  constructor (intervalMilliseconds: number, connections: ReadonlySet<Connection>, onSilent: (connection: Connection) => void) {
     this.#intervalMilliseconds = intervalMilliseconds
     this.#connections = connections
+    this.#onSilent = onSilent
   }
 
   start (): void {
@@ -28,7 +31,7 @@ export class Heartbeat {
   #beat (): void {
     for (const connection of this.#connections) {
       if (!connection.isAlive) {
-        connection.socket.terminate()
+        this.#onSilent(connection)
         continue
       }
       connection.isAlive = false

@@ -18,7 +18,7 @@ import type {
   MessageHandler
 } from '../types/index.js'
 import { buildAsyncApi } from './asyncapi.js'
-import { authenticate, authenticationFailedReason, type AuthenticateListener } from './authenticate.js'
+import { authenticate, authenticationFailedReason, type AuthenticateListener, authenticationTimeoutReason } from './authenticate.js'
 import {
   type Admission,
   type Backend,
@@ -26,12 +26,15 @@ import {
   type Change,
   type Commit,
   CommitRefused,
+  type LeaveCause,
   type LeaveChange,
   type LinkChange,
   type Refusal,
-  type SnapshotUser
+  type SnapshotUser,
+  type UnlinkCause
 } from './backend/backend.js'
-import { closeSocket, Connection, type QueuedFrame, WriteCoalescer } from './connection.js'
+import { closeSocket, Connection, logName, type QueuedFrame, WriteCoalescer } from './connection.js'
+import { Counts, type InvalidMessageReason, type RejectionLabel } from './counts.js'
 import {
   FST_LINK_CLOSED,
   FST_LINK_CLUSTER_UNAVAILABLE,
@@ -68,6 +71,7 @@ import {
 import { Heartbeat } from './heartbeat.js'
 import { payloadErrors, tooDeepError, unregisteredTypeError } from './messages.js'
 import { LocalLinks } from './local-links.js'
+import type { LinkObserver, MetricsSource } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import { isThenable } from './thenable.js'
 import { type MirroredUser, type UserLink, UserSpace } from './user-space.js'
@@ -84,8 +88,6 @@ export const closeCodeTooBig = 1009
  * pinged to confirm them: a pong for every flush would double the reads of a busy server.
  */
 export const confirmIntervalMilliseconds = 100
-/** How long a closing socket may take to answer the close frame before it is terminated. */
-export const defaultCloseGraceMilliseconds = 1_000
 
 const whileRunning: readonly LinkServerStatus[] = ['listening']
 const whileRunningOrClosing: readonly LinkServerStatus[] = ['listening', 'closing']
@@ -114,11 +116,26 @@ const kUnencodable = Symbol('fastify-link-server.unencodable')
 /** The close code of a connection whose user was linked from another connection (`linkConflict: 'takeover'`). */
 export const closeCodeTakenOver = 4001
 
-/** The reason a refused link request is given, by refusal. */
-const refusalReasons: Record<Exclude<Refusal, 'already-linked'>, string> = {
-  'not-accepting-new-users': 'server is not accepting new users',
-  full: 'server is full',
-  unavailable: 'cluster unavailable'
+/** The reason a refused link request is given, and its metrics label, by refusal. */
+const refusalReasons: Record<Exclude<Refusal, 'already-linked'>, [string, RejectionLabel]> = {
+  'not-accepting-new-users': ['server is not accepting new users', 'not_accepting_new_users'],
+  full: ['server is full', 'full'],
+  unavailable: ['cluster unavailable', 'cluster_unavailable']
+}
+
+/** Why a linked user that leaves is unlinked, by why it leaves (one whose window ended was not linked). */
+const unlinkCauseOfLeave: Record<LeaveCause, UnlinkCause> = { client: 'client', kick: 'server', window: 'client', close: 'close' }
+
+/** The metrics label of a reason the authentication gave: the protocol's own, or `other` for the application's. */
+function authenticationLabel (reason: string): RejectionLabel {
+  switch (reason) {
+    case authenticationTimeoutReason:
+      return 'authentication_timeout'
+    case authenticationFailedReason:
+      return 'authentication_failed'
+    default:
+      return 'other'
+  }
 }
 
 /** The implementation behind `fastify.linkServer`. */
@@ -162,6 +179,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   readonly #address: string
   #asyncapi: AsyncApiDocument | undefined
   #invalidMessages = 0
+  /** What this node counts for its metrics, always. */
+  readonly counts = new Counts()
+  /** With metrics on: the histograms. */
+  #observer: LinkObserver | undefined
   // One listener of each kind for every socket, instead of four closures per connection.
   readonly #onMessage: (this: WebSocket, data: Buffer, isBinary: boolean) => void
   readonly #onPong: (this: WebSocket, data: Buffer) => void
@@ -181,7 +202,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     this.#log = log
     this.#address = address
     this.#versions = new VersionCheck(options.acceptedVersions)
-    this.#heartbeat = new Heartbeat(options.pingIntervalMilliseconds, this.#connections)
+    this.#heartbeat = new Heartbeat(options.pingIntervalMilliseconds, this.#connections, connection => this.#closeSilent(connection))
     this.#writes = new WriteCoalescer(options.maxBufferedBytes, connection => this.#cutSlowConsumer(connection))
   }
 
@@ -270,6 +291,30 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     this.#emittingChanges = false
   }
 
+  /** Turns the histograms of the metrics on (before `ready`, so that the backend's round trips are observed too). */
+  observeWith (observer: LinkObserver): void {
+    this.#observer = observer
+    this.#sink.roundTrip = observer.roundTrip
+  }
+
+  /** What the metrics read when scraped. */
+  readonly metricsSource: MetricsSource = {
+    counts: this.counts,
+    framesSent: () => this.#writes.framesSent,
+    users: () => this.#users.size,
+    linkedUsers: () => this.#local.size,
+    connections: () => this.#connections.size,
+    nodes: () => this.#backend.nodes
+  }
+
+  /** Why the link server does not take links now, for the readiness endpoint; `undefined` when it does. */
+  notReadyReason (): string | undefined {
+    if (this.#status !== 'listening') {
+      return this.#status === 'initializing' ? 'the link server is starting' : 'the link server is closing'
+    }
+    return this.#backend.isAvailable ? undefined : 'the cluster is unavailable: Redis does not answer'
+  }
+
   // Lifecycle, driven by the Fastify hooks in index.ts.
 
   /** Starts the backend (connects to the cluster's Redis, and loads its user space), then takes links. */
@@ -314,7 +359,8 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    * In a cluster the user space outlives this node: its users are unlinked, not removed, so that they
    * can link again on another node; each of its connections hears only of its own unlink.
    */
-  async close (otherSockets: Iterable<WebSocket> = [], closeGraceMilliseconds = defaultCloseGraceMilliseconds): Promise<void> {
+  async close (otherSockets: Iterable<WebSocket> = []): Promise<void> {
+    const closeGraceMilliseconds = this.#options.closeGraceMilliseconds
     this.#status = 'closing'
     this.#heartbeat.stop()
     clearInterval(this.#confirming)
@@ -328,7 +374,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       for (const username of this.#users.usernames()) {
         if (this.#users.get(username) !== undefined) {
           this.#sayingGoodbye = true
-          this.#commit(this.#backend.leave(username), 'close', username)
+          this.#commit(this.#backend.leave(username, 'close'), 'close', username)
           this.#sayingGoodbye = false
           this.#emitChanges() // leave listeners may still send to the users that have not left yet
         }
@@ -385,16 +431,21 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       done() // a plain GET, which @fastify/websocket answers with 404
       return
     }
+    if (this.#status !== 'listening') {
+      // Draining: no new connection while the users are told goodbye (Fastify's return503OnClosing may be off).
+      reply.code(503).send({ statusCode: 503, code: 'FST_LINK_CLOSING', error: 'Service Unavailable', message: 'The server is closing' })
+      return
+    }
     const origin = request.headers.origin
     if (!this.#isAllowedOrigin(origin, request)) {
-      this.#log.info({ origin }, 'upgrade refused: origin not allowed')
+      request.log.info({ name: logName, origin }, 'upgrade refused: origin not allowed')
       reply.code(403).send({
         statusCode: 403, code: 'FST_LINK_ORIGIN_NOT_ALLOWED', error: 'Forbidden', message: `Origin ${String(origin)} is not allowed`
       })
       return
     }
     if (this.#connections.size >= this.#options.maxConnections) {
-      this.#log.warn({ maxConnections: this.#options.maxConnections }, 'upgrade refused: too many connections')
+      request.log.warn({ name: logName, maxConnections: this.#options.maxConnections }, 'upgrade refused: too many connections')
       reply.code(503).send({
         statusCode: 503, code: 'FST_LINK_TOO_MANY_CONNECTIONS', error: 'Service Unavailable', message: 'Too many connections'
       })
@@ -478,7 +529,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   unlink (username: string): Promise<void> {
     this.#assertStatus('unlink a user', whileRunningOrClosing)
     this.#linkOf('unlink a user', username)
-    return this.#commit(this.#backend.unlink(username, undefined), 'unlink a user', username)
+    return this.#commit(this.#backend.unlink(username, undefined, 'server'), 'unlink a user', username)
   }
 
   kick (username: string): Promise<void> {
@@ -487,7 +538,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       throw new FST_LINK_UNKNOWN_USER('kick a user', username)
     }
     this.#log.info({ username }, 'user kicked')
-    return this.#commit(this.#backend.leave(username), 'kick a user', username)
+    return this.#commit(this.#backend.leave(username, 'kick'), 'kick a user', username)
   }
 
   getUsers (): LinkUser[] {
@@ -540,7 +591,9 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     if (!connection.isOpen) {
       return // a connection that is being closed is not listened to any more
     }
+    this.counts.framesReceived++
     if (!this.#withinRateLimit(connection)) {
+      this.counts.rateLimited++
       this.#closeConnection(connection, closeCodePolicyViolation, 'rate limit exceeded')
       return
     }
@@ -583,38 +636,38 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
 
   #handleLinked (connection: Connection, username: string, frame: Frame | undefined): void {
     if (frame === undefined) {
-      this.#log.warn({ username }, 'user sent a malformed frame and is unlinked')
-      this.#unlinkConnection(connection)
+      connection.log.warn({ username }, 'user sent a malformed frame and is unlinked')
+      this.#unlinkConnection(connection, 'client')
       return
     }
     switch (frame.type) {
       case linkType:
       case unlinkType:
-        this.#unlinkConnection(connection)
+        this.#unlinkConnection(connection, 'client')
         return
       case leaveType:
         this.#leaveConnection(connection)
         return
     }
     if (isProtocolType(frame.type)) {
-      this.#log.warn({ username, type: frame.type }, 'user sent an unknown frame type with the reserved krmx/ prefix and is unlinked')
-      this.#unlinkConnection(connection)
+      connection.log.warn({ username, type: frame.type }, 'user sent an unknown frame type with the reserved krmx/ prefix and is unlinked')
+      this.#unlinkConnection(connection, 'client')
       return
     }
     if ((frame as DeepFrame)[kTooDeep] === true) {
-      this.#refuse(connection, username, frame, [tooDeepError(this.#options.maxDepth)])
+      this.#refuse(connection, username, frame, [tooDeepError(this.#options.maxDepth)], 'too_deep')
       return
     }
     const check = this.#options.messages?.get(frame.type)
     if (check === undefined) {
       if (this.#options.strictMessages) {
-        this.#refuse(connection, username, frame, [unregisteredTypeError])
+        this.#refuse(connection, username, frame, [unregisteredTypeError], 'unregistered_type')
         return
       }
     } else {
       const errors = payloadErrors(check, frame.payload)
       if (errors !== undefined) {
-        this.#refuse(connection, username, frame, errors)
+        this.#refuse(connection, username, frame, errors, 'invalid_payload')
         return
       }
     }
@@ -632,37 +685,38 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   }
 
   /** An application message failed its schema: it is dropped, or its user unlinked, as `invalidMessage` says. */
-  #refuse (connection: Connection, username: string, frame: Frame, errors: LinkMessageError[]): void {
+  #refuse (connection: Connection, username: string, frame: Frame, errors: LinkMessageError[], reason: InvalidMessageReason): void {
     this.#invalidMessages++
+    this.counts.invalidMessage(this.#options.messages?.has(frame.type) === true ? frame.type : 'other', reason)
     const unlink = this.#options.invalidMessage === 'unlink'
-    this.#log.warn({ username, type: frame.type, error: errors[0] },
+    connection.log.warn({ username, type: frame.type, error: errors[0] },
       unlink ? 'user sent an invalid message and is unlinked' : 'user sent an invalid message; it is dropped')
     this.emit('invalidMessage', username, frame, errors)
     if (unlink && connection.username === username) {
-      this.#unlinkConnection(connection) // unless an invalidMessage listener unlinked or kicked the user already
+      this.#unlinkConnection(connection, 'invalid_message') // unless an invalidMessage listener unlinked or kicked the user already
     }
   }
 
   #handleUnlinked (connection: Connection, frame: Frame | undefined): void {
     if (frame === undefined) {
-      this.#reject(connection, 'invalid message')
+      this.#reject(connection, 'invalid message', 'invalid_message')
       return
     }
     if (frame.type !== linkType) {
-      this.#reject(connection, 'unlinked connection')
+      this.#reject(connection, 'unlinked connection', 'unlinked_connection')
       return
     }
     const payload = frame.payload
     if (!isLinkPayload(payload)) {
-      this.#reject(connection, 'invalid link request')
+      this.#reject(connection, 'invalid link request', 'invalid_link_request')
       return
     }
     if (!this.#versions.accepts(payload.version)) {
-      this.#reject(connection, this.#versions.rejectReason(payload.version))
+      this.#reject(connection, this.#versions.rejectReason(payload.version), 'version_mismatch')
       return
     }
     if (!this.#isValidUsername(payload.username)) {
-      this.#reject(connection, 'invalid username')
+      this.#reject(connection, 'invalid username', 'invalid_username')
       return
     }
     connection.linkInFlight = true
@@ -686,6 +740,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   }
 
   async #link (connection: Connection, username: string, auth: string | undefined): Promise<void> {
+    const requested = performance.now()
     const claim = await this.#backend.claim(username, this.#admission)
     if (!claim.claimed) {
       this.#refuseLink(connection, username, claim.refusal)
@@ -704,21 +759,23 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       info,
       this.#options.authTimeoutMilliseconds,
       {
-        onError: err => this.#log.warn({ err, username }, 'an authenticate listener or handler failed; the link is rejected'),
+        onError: err => connection.log.warn({ err, username }, 'an authenticate listener or handler failed; the link is rejected'),
         onLate: call => this.#lateAuthentication(connection, username, call, made.link)
       }
     )
     connection.cancelAuthentication = authentication.cancel
+    const authenticating = performance.now()
     let reason = await authentication.decision
     connection.cancelAuthentication = undefined
-    const data = reason === undefined ? this.#encodeUserData(username, authentication.attached()) : undefined
+    this.#observer?.authenticated((performance.now() - authenticating) / 1000)
+    const data = reason === undefined ? this.#encodeUserData(connection, username, authentication.attached()) : undefined
     if (data === kUnencodable) {
       reason = authenticationFailedReason
     }
     if (!connection.isOpen || this.#status !== 'listening' || reason !== undefined) {
       this.#backend.release(username, claim.token)
       if (reason !== undefined && connection.isOpen && this.#status === 'listening') {
-        this.#reject(connection, reason)
+        this.#reject(connection, reason, authenticationLabel(reason))
       }
       return
     }
@@ -739,14 +796,16 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       if (connection.isOpen) {
         this.#refuseLink(connection, username, result.refusal)
       }
+      return
     }
+    this.#observer?.linked((performance.now() - requested) / 1000)
   }
 
   /**
    * The JSON of the data an authentication attached; data that is not JSON, or larger than `maxPayload`,
    * fails the link (it would be sent to every node, and kept in Redis).
    */
-  #encodeUserData (username: string, attached: { data: unknown } | undefined): string | undefined | typeof kUnencodable {
+  #encodeUserData (connection: Connection, username: string, attached: { data: unknown } | undefined): string | undefined | typeof kUnencodable {
     if (attached === undefined) {
       return undefined
     }
@@ -758,11 +817,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       err = caught // a BigInt, a cycle, a toJSON that throws
     }
     if (text === undefined) {
-      this.#log.error({ err, username }, 'the data attached to the link is not JSON; the link is rejected')
+      connection.log.error({ err, username }, 'the data attached to the link is not JSON; the link is rejected')
       return kUnencodable
     }
     if (text.length > this.#options.maxPayload) {
-      this.#log.error({ username, length: text.length }, 'the data attached to the link is larger than maxPayload; the link is rejected')
+      connection.log.error({ username, length: text.length }, 'the data attached to the link is larger than maxPayload; the link is rejected')
       return kUnencodable
     }
     return text
@@ -772,9 +831,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   #refuseLink (connection: Connection, username: string, refusal: Refusal): void {
     if (refusal === 'already-linked') {
       // Not counted towards maxLinkAttempts: a client whose old connection is not yet known to be dead retries this.
-      this.#reject(connection, `user ${username} is already linked to a connection`, false)
+      this.#reject(connection, `user ${username} is already linked to a connection`, 'already_linked', false)
     } else {
-      this.#reject(connection, refusalReasons[refusal])
+      const [reason, label] = refusalReasons[refusal]
+      this.#reject(connection, reason, label)
     }
   }
 
@@ -785,25 +845,25 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    */
   #lateAuthentication (connection: Connection, username: string, call: string, linkedAs: number | undefined): void {
     if (call === 'attach') {
-      this.#log.error({ username, call }, 'attach was called after the link was decided; it is ignored')
+      connection.log.error({ username, call }, 'attach was called after the link was decided; it is ignored')
       return
     }
     const isOnThatLink = linkedAs !== undefined && connection.username === username && connection.links === linkedAs
-    this.#log.error({ username, call }, isOnThatLink
+    connection.log.error({ username, call }, isOnThatLink
       ? `${call} was called after the link was accepted; the user is unlinked`
       : `${call} was called after the link was decided; it is ignored`)
     if (isOnThatLink) {
-      this.#unlinkConnection(connection)
+      this.#unlinkConnection(connection, 'server')
     }
   }
 
   #disconnect (connection: Connection): void {
     this.#connections.delete(connection)
-    this.#drop(connection)
+    this.#drop(connection, 'client')
   }
 
   /** Forgets everything a connection that is closing or closed was doing: its frames, its link request, its user. */
-  #drop (connection: Connection): void {
+  #drop (connection: Connection, cause: UnlinkCause): void {
     this.#forgetQueue(connection) // nothing a closing connection sent is handled any more
     connection.cancelAuthentication?.()
     if (connection.username !== undefined && connection.unlinksInFlight === 0) {
@@ -811,7 +871,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
         // It closes before a shared backend answers: it is told now, as it is by the in-memory backend.
         connection.send(unlinkedFrame(connection.username))
       }
-      this.#unlinkConnection(connection)
+      this.#unlinkConnection(connection, cause)
     }
     this.#stopLinkTimer(connection)
   }
@@ -821,18 +881,18 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    * already, nothing happens. A shared backend answers later; meanwhile the frames of the connection
    * wait, as behind a link request, so that none is handled as its user's after it asked to unlink.
    */
-  #unlinkConnection (connection: Connection): void {
+  #unlinkConnection (connection: Connection, cause: UnlinkCause): void {
     const username = connection.username as string
-    const commit = this.#backend.unlink(username, connection.generation)
+    const commit = this.#backend.unlink(username, connection.generation, cause)
     this.#holdFrames(connection, commit.then(undefined, (err: unknown) => {
-      this.#log.warn({ err, username }, 'the unlink of a connection could not be committed')
+      connection.log.warn({ err, username }, 'the unlink of a connection could not be committed')
     }))
   }
 
   /** The user of `connection` leaves, as it asked. */
   #leaveConnection (connection: Connection): void {
     const username = connection.username as string
-    this.#holdFrames(connection, this.#commit(this.#backend.leave(username), 'leave', username).then(undefined, () => {})) // #commit logged it
+    this.#holdFrames(connection, this.#commit(this.#backend.leave(username, 'client'), 'leave', username).then(undefined, () => {})) // #commit logged it
   }
 
   /**
@@ -854,22 +914,33 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     if (!connection.isOpen) {
       return
     }
-    this.#log.warn({ username: connection.username, code, reason }, 'connection closed')
-    this.#drop(connection)
-    connection.close(code, reason, defaultCloseGraceMilliseconds) // never rejects
+    connection.log.warn({ username: connection.username, code, reason }, 'connection closed')
+    this.#drop(connection, 'limit')
+    connection.close(code, reason, this.#options.closeGraceMilliseconds) // never rejects
   }
 
   /** A client that does not read what it is sent: it is cut off, so that its buffer cannot grow without bound. */
   #cutSlowConsumer (connection: Connection): void {
-    this.#log.warn({ username: connection.username, bufferedBytes: connection.socket.bufferedAmount }, 'slow consumer terminated')
-    this.#drop(connection)
+    if (!connection.isOpen) {
+      return // cut off already: a later flush found its buffer still full before its socket closed
+    }
+    this.counts.slowConsumers++
+    connection.log.warn({ username: connection.username, bufferedBytes: connection.socket.bufferedAmount }, 'slow consumer terminated')
+    this.#drop(connection, 'limit')
     connection.socket.terminate()
+  }
+
+  /** A connection that did not answer the last heartbeat ping: its user is unlinked, and its socket terminated. */
+  #closeSilent (connection: Connection): void {
+    connection.log.info({ username: connection.username }, 'connection did not answer the heartbeat and is terminated')
+    connection.socket.terminate() // first, so that nothing more is sent to it, and no link timer starts for it
+    this.#drop(connection, 'heartbeat')
   }
 
   /** ws found a protocol violation (a frame beyond maxPayload, invalid UTF-8, ...) and is closing the socket itself. */
   #socketError (connection: Connection, err: Error): void {
-    this.#log.warn({ err, username: connection.username }, 'websocket error')
-    this.#drop(connection)
+    connection.log.warn({ err, username: connection.username }, 'websocket error')
+    this.#drop(connection, 'client')
   }
 
   #startLinkTimer (connection: Connection): void {
@@ -950,8 +1021,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
         break
       }
       case 'unlink':
-        this.#applyUnlink(change.username, change.takeover)
-        this.#emitted(change, 'unlink')
+        this.#applyUnlink(change.username, change.cause === 'takeover')
+        if (this.#emitted(change, 'unlink')) {
+          this.counts.unlinks[change.cause]++
+        }
         break
       case 'leave':
         this.#applyLeave(change)
@@ -960,17 +1033,19 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     this.#emitChanges()
   }
 
-  /** Queues the event of a change this node made. */
-  #emitted (change: Change, event: ChangeEvent): void {
+  /** Queues the event of a change this node made; answers whether it did (a change is counted by its node). */
+  #emitted (change: Change, event: ChangeEvent): boolean {
     if (change.origin === this.#backend.nodeId) {
       this.#changed(event, change.username)
+      return true
     }
+    return false
   }
 
   /** Creates `username`; the connection linking it, if it is this node's, does not hear of the join: it is told who is there. */
   #applyJoin (username: string, order: number, linking: Connection | undefined): MirroredUser {
     const user = this.#users.join(username, order)
-    this.#log.info({ username }, 'user joined')
+    ;(linking?.log ?? this.#log).info({ username }, 'user joined')
     this.#local.broadcast(user.joined, linking)
     return user
   }
@@ -1009,12 +1084,13 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
         this.#deliver(username, early[i] as EncodedFrame, early[i + 1] as number)
       }
     }
-    this.#log.info({ username }, 'user linked')
+    ;(connection?.log ?? this.#log).info({ username }, 'user linked')
     this.#local.broadcast(user.linked, connection)
     if (change.isNewUser) {
       this.#emitted(change, 'join')
     }
     if (change.origin === this.#backend.nodeId) {
+      this.counts.links++
       // Only the node that made the link emits its event: the others need not parse its data.
       this.#changed('link', username, {
         data: change.data === undefined ? undefined : JSON.parse(change.data),
@@ -1022,7 +1098,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       })
     }
     if (connection !== undefined && !connection.isOpen) {
-      this.#unlinkConnection(connection) // it closed while its link was being committed
+      this.#unlinkConnection(connection, 'client') // it closed while its link was being committed
     }
     return connection
   }
@@ -1044,23 +1120,25 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     if (connection !== undefined) {
       this.#local.detach(username)
       if (takeover) {
-        this.#log.info({ username }, 'user linked from another connection; its connection is closed')
+        connection.log.info({ username }, 'user linked from another connection; its connection is closed')
         this.#forgetQueue(connection)
-        connection.close(closeCodeTakenOver, 'linked from another connection', defaultCloseGraceMilliseconds) // never rejects
+        connection.close(closeCodeTakenOver, 'linked from another connection', this.#options.closeGraceMilliseconds) // never rejects
       } else if (connection.isOpen) {
         this.#startLinkTimer(connection)
       }
     }
-    this.#log.info({ username }, 'user unlinked')
+    ;(connection?.log ?? this.#log).info({ username }, 'user unlinked')
   }
 
-  #applyLeave (change: Change): void {
+  #applyLeave (change: LeaveChange): void {
     const username = change.username
     const user = this.#users.get(username) as MirroredUser
     const connection = this.#local.get(username)
     if (user.link !== undefined) {
       this.#applyUnlink(username, false)
-      this.#emitted(change, 'unlink')
+      if (this.#emitted(change, 'unlink')) {
+        this.counts.unlinks[unlinkCauseOfLeave[change.cause]]++
+      }
     }
     const frame = leftFrame(username)
     connection?.send(frame)
@@ -1068,8 +1146,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     if (!this.#sayingGoodbye) {
       this.#local.broadcast(frame, undefined)
     }
-    this.#log.info({ username }, (change as LeaveChange).expired ? 'user left: its reconnection window ended' : 'user left')
-    this.#emitted(change, 'leave')
+    ;(connection?.log ?? this.#log).info({ username }, change.cause === 'window' ? 'user left: its reconnection window ended' : 'user left')
+    if (this.#emitted(change, 'leave')) {
+      this.counts.leaves[change.cause]++
+    }
   }
 
   /**
@@ -1083,7 +1163,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     }
     for (const username of keepMissing ? [] : this.#users.usernames()) {
       if (!present.has(username)) {
-        this.#applyLeave({ op: 'leave', username, origin: '', expired: false })
+        this.#applyLeave({ op: 'leave', username, origin: '', cause: 'close' })
       }
     }
     for (const { username, order, link, data } of snapshot) {
@@ -1132,8 +1212,9 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   }
 
   /** Answers a link request with `krmx/rejected`; one that `counts` brings the connection closer to `maxLinkAttempts`. */
-  #reject (connection: Connection, reason: string, counts = true): void {
-    this.#log.debug({ reason }, 'link request rejected')
+  #reject (connection: Connection, reason: string, label: RejectionLabel, counts = true): void {
+    this.counts.rejections[label]++
+    connection.log.debug({ reason }, 'link request rejected')
     connection.send(rejectedFrame(reason))
     if (counts && ++connection.rejections >= this.#options.maxLinkAttempts) {
       this.#closeConnection(connection, closeCodePolicyViolation, 'too many rejected link requests')

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { randomUUID } from 'node:crypto'
-import type { AsyncApiDocument, ClusterRedisClient, LinkServerOptions, RateLimitOptions } from '../types/index.js'
+import type { AsyncApiDocument, ClusterRedisClient, LinkServerOptions, MetricsRegistry, RateLimitOptions } from '../types/index.js'
 import { FST_LINK_INVALID_OPTION } from './errors.js'
 import { compileMessageSchemas, type MessageChecks } from './messages.js'
 import { isValidKrmxUsername } from './username.js'
@@ -43,6 +43,11 @@ export const defaultReplayMaxAgeMilliseconds = 60_000
 export const defaultLinkConflict = 'reject'
 const linkConflictModes: readonly string[] = ['reject', 'takeover']
 const replayOptionNames: readonly string[] = ['maxMessages', 'maxAgeMilliseconds']
+export const defaultMetricsPath = '/metrics'
+export const defaultHealthPath = '/health'
+const metricsOptionNames: readonly string[] = ['path', 'registry']
+const healthOptionNames: readonly string[] = ['path']
+export const defaultCloseGraceMilliseconds = 1_000
 
 /** The options with every default applied and every value checked. */
 export interface ResolvedOptions {
@@ -76,6 +81,18 @@ export interface ResolvedOptions {
   /** `undefined`: the in-memory backend. */
   cluster: ResolvedClusterOptions | undefined
   sessions: Sessions
+  /** `undefined`: off. */
+  metrics: ResolvedMetrics | undefined
+  /** The prefix of the health endpoints; `undefined`: off. */
+  healthPath: string | undefined
+  closeGraceMilliseconds: number
+}
+
+export interface ResolvedMetrics {
+  /** `undefined`: not served. */
+  path: string | undefined
+  /** `undefined`: a registry of the plugin's own. */
+  registry: MetricsRegistry | undefined
 }
 
 /** What keeps a user's session across its connections: the reconnection window, replay and takeover. */
@@ -135,7 +152,10 @@ export function resolveOptions (options: LinkServerOptions): ResolvedOptions {
     maxQueuedFrames: resolveCount('maxQueuedFrames', options.maxQueuedFrames, defaultMaxQueuedFrames, false),
     maxQueuedBytes: resolveCount('maxQueuedBytes', options.maxQueuedBytes, defaultMaxQueuedBytes, false),
     cluster: resolveCluster(options.cluster),
-    sessions: resolveSessions(options)
+    sessions: resolveSessions(options),
+    metrics: resolveMetrics(options.metrics),
+    healthPath: resolveHealth(options.health),
+    closeGraceMilliseconds: resolveCloseGrace(options.closeGraceMilliseconds)
   }
 }
 
@@ -169,7 +189,10 @@ const knownOptions: Record<keyof LinkServerOptions, true> = {
   cluster: true,
   reconnectWindowMilliseconds: true,
   replay: true,
-  linkConflict: true
+  linkConflict: true,
+  metrics: true,
+  health: true,
+  closeGraceMilliseconds: true
 }
 
 /** The name of every option, for the check of unknown names. */
@@ -481,4 +504,35 @@ function resolveGroup (group: string, value: unknown, names: readonly string[], 
     }
   }
   return value as Record<string, unknown>
+}
+
+function resolveMetrics (value: unknown): ResolvedMetrics | undefined {
+  if (value === undefined || value === false) {
+    return undefined
+  }
+  const shape = 'must be true or an object: { path?: string | false, registry?: a prom-client Registry }'
+  const metrics = value === true ? {} : resolveGroup('metrics', value, metricsOptionNames, shape)
+  const registry = metrics.registry
+  if (registry !== undefined && (typeof registry !== 'object' || registry === null ||
+      typeof (registry as Partial<MetricsRegistry>).registerMetric !== 'function' || typeof (registry as Partial<MetricsRegistry>).metrics !== 'function')) {
+    throw new FST_LINK_INVALID_OPTION('metrics.registry', 'must be a prom-client Registry')
+  }
+  const path = metrics.path === false ? undefined : resolvePath('metrics.path', metrics.path, registry === undefined ? defaultMetricsPath : undefined)
+  return { path, registry: registry as MetricsRegistry | undefined }
+}
+
+function resolveHealth (value: unknown): string | undefined {
+  if (value === undefined || value === false) {
+    return undefined
+  }
+  const health = value === true ? {} : resolveGroup('health', value, healthOptionNames, 'must be true or an object: { path?: string }')
+  return resolvePath('health.path', health.path, defaultHealthPath)
+}
+
+function resolveCloseGrace (value: unknown): number {
+  const grace = resolveTimer('closeGraceMilliseconds', resolveMilliseconds('closeGraceMilliseconds', value, defaultCloseGraceMilliseconds))
+  if (grace < 0) {
+    throw new FST_LINK_INVALID_OPTION('closeGraceMilliseconds', 'must be 0 or a positive number of milliseconds')
+  }
+  return grace
 }

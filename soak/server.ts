@@ -31,7 +31,7 @@ const timer = setInterval(() => {
   // Every linked user gets it: that many frames are written.
   counters.broadcastDeliveries += linkServer.getStats().linkedUsers
   counters.broadcasts++
-  linkServer.broadcast({ type: 'chat/said', payload: { from: 'server', text: `tick ${tick++}` } })
+  linkServer.broadcast({ type: 'chat/said', payload: { id: String(tick), from: 'server', text: `tick ${tick++}` } })
 }, 1000)
 app.addHook('onClose', async () => clearInterval(timer))
 await app.listen({ port: Number(process.env.PORT ?? 0), host: '127.0.0.1' })

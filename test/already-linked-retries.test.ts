@@ -12,7 +12,7 @@ t.test('already linked rejections do not count towards maxLinkAttempts: a client
   const reason = 'user alice is already linked to a connection'
   const answers = []
   for (let attempt = 0; attempt < 100_000; attempt++) {
-    retrying.link('alice')
+    retrying.requestLink('alice')
     const [frame] = await retrying.take(1)
     if (frame.type === 'krmx/accepted') {
       break
@@ -30,8 +30,8 @@ t.test('other rejections still count', async t => {
   app.linkServer.on('authenticate', (_username, _info, reject) => reject('no'))
   const client = await inject(app)
   const closed = client.closed()
-  client.link('alice')
-  client.link('alice')
+  client.requestLink('alice')
+  client.requestLink('alice')
   t.strictSame(await client.take(2), [frames.rejected('no'), frames.rejected('no')])
   t.strictSame(await closed, { code: 1008, reason: 'too many rejected link requests' })
 })

@@ -58,8 +58,8 @@ t.test('a custom isValidUsername decides, and one that throws refuses the userna
     }
   })
   const client = await inject(app)
-  client.link('alice')
-  client.link('boom')
+  client.requestLink('alice')
+  client.requestLink('boom')
   t.strictSame(await client.take(2), [frames.rejected('invalid username'), frames.rejected('invalid username')])
   t.throws(() => app.linkServer.join('boom'), { code: 'FST_LINK_INVALID_USERNAME' })
   t.strictSame(await client.linked('player-1', 3), [frames.accepted, frames.joined('player-1'), frames.linked('player-1')])

@@ -16,8 +16,8 @@ t.test('isValidUsername that returns a promise fails closed: the username is inv
     }) as unknown as (username: string) => boolean
   })
   const client = await inject(app)
-  client.link('alice')
-  client.link('thrower')
+  client.requestLink('alice')
+  client.requestLink('thrower')
   t.strictSame(await client.take(2), [frames.rejected('invalid username'), frames.rejected('invalid username')])
   t.throws(() => app.linkServer.join('bob'), { code: 'FST_LINK_INVALID_USERNAME' })
   t.strictSame(app.linkServer.getUsers(), [])

@@ -11,7 +11,7 @@ t.test('authenticate listeners receive the username, isNewUser, auth and the upg
   await first.linked('alice', 3)
   first.send({ type: 'krmx/unlink' })
   await first.take(1)
-  first.link('alice', 'secret')
+  first.requestLink('alice', { auth: 'secret' })
   await first.take(3)
   t.strictSame(seen, [
     ['alice', true, undefined, 'red', { room: 'lobby' }],
@@ -25,7 +25,7 @@ t.test('the first reject wins, and every listener is still called', async t => {
   app.linkServer.on('authenticate', (_username, _info, reject) => { calls.push('first'); reject('first reason') })
   app.linkServer.on('authenticate', (_username, _info, reject) => { calls.push('second'); reject('second reason') })
   const client = await inject(app)
-  client.link('alice')
+  client.requestLink('alice')
   t.strictSame(await client.take(1), [frames.rejected('first reason')])
   t.strictSame(calls, ['first', 'second'])
   t.strictSame(app.linkServer.getUsers(), [])
@@ -46,8 +46,8 @@ t.test('a listener that throws rejects the link with authentication failed; its 
   })
   app.linkServer.on('authenticate', (username) => { calls.push(`still called for ${username}`) })
   const client = await inject(app)
-  client.link('alice')
-  client.link('bob')
+  client.requestLink('alice')
+  client.requestLink('bob')
   t.strictSame(await client.take(2), [frames.rejected('authentication failed'), frames.rejected('authentication failed')])
   t.strictSame(calls, ['throws for alice', 'still called for alice', 'throws for bob', 'still called for bob'])
   t.strictSame(logs.map(log => [log.level, log.msg, log.username, log.err?.message]), [
@@ -74,7 +74,7 @@ t.test('an error meant for the client (expose: true, or a 4xx statusCode) sends 
   })
   const client = await inject(app)
   for (const username of ['exposed', 'unauthorized', 'internal', 'hidden', 'empty', 'hostile', 'sync']) {
-    client.link(username)
+    client.requestLink(username)
   }
   t.strictSame(await client.take(7), [
     frames.rejected('your plan does not include this room'),
@@ -95,7 +95,7 @@ t.test('markAsync: the link waits for the handler and is accepted when it resolv
     markAsync(() => new Promise<void>(resolve => { release = resolve }))
   })
   const client = await inject(app)
-  client.link('alice')
+  client.requestLink('alice')
   t.strictSame(await client.settle(), [], 'nothing is sent while authentication is pending')
   t.strictSame(app.linkServer.getUsers(), [])
   await eventually(() => release !== undefined, () => 'authenticate was not called') // a claim may be a Redis round trip
@@ -120,9 +120,9 @@ t.test('markAsync: reject inside the handler, a rejected handler, a non-Error re
     })
   })
   const client = await inject(app)
-  client.link('alice')
-  client.link('bob')
-  client.link('carol')
+  client.requestLink('alice')
+  client.requestLink('bob')
+  client.requestLink('carol')
   t.strictSame(await client.take(3), [
     frames.rejected('alice is banned'),
     frames.rejected('authentication failed'),
@@ -136,7 +136,7 @@ t.test('a handler that throws synchronously rejects the link', async t => {
     markAsync(() => { throw new Error('sync throw') })
   })
   const client = await inject(app)
-  client.link('alice')
+  client.requestLink('alice')
   t.strictSame(await client.take(1), [frames.rejected('authentication failed')])
 })
 
@@ -150,7 +150,7 @@ t.test('a handler that never settles is rejected with authentication timeout, an
     }
   })
   const client = await inject(app)
-  client.link('alice')
+  client.requestLink('alice')
   t.strictSame(await client.take(1), [frames.rejected('authentication timeout')])
   t.strictSame(app.linkServer.getUsers(), [])
   t.strictSame(await client.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
@@ -162,7 +162,7 @@ t.test('a timeout of 1 ms', async t => {
     markAsync(() => new Promise(() => {}))
   })
   const client = await inject(app)
-  client.link('alice')
+  client.requestLink('alice')
   t.strictSame(await client.take(1), [frames.rejected('authentication timeout')])
 })
 
@@ -174,7 +174,7 @@ t.test('the authentication timer is cleared as soon as the decision is made', me
   })
   const before = timerCount()
   const client = await inject(app)
-  client.link('alice')
+  client.requestLink('alice')
   await client.settle()
   t.equal(timerCount(), before + 1, 'one timer while pending')
   await eventually(() => release !== undefined, () => 'authenticate was not called') // a claim may be a Redis round trip
@@ -191,7 +191,7 @@ t.test('a later reject from an async handler after another handler decided is ig
     markAsync(async () => { throw new Error('first') })
   })
   const client = await inject(app)
-  client.link('alice')
+  client.requestLink('alice')
   t.strictSame(await client.take(1), [frames.rejected('authentication failed')])
   lateReject('too late')
   t.strictSame(await client.settle(), [])

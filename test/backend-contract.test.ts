@@ -91,25 +91,25 @@ function contract (name: string, make: Make, nodeId: string): void {
     await backend.join('alice', 100)
     t.equal(await refusalOf(backend.join('alice', 100)), 'exists')
     t.equal(await refusalOf(backend.join('bob', 1)), 'full')
-    t.equal(await refusalOf(backend.unlink('bob', undefined)), 'unknown')
-    t.equal(await refusalOf(backend.unlink('alice', undefined)), 'not-linked')
-    t.equal(await refusalOf(backend.unlink('alice', 7)), 'committed', 'a fenced unlink of a link that ended does nothing')
-    t.equal(await refusalOf(backend.leave('bob')), 'unknown')
+    t.equal(await refusalOf(backend.unlink('bob', undefined, 'server')), 'unknown')
+    t.equal(await refusalOf(backend.unlink('alice', undefined, 'server')), 'not-linked')
+    t.equal(await refusalOf(backend.unlink('alice', 7, 'client')), 'committed', 'a fenced unlink of a link that ended does nothing')
+    t.equal(await refusalOf(backend.leave('bob', 'kick')), 'unknown')
     const claim = await backend.claim('alice', open) as { token: string }
     await backend.link('alice', claim.token, open, undefined)
-    t.equal(await refusalOf(backend.unlink('alice', 1)), 'committed', 'a fenced unlink of another generation does nothing')
-    await backend.unlink('alice', 2)
+    t.equal(await refusalOf(backend.unlink('alice', 1, 'client')), 'committed', 'a fenced unlink of another generation does nothing')
+    await backend.unlink('alice', 2, 'heartbeat')
     const relinked = await backend.claim('alice', open) as { token: string }
     await backend.link('alice', relinked.token, open, undefined)
-    await backend.unlink('alice', undefined)
-    await backend.leave('alice')
+    await backend.unlink('alice', undefined, 'server')
+    await backend.leave('alice', 'kick')
     t.strictSame(sink.changes, [
       { op: 'join', username: 'alice', origin: nodeId, order: 1 },
       { op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 2, token: claim.token, isNewUser: false, data: undefined },
-      { op: 'unlink', username: 'alice', origin: nodeId, generation: 2, takeover: false },
+      { op: 'unlink', username: 'alice', origin: nodeId, generation: 2, cause: 'heartbeat' },
       { op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 4, token: relinked.token, isNewUser: false, data: undefined },
-      { op: 'unlink', username: 'alice', origin: nodeId, generation: 4, takeover: false },
-      { op: 'leave', username: 'alice', origin: nodeId, expired: false }
+      { op: 'unlink', username: 'alice', origin: nodeId, generation: 4, cause: 'server' },
+      { op: 'leave', username: 'alice', origin: nodeId, cause: 'kick' }
     ])
   })
 
@@ -117,7 +117,7 @@ function contract (name: string, make: Make, nodeId: string): void {
     const { backend, sink } = await make(t, nodeId)
     const alice = await backend.claim('alice', open) as { token: string }
     await backend.link('alice', alice.token, open, undefined)
-    await backend.leave('alice')
+    await backend.leave('alice', 'client')
     const bob = await backend.claim('bob', open) as { token: string }
     await backend.link('bob', bob.token, open, undefined)
     await backend.join('carol', 100)
@@ -125,10 +125,10 @@ function contract (name: string, make: Make, nodeId: string): void {
     await backend.unlinkOwn()
     t.strictSame(sink.changes, [
       { op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 1, token: alice.token, isNewUser: true, data: undefined },
-      { op: 'leave', username: 'alice', origin: nodeId, expired: false },
+      { op: 'leave', username: 'alice', origin: nodeId, cause: 'client' },
       { op: 'link', username: 'bob', origin: nodeId, node: nodeId, generation: 3, token: bob.token, isNewUser: true, data: undefined },
       { op: 'join', username: 'carol', origin: nodeId, order: 4 },
-      { op: 'unlink', username: 'bob', origin: nodeId, generation: 3, takeover: false }
+      { op: 'unlink', username: 'bob', origin: nodeId, generation: 3, cause: 'close' }
     ])
     t.match(await backend.claim('bob', closed), { claimed: true, isNewUser: false, data: undefined }, 'the unlinked user stays, and may link again')
   })

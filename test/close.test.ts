@@ -1,8 +1,9 @@
 import { once } from 'node:events'
+import { performance } from 'node:perf_hooks'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyLinkServer from '../index.js'
-import { Client, connect, frames, record, urlOf, timerCount, unresponsive } from './helper.js'
+import { connect, frames, record, urlOf, timerCount, unresponsive } from './helper.js'
 import WebSocket from 'ws'
 
 async function listening (options = {}, fastifyOptions = {}) {
@@ -31,7 +32,7 @@ t.test('close: every user leaves, each connection is told of its own user, every
   await bob.take(1)
   const idle = await connect(app)
   const pending = await connect(app)
-  pending.link('pending')
+  pending.requestLink('pending')
   await pending.settle()
 
   const closes = [alice, bob, idle, pending].map(client => client.closed())
@@ -65,7 +66,8 @@ t.test('a socket that never answers the close frame is terminated, so close does
     'it was sent a close frame with 1001, then cut off instead of waiting for the 30 s of ws')
 })
 
-t.test('with return503OnClosing false, a connection that arrives while the server closes is closed with 1001', async t => {
+// With Fastify's return503OnClosing (the default) Fastify answers such an upgrade with 503 itself, before the route.
+t.test('drain: once closing began, an upgrade is refused with HTTP 503 at once, also with return503OnClosing false', async t => {
   const app = await listening({}, { return503OnClosing: false })
   const port = (app.server.address() as { port: number }).port
   await unresponsive(port) // holds the close open for its grace period
@@ -74,6 +76,41 @@ t.test('with return503OnClosing false, a connection that arrives while the serve
   await new Promise(resolve => setImmediate(resolve))
   t.equal(app.linkServer.getStatus(), 'closing')
   const ws = new WebSocket(url)
-  t.strictSame(await new Client(ws).closed(), { code: 1001, reason: 'server closing' })
+  const [, response] = await once(ws, 'unexpected-response') as [unknown, import('node:http').IncomingMessage]
+  const chunks: Buffer[] = []
+  for await (const chunk of response) {
+    chunks.push(chunk as Buffer)
+  }
+  const body = JSON.parse(Buffer.concat(chunks).toString())
+  t.equal(response.statusCode, 503)
+  t.strictSame(body, { statusCode: 503, code: 'FST_LINK_CLOSING', error: 'Service Unavailable', message: 'The server is closing' })
+  ws.on('error', () => {}) // ws reports the refused upgrade it is told to end
+  ws.terminate()
   await closing
+})
+
+t.test('closeGraceMilliseconds: a socket that does not answer the close frame is terminated after it, not after the default 1 s', async t => {
+  const app = await listening({ closeGraceMilliseconds: 1_500 })
+  const raw = await unresponsive((app.server.address() as { port: number }).port)
+  const ended = once(raw, 'close')
+  const started = performance.now()
+  await app.close()
+  await ended
+  t.ok(performance.now() - started >= 1_500, 'the close waited out the grace of the option')
+})
+
+t.test('a socket handed to the link server once it is closing is closed with 1001 (the route refuses such upgrades before)', async t => {
+  const app = await listening()
+  await app.close()
+  const { WebSocketServer } = await import('ws')
+  const plain = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => plain.close())
+  await once(plain, 'listening')
+  const accepted = once(plain, 'connection') as Promise<[WebSocket, import('node:http').IncomingMessage]>
+  const client = new WebSocket(`ws://127.0.0.1:${(plain.address() as { port: number }).port}`)
+  const [socket] = await accepted
+  const closed = once(client, 'close') as Promise<[number, Buffer]>
+  ;(app.linkServer as unknown as { accept: (socket: WebSocket, request: unknown) => void }).accept(socket, {})
+  const [code, reason] = await closed
+  t.strictSame([code, reason.toString()], [1001, 'server closing'])
 })

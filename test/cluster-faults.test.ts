@@ -71,7 +71,7 @@ t.test('Redis stopped for 5 s and restarted empty: no crash, links refused meanw
 
   await redis.stop()
   const during = await connect(b)
-  during.link('newcomer')
+  during.requestLink('newcomer')
   t.strictSame(await during.take(1), [frames.rejected('cluster unavailable')])
   await t.rejects(a.linkServer.kick('b1'), { code: 'FST_LINK_CLUSTER_UNAVAILABLE', statusCode: 503 })
   a1.unread()
@@ -90,7 +90,7 @@ t.test('Redis stopped for 5 s and restarted empty: no crash, links refused meanw
   await agree([a, b], [a1, b1], [{ username: 'a1', isLinked: true }, { username: 'b1', isLinked: true }], 5_000)
   t.ok(Date.now() - restartedAt <= 5_000, `agreed ${Date.now() - restartedAt} ms after Redis returned`)
   clearInterval(load)
-  during.link('newcomer')
+  during.requestLink('newcomer')
   t.strictSame(await during.take(7), [
     frames.accepted, frames.joined('a1'), frames.linked('a1'), frames.joined('b1'), frames.linked('b1'), frames.joined('newcomer'), frames.linked('newcomer')
   ], 'links are taken again, into the recovered user space')

@@ -103,7 +103,7 @@ t.test(`${runs} random runs on three nodes keep one connection per user and one 
       // Every linked client was told exactly the user space the nodes hold.
       for (const [client, received] of probes) {
         if (received.length === 1) {
-          assert.deepEqual(replay(client.received().filter(frame => frame.type !== 'probe')), users, `the view of ${received[0]}`)
+          assert.deepEqual(replay(client.frames().filter(frame => frame.type !== 'probe')), users, `the view of ${received[0]}`)
         }
       }
     } finally {

@@ -37,7 +37,7 @@ export function replay (received: Received[]): LinkUser[] {
 export async function agree (nodes: FastifyInstance[], clients: Client[], expected: LinkUser[], timeoutMilliseconds = 10_000): Promise<void> {
   const views = (): unknown => ({
     nodes: nodes.map(app => app.linkServer.getUsers()),
-    clients: clients.map(client => replay(client.received()))
+    clients: clients.map(client => replay(client.frames()))
   })
   const wanted = JSON.stringify(expected)
   await eventually(() => {

@@ -51,7 +51,7 @@ t.test('replay across nodes: what any node sent an unlinked user is delivered wh
   a.linkServer.broadcast(say('skipped'), 'alice')
   const again = await connect(c)
   const linked = next(c, 'link')
-  again.link('alice')
+  again.requestLink('alice')
   t.strictSame(await linked, ['alice', { data: undefined, replay: { replayed: 2, lost: 0 } }])
   t.strictSame(await again.take(5), [frames.accepted, frames.joined('alice'), frames.linked('alice'), say('from b'), say('from c')])
   a.linkServer.send('alice', say('after'))
@@ -79,7 +79,7 @@ t.test('replay after a node death: a user linked to a killed node gets, on anoth
   b.linkServer.send('alice', say('while away'))
   const again = await connect(b)
   const linked = next(b, 'link')
-  again.link('alice')
+  again.requestLink('alice')
   const [, info] = await linked
   t.equal(info.replay?.lost, 0)
   const replayed = (await again.take(3 + (info.replay?.replayed ?? 0))).slice(3)
@@ -102,12 +102,12 @@ t.test('takeover across nodes: takeovers racing on two nodes end with one connec
     })
   }
   const old = await connect(a)
-  old.link('alice', 'old')
+  old.requestLink('alice', { auth: 'old' })
   await old.take(3)
   const closed = old.closed()
   const racers = [await connect(b), await connect(c)]
-  racers[0].link('alice', 'b')
-  racers[1].link('alice', 'c')
+  racers[0].requestLink('alice', { auth: 'b' })
+  racers[1].requestLink('alice', { auth: 'c' })
   const answers = await Promise.all(racers.map(async racer => (await racer.take(1))[0]))
   const winner = answers.findIndex(answer => answer.type === 'krmx/accepted')
   t.strictSame(answers[1 - winner], frames.rejected('user alice is already linked to a connection'))
@@ -137,7 +137,7 @@ t.test('a message that reaches a node before the link it is for is applied there
   const reader = (await ops.client('LIST') as string).split('\n').find(line => line.includes('name=fastify-link-server:a:reader')) as string
   await ops.client('KILL', 'ID', (/id=(\d+)/.exec(reader) as RegExpExecArray)[1])
   const alice = await connect(a)
-  alice.link('alice')
+  alice.requestLink('alice')
   const links = '{early}:links'
   for (let tries = 0; await ops.hget(links, 'alice') === null && tries < 1_000; tries++) {
     await new Promise(resolve => setImmediate(resolve))
@@ -153,12 +153,12 @@ t.test('a node that starts later loads the users with their data; a window whose
   const a = await node(t, redis, 'a', { reconnectWindowMilliseconds: 300 }, 'late')
   a.linkServer.on('authenticate', (_username, info, _reject, _markAsync, attach) => { attach({ auth: info.auth }) })
   const alice = await connect(a)
-  alice.link('alice', 'token')
+  alice.requestLink('alice', { auth: 'token' })
   await alice.take(3)
   const late = await node(t, redis, 'late', {}, 'late')
   t.strictSame(late.linkServer.getUser('alice'), { username: 'alice', isLinked: true, data: { auth: 'token' } })
   const carol = await connect(a)
-  carol.link('carol', 'c')
+  carol.requestLink('carol', { auth: 'c' })
   await carol.take(5)
   const events = record(a)
   const ops = await operator(t)

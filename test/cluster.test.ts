@@ -34,9 +34,9 @@ t.test('three nodes are one user space: every client hears every change, in one 
     { username: 'later', isLinked: false }
   ]
   await agree(nodes, clients.filter((_, index) => index !== 1 && index !== 4), expected)
-  t.strictSame(clients[0].received().slice(13), [frames.unlinked('u1'), frames.unlinked('u4'), frames.left('u4'), frames.joined('later')],
+  t.strictSame(clients[0].frames().slice(13), [frames.unlinked('u1'), frames.unlinked('u4'), frames.left('u4'), frames.joined('later')],
     'the changes after the links, in the one order of the cluster')
-  t.strictSame(clients[5].received().slice(13), clients[0].received().slice(13), 'a client on another node heard the same changes in the same order')
+  t.strictSame(clients[5].frames().slice(13), clients[0].frames().slice(13), 'a client on another node heard the same changes in the same order')
 })
 
 t.test('links racing for one username on different nodes: exactly one is accepted, in 100 rounds, with a 50 ms authentication', async t => {
@@ -49,7 +49,7 @@ t.test('links racing for one username on different nodes: exactly one is accepte
       const username = `racer${batch * 10 + index}`
       const racers = await Promise.all(nodes.map(app => connect(app)))
       for (const racer of racers) {
-        racer.link(username)
+        racer.requestLink(username)
       }
       const answers = await Promise.all(racers.map(async racer => (await racer.take(1))[0]))
       const accepted = answers.filter(answer => answer.type === 'krmx/accepted').length
@@ -71,7 +71,7 @@ t.test('maxUsers and acceptNewUsers hold cluster-wide', async t => {
   await (await connect(a)).linked('alice', 3)
   await (await connect(b)).linked('bob', 5)
   const carol = await connect(a)
-  carol.link('carol')
+  carol.requestLink('carol')
   t.strictSame(await carol.take(1), [frames.rejected('server is full')])
   await eventually(() => a.linkServer.getUsers().length === 2, () => JSON.stringify(a.linkServer.getUsers()))
   t.throws(() => a.linkServer.join('carol'), { code: 'FST_LINK_SERVER_FULL' })
@@ -83,7 +83,7 @@ t.test('maxUsers and acceptNewUsers hold cluster-wide', async t => {
   const dave = await connect(d)
   t.strictSame(await dave.linked('dave', 3), [frames.accepted, frames.joined('dave'), frames.linked('dave')], 'a user joined on one node links on another')
   const eve = await connect(d)
-  eve.link('eve')
+  eve.requestLink('eve')
   t.strictSame(await eve.take(1), [frames.rejected('server is not accepting new users')])
 })
 
@@ -114,7 +114,7 @@ t.test('the user API works from any node, settles when the change is applied the
   t.strictSame(c.linkServer.getUser('alice'), { username: 'alice', isLinked: false }, 'settled: applied on the node that asked')
   t.strictSame(await alice.take(1), [frames.unlinked('alice')])
   t.equal(alice.ws.readyState, alice.ws.OPEN, 'the connection stays open')
-  alice.link('alice')
+  alice.requestLink('alice')
   await alice.take(5)
   await b.linkServer.kick('alice')
   t.strictSame(b.linkServer.getUser('alice'), undefined)
@@ -221,7 +221,7 @@ t.test('a connection that closes while its link is being committed is unlinked o
   const watcher = await connect(b)
   await watcher.linked('watcher', 3)
   const leaving = await connect(a)
-  leaving.link('orphan')
+  leaving.requestLink('orphan')
   await eventually(() => release !== undefined, () => 'authenticate was not called')
   const admin = new Redis(redis.url)
   t.teardown(() => admin.disconnect())

@@ -1,6 +1,24 @@
 import t from 'tap'
 import { buildExample } from '../example/app.js'
-import { Client, frames } from './helper.js'
+import { Client, frames, type Received } from './helper.js'
+
+/** The frames with the ids of their chat lines left out, and the ids, which are `<instance>:<line number>`. */
+function withoutIds (received: Received[]): { frames: Received[], ids: string[] } {
+  const ids: string[] = []
+  const strip = (line: { id: string }): unknown => {
+    const { id, ...rest } = line
+    ids.push(id)
+    return rest
+  }
+  return {
+    frames: received.map(frame => frame.type === 'chat/said'
+      ? { ...frame, payload: strip(frame.payload as { id: string }) }
+      : frame.type === 'chat/history'
+        ? { ...frame, payload: { lines: (frame.payload as { lines: Array<{ id: string }> }).lines.map(strip) } }
+        : frame),
+    ids
+  }
+}
 
 t.test('the example chat server relays chat/say to everyone and chat/typing to the others, answers chat/ping, and logs every event', async t => {
   const logs: Array<Record<string, unknown>> = []
@@ -16,7 +34,7 @@ t.test('the example chat server relays chat/say to everyone and chat/typing to t
     }
     await app.close()
   })
-  admin.link('admin')
+  admin.requestLink('admin')
   t.strictSame(await admin.take(1), [frames.rejected('admin is reserved')])
   await alice.linked('alice', 3)
   await bob.linked('bob', 5)
@@ -25,10 +43,12 @@ t.test('the example chat server relays chat/say to everyone and chat/typing to t
   alice.send({ type: 'chat/say', payload: { text: 'hello' } })
   alice.send({ type: 'chat/say', payload: 'not an object' })
   alice.send({ type: 'chat/shout', payload: { text: 'no schema' } })
-  t.strictSame(await alice.take(1), [{ type: 'chat/said', payload: { from: 'alice', text: 'hello' } }])
+  const said = withoutIds(await alice.take(1))
+  t.strictSame(said.frames, [{ type: 'chat/said', payload: { from: 'alice', text: 'hello' } }])
+  t.match(said.ids, [/^[0-9a-f-]{36}:1$/])
   t.strictSame(await bob.take(2), [
     { type: 'chat/typing', payload: { from: 'alice' } },
-    { type: 'chat/said', payload: { from: 'alice', text: 'hello' } }
+    { type: 'chat/said', payload: { id: said.ids[0], from: 'alice', text: 'hello' } }
   ])
   t.strictSame(await alice.settle(), [])
   alice.send({ type: 'chat/ping', payload: { sent: 12.5 } })
@@ -76,9 +96,12 @@ t.test('the example keeps sessions: a user who missed more than the replay holds
     alice.send({ type: 'chat/say', payload: { text } })
   }
   await alice.take(51)
-  bob.link('bob')
+  bob.requestLink('bob')
   const said = lines.slice(1).map(line => ({ type: 'chat/said', payload: line }))
-  t.strictSame(await bob.take(56), [
+  const replayed = withoutIds(await bob.take(56))
+  const instance = replayed.ids[0].split(':')[0]
+  t.strictSame(replayed.ids, [...lines.slice(1), ...lines].map((_, index) => `${instance}:${index < 50 ? index + 2 : index - 49}`))
+  t.strictSame(replayed.frames, [
     frames.accepted, frames.joined('alice'), frames.linked('alice'), frames.joined('bob'), frames.linked('bob'),
     ...said, { type: 'chat/history', payload: { lines } }
   ], 'the 50 it missed, the one dropped counted as lost, so the history follows')
@@ -99,8 +122,11 @@ t.test('with a Redis URL, two example instances share one user space: a chat/say
   t.strictSame(await bob.linked('bob', 5), [frames.accepted, frames.joined('alice'), frames.linked('alice'), frames.joined('bob'), frames.linked('bob')])
   t.strictSame(await alice.take(2), [frames.joined('bob'), frames.linked('bob')])
   alice.send({ type: 'chat/say', payload: { text: 'across instances' } })
-  t.strictSame(await bob.take(1), [{ type: 'chat/said', payload: { from: 'alice', text: 'across instances' } }])
-  t.strictSame(await alice.take(1), [{ type: 'chat/said', payload: { from: 'alice', text: 'across instances' } }])
+  const [line] = withoutIds(await bob.take(1)).frames
+  t.strictSame([line, withoutIds(await alice.take(1)).frames[0]], [
+    { type: 'chat/said', payload: { from: 'alice', text: 'across instances' } },
+    { type: 'chat/said', payload: { from: 'alice', text: 'across instances' } }
+  ])
   alice.ws.terminate()
   bob.ws.terminate()
 })

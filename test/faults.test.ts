@@ -99,7 +99,7 @@ t.test('close under heavy traffic and with authentications pending leaves no con
   }))
   const pending = await Promise.all(Array.from({ length: 3 }, async (_, index) => {
     const client = await connect(app)
-    client.link(`pending${index}`)
+    client.requestLink(`pending${index}`)
     return client
   }))
   const idle = await connect(app)

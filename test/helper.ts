@@ -4,9 +4,10 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { Test } from 'tap'
 import WebSocket from 'ws'
 import fastifyLinkServer, { type LinkServerEvents, type LinkServerOptions } from '../index.js'
+import { injectSocket, LinkTestClient, type TestFrame, testClientVersion } from '../lib/testing.js'
 
 /** The Krmx client version the tests link with. */
-export const version = '0.6.10'
+export const version = testClientVersion
 
 export interface BuildOptions extends LinkServerOptions {
   /** Called after the plugin is registered, before the instance is ready. */
@@ -59,63 +60,24 @@ export function urlOf (app: FastifyInstance, path = '/'): string {
   return `ws://127.0.0.1:${address.port}${path}`
 }
 
-export type Received = Record<string, unknown>
+export type Received = TestFrame
 
-/** A test client over a `ws` WebSocket that records every frame it receives, in order. */
-export class Client {
-  readonly ws: WebSocket
-  readonly #received: Received[] = []
-  #read = 0
-  #wake: (() => void) | undefined
-
+/**
+ * A test client over a `ws` WebSocket: the test kit's (`fastify-link-server/testing`), which the plugin's own tests
+ * use, with what only they need beside it.
+ */
+export class Client extends LinkTestClient {
   /** The pings of the server that arrived, and how many of them `confirmed` waited for. */
   #pings = 0
   #pingsAwaited = 0
 
   constructor (ws: WebSocket) {
-    this.ws = ws
+    super(ws)
     ws.on('ping', () => { this.#pings++ })
-    ws.on('message', data => {
-      this.#received.push(JSON.parse(data.toString()) as Received)
-      this.#wake?.()
-    })
   }
 
-  /** Waits until `count` unread frames have arrived and returns them; after `timeoutMilliseconds` it fails, naming what did arrive. */
-  async take (count: number, timeoutMilliseconds = 10_000): Promise<Received[]> {
-    const deadline = Date.now() + timeoutMilliseconds
-    while (this.#received.length - this.#read < count) {
-      const left = deadline - Date.now()
-      const woken = await new Promise<boolean>(resolve => {
-        const timer = setTimeout(resolve, left, false)
-        this.#wake = () => { clearTimeout(timer); resolve(true) }
-      })
-      if (!woken) {
-        throw new Error(`expected ${count} frames, ${this.#received.length - this.#read} arrived: ${JSON.stringify(this.#received.slice(this.#read))}`)
-      }
-    }
-    const frames = this.#received.slice(this.#read, this.#read + count)
-    this.#read += count
-    return frames
-  }
-
-  /** Every frame that arrived, read or not, in order. */
-  received (): Received[] {
-    return [...this.#received]
-  }
-
-  /** The frames that arrived and were not read yet, without waiting. */
-  unread (): Received[] {
-    const frames = this.#received.slice(this.#read)
-    this.#read = this.#received.length
-    return frames
-  }
-
-  /** Waits for the server to answer a ping, so every frame it wrote before has arrived; returns the unread frames. */
-  async settle (): Promise<Received[]> {
-    this.ws.ping()
-    await once(this.ws, 'pong')
-    return this.unread()
+  override async take (count: number, timeoutMilliseconds = 10_000): Promise<Received[]> {
+    return super.take(count, timeoutMilliseconds)
   }
 
   /**
@@ -128,26 +90,10 @@ export class Client {
     await this.settle()
   }
 
-  send (frame: unknown): void {
-    this.ws.send(JSON.stringify(frame))
-  }
-
-  link (username: string, auth?: string): void {
-    this.send({ type: 'krmx/link', payload: auth === undefined ? { username, version } : { username, version, auth } })
-  }
-
   /** Links and waits for the accepted frame and the whole user list (the number of frames the caller expects). */
   async linked (username: string, frameCount: number): Promise<Received[]> {
-    this.link(username)
+    this.requestLink(username)
     return this.take(frameCount)
-  }
-
-  async closed (): Promise<{ code: number, reason: string }> {
-    if (this.ws.readyState === WebSocket.CLOSED) {
-      throw new Error('the socket closed already')
-    }
-    const [code, reason] = await once(this.ws, 'close') as [number, Buffer]
-    return { code, reason: reason.toString() }
   }
 }
 
@@ -155,10 +101,7 @@ const injected = new WeakMap<FastifyInstance, Client[]>()
 
 /** Opens an in-process connection with `injectWS`. */
 export async function inject (app: FastifyInstance, path = '/'): Promise<Client> {
-  const ws = await app.injectWS(path)
-  // A socket of injectWS is made without an address, so ws does not turn on its automatic pong; every real client answers pings.
-  ws.on('ping', data => ws.pong(data))
-  const client = new Client(ws)
+  const client = new Client(await injectSocket(app, path))
   const clients = injected.get(app) ?? []
   clients.push(client)
   injected.set(app, clients)
@@ -322,4 +265,28 @@ export async function upgrade (url: string, options: WebSocket.ClientOptions = {
       response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) }))
     })
   })
+}
+
+/**
+ * The link server's metrics as `GET /metrics` serves them: every sample by name and labels, as
+ * `name{label="value"}`, but the buckets and sums of the histograms, which hold timings.
+ */
+export async function scrape (app: FastifyInstance, path = '/metrics'): Promise<Record<string, number>> {
+  const response = await app.inject(path)
+  if (response.statusCode !== 200 || response.headers['content-type'] !== 'text/plain; version=0.0.4; charset=utf-8') {
+    throw new Error(`GET ${path} answered ${response.statusCode} ${String(response.headers['content-type'])}: ${response.body}`)
+  }
+  const samples: Record<string, number> = {}
+  for (const line of response.body.split('\n')) {
+    if (line.startsWith('link_server_') && !/_bucket\{|_sum( |\{)/.test(line)) {
+      const space = line.lastIndexOf(' ')
+      samples[line.slice(0, space)] = Number(line.slice(space + 1))
+    }
+  }
+  return samples
+}
+
+/** Only the samples of `scrape` that are not 0: what happened. */
+export async function counted (app: FastifyInstance, path?: string): Promise<Record<string, number>> {
+  return Object.fromEntries(Object.entries(await scrape(app, path)).filter(([, value]) => value !== 0))
 }

@@ -29,7 +29,7 @@ t.test('@fastify/jwt on the upgrade request: no valid token, no WebSocket; the t
     alice.ws.terminate()
     await app.close()
   })
-  alice.link('bob')
+  alice.requestLink('bob')
   t.strictSame(await alice.take(1), [frames.rejected('token is for another user')])
   t.strictSame(await alice.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
 })
@@ -52,15 +52,15 @@ t.test('@fastify/jwt in authenticate: the link frame carries the token', async t
     client.ws.terminate()
     await app.close()
   })
-  client.link('alice')
-  client.link('alice', 'forged')
-  client.link('alice', app.jwt.sign({ sub: 'bob' }))
+  client.requestLink('alice')
+  client.requestLink('alice', { auth: 'forged' })
+  client.requestLink('alice', { auth: app.jwt.sign({ sub: 'bob' }) })
   t.strictSame(await client.take(3), [
     frames.rejected('authentication failed'), // fast-jwt's own 'missing token' is not meant for clients
     frames.rejected('authentication failed'), // nor 'The token is malformed.'
     frames.rejected('token is for another user')
   ])
-  client.link('alice', app.jwt.sign({ sub: 'alice' }))
+  client.requestLink('alice', { auth: app.jwt.sign({ sub: 'alice' }) })
   t.strictSame(await client.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
   t.strictSame(app.linkServer.getUsers(), [{ username: 'alice', isLinked: true }])
 })

@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
 import fastifyLinkServer from '../index.js'
-import { build, Client, connect, frames, inject, linkedPair, memoryOnly, next, record, timerCount, upgrade, urlOf, version } from './helper.js'
+import { build, Client, connect, frames, inject, linkedPair, memoryOnly, next, record, scrape, timerCount, upgrade, urlOf, version } from './helper.js'
 
 /** Links `username` over `client` and reads the whole user list (`count` frames). */
 async function linkAs (client: Client, username: string, count: number): Promise<void> {
@@ -99,17 +99,17 @@ t.test('a connection that closes before it links leaves no timer behind', memory
 t.test('maxLinkAttempts: the connection is closed with 1008 after that many rejections in a row; a link resets the count', async t => {
   const app = await build(t, { maxLinkAttempts: 3 })
   const client = await inject(app)
-  client.link('!')
-  client.link('?')
+  client.requestLink('!')
+  client.requestLink('?')
   t.strictSame(await client.take(2), [frames.rejected('invalid username'), frames.rejected('invalid username')])
   await linkAs(client, 'alice', 3)
   client.send({ type: 'krmx/unlink' })
   await client.take(1)
   const closed = client.closed()
-  client.link('!')
+  client.requestLink('!')
   client.send({ type: 'chat/say' })
-  client.link('?')
-  client.link('alice')
+  client.requestLink('?')
+  client.requestLink('alice')
   t.strictSame(await client.take(3), [frames.rejected('invalid username'), frames.rejected('unlinked connection'), frames.rejected('invalid username')])
   t.strictSame(await closed, { code: 1008, reason: 'too many rejected link requests' })
   t.strictSame(app.linkServer.getUsers(), [{ username: 'alice', isLinked: false }], 'the frame after the last rejection was not handled')
@@ -119,14 +119,14 @@ t.test('maxLinkAttempts 0 never closes a connection for its rejections', async t
   const app = await build(t, { maxLinkAttempts: 0 })
   const client = await inject(app)
   for (let i = 0; i < 50; i++) {
-    client.link('!')
+    client.requestLink('!')
   }
   t.strictSame(await client.take(50), Array.from({ length: 50 }, () => frames.rejected('invalid username')))
   await linkAs(client, 'alice', 3)
 })
 
 t.test('rateLimit: a burst within the budget is fine; the frame beyond it unlinks the user and closes with 1008', async t => {
-  const app = await build(t, { rateLimit: { rate: 0.001, burst: 6 } })
+  const app = await build(t, { rateLimit: { rate: 0.001, burst: 6 }, metrics: true })
   const alice = await inject(app)
   await linkAs(alice, 'alice', 3) // the link frame took one token
   const bob = await inject(app)
@@ -148,6 +148,8 @@ t.test('rateLimit: a burst within the budget is fine; the frame beyond it unlink
     ['message', 'alice', { type: 'tick', payload: 4 }],
     ['unlink', 'alice']
   ])
+  const samples = await scrape(app)
+  t.strictSame([samples.link_server_rate_limited_total, samples['link_server_unlinks_total{cause="limit"}']], [1, 1])
 })
 
 t.test('rateLimit: an unlinked connection that floods is closed too', async t => {
@@ -211,7 +213,7 @@ t.test('maxUsers: a link that would create one more user is rejected with server
   const bob = await inject(app)
   await linkAs(bob, 'bob', 4)
   const carol = await inject(app)
-  carol.link('carol')
+  carol.requestLink('carol')
   t.strictSame(await carol.take(1), [frames.rejected('server is full')])
   t.throws(() => app.linkServer.join('dave'), {
     code: 'FST_LINK_SERVER_FULL', message: 'Cannot join user "dave": the server is full (maxUsers 2)'
@@ -232,8 +234,8 @@ t.test('maxUsers: of two new users authenticated at once, the one decided second
   })
   const alice = await inject(app)
   const bob = await inject(app)
-  alice.link('alice')
-  bob.link('bob')
+  alice.requestLink('alice')
+  bob.requestLink('bob')
   while (releases.length < 2) {
     await new Promise(resolve => setImmediate(resolve))
   }
@@ -331,7 +333,7 @@ async function countingClient (app: Parameters<typeof urlOf>[0], username: strin
 }
 
 t.test('maxBufferedBytes: a client that stops reading is cut off while the others receive every frame of 50,000 broadcasts of 1 KB', async t => {
-  const app = await build(t, { listen: true, maxBufferedBytes: 1024 * 1024 })
+  const app = await build(t, { listen: true, maxBufferedBytes: 1024 * 1024, metrics: true })
   const good = [await countingClient(app, 'good0'), await countingClient(app, 'good1')]
   const slow = await countingClient(app, 'slow')
   const slowSocket = (slow.ws as unknown as { _socket: { pause: () => void } })._socket
@@ -366,6 +368,8 @@ t.test('maxBufferedBytes: a client that stops reading is cut off while the other
   t.strictSame(app.linkServer.getUsers(), [
     { username: 'good0', isLinked: true }, { username: 'good1', isLinked: true }, { username: 'slow', isLinked: false }
   ])
+  const samples = await scrape(app)
+  t.strictSame([samples.link_server_slow_consumers_total, samples['link_server_unlinks_total{cause="limit"}']], [1, 1])
   for (const { ws } of [...good, slow]) {
     ws.terminate()
   }

@@ -112,7 +112,7 @@ t.test('link requests are checked in the order of the protocol, each with its re
 t.test('a rejected connection stays open and may link again', async t => {
   const app = await build(t)
   const client = await inject(app)
-  client.link('a')
+  client.requestLink('a')
   t.strictSame(await client.take(1), [frames.rejected('invalid username')])
   t.strictSame(await client.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
 })

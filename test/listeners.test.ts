@@ -50,7 +50,7 @@ t.test('a join listener that kicks the new user: the link completes first, then 
     }
   })
   const mallory = await inject(app)
-  mallory.link('mallory')
+  mallory.requestLink('mallory')
   t.strictSame(await mallory.take(7), [
     frames.accepted, frames.joined('watcher'), frames.linked('watcher'), frames.joined('mallory'), frames.linked('mallory'),
     frames.unlinked('mallory'), frames.left('mallory')

@@ -8,7 +8,7 @@ t.test('the plugin logs through a child of the instance logger', async t => {
   const stream = { write: (line: string) => { logs.push(JSON.parse(line)) } }
   const app = await build(t, { fastify: { logger: { level: 'debug', stream } } })
   const client = await inject(app)
-  client.link('x')
+  client.requestLink('x')
   await client.take(1)
   await client.linked('alice', 3)
   client.send({ type: 'krmx/hello' })
@@ -39,4 +39,33 @@ t.test('the start log names the WebSocket URL clients connect to, with the prefi
     t.equal(urls.at(-1)?.[0], host === '::1' ? `ws://[::1]:${port}/v1/link` : `ws://127.0.0.1:${port}/v1/link`)
   }
   t.strictSame(urls.map(([, samePort]) => samePort), [true, true])
+})
+
+t.test('the lines about a connection carry the request id of its upgrade, and its username once linked', async t => {
+  const log = new LogRecorder()
+  let ids = 0
+  const app = await build(t, { fastify: { logger: { level: 'debug', stream: log.stream }, genReqId: () => `upgrade-${++ids}` } })
+  const alice = await inject(app)
+  alice.requestLink('-')
+  await alice.take(1)
+  await alice.linked('alice', 3)
+  const bob = await inject(app)
+  await bob.linked('bob', 5)
+  alice.send({ type: 'krmx/hello' })
+  await bob.take(1)
+  app.linkServer.join('carol')
+  await bob.take(1)
+  const ours = log.lines
+    .filter(line => line.name === 'fastify-link-server' && line.msg !== 'link server listening')
+    .map(({ msg, reqId, username }) => [msg, reqId, username])
+  t.strictSame(ours, [
+    ['link request rejected', 'upgrade-1', undefined],
+    ['user joined', 'upgrade-1', 'alice'],
+    ['user linked', 'upgrade-1', 'alice'],
+    ['user joined', 'upgrade-2', 'bob'],
+    ['user linked', 'upgrade-2', 'bob'],
+    ['user sent an unknown frame type with the reserved krmx/ prefix and is unlinked', 'upgrade-1', 'alice'],
+    ['user unlinked', 'upgrade-1', 'alice'],
+    ['user joined', undefined, 'carol'] // the application's, not a connection's
+  ])
 })

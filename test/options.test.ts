@@ -32,8 +32,26 @@ t.test('defaults', async t => {
     maxQueuedFrames: 32,
     maxQueuedBytes: 131_072,
     cluster: undefined,
-    sessions: { windowMilliseconds: 0, replay: undefined, takeover: false }
+    sessions: { windowMilliseconds: 0, replay: undefined, takeover: false },
+    metrics: undefined,
+    healthPath: undefined,
+    closeGraceMilliseconds: 1_000
   })
+})
+
+t.test('metrics, health and closeGraceMilliseconds: true takes the defaults; a registry of the application is not served unless a path is given', async t => {
+  const registry = { registerMetric () {}, getSingleMetric () {}, removeSingleMetric () {}, metrics: async () => '', contentType: 'text/plain' }
+  t.strictSame(resolveOptions({ metrics: true }).metrics, { path: '/metrics', registry: undefined })
+  t.strictSame(resolveOptions({ metrics: false }).metrics, undefined)
+  t.strictSame(resolveOptions({ metrics: { path: '/prometheus' } }).metrics, { path: '/prometheus', registry: undefined })
+  t.strictSame(resolveOptions({ metrics: { path: false } }).metrics, { path: undefined, registry: undefined })
+  t.strictSame(resolveOptions({ metrics: { registry } }).metrics, { path: undefined, registry })
+  t.strictSame(resolveOptions({ metrics: { registry, path: '/metrics' } }).metrics, { path: '/metrics', registry })
+  t.equal(resolveOptions({ health: true }).healthPath, '/health')
+  t.equal(resolveOptions({ health: false }).healthPath, undefined)
+  t.equal(resolveOptions({ health: { path: '/status' } }).healthPath, '/status')
+  t.equal(resolveOptions({ closeGraceMilliseconds: 0 }).closeGraceMilliseconds, 0)
+  t.equal(resolveOptions({ closeGraceMilliseconds: 5_000 }).closeGraceMilliseconds, 5_000)
 })
 
 t.test('sessions: the window, replay with its defaults (the window, or 60 s), and takeover', async t => {
@@ -147,7 +165,18 @@ t.test('a wrong option fails register with FST_LINK_INVALID_OPTION before anythi
     [{ maxusers: 10 }, 'Invalid fastify-link-server option "maxusers": is not an option of fastify-link-server; did you mean "maxUsers"?'],
     [{ pingIntervalMs: 10 }, 'Invalid fastify-link-server option "pingIntervalMs": is not an option of fastify-link-server; did you mean "pingIntervalMilliseconds"?'],
     [{ redis: 'redis://localhost' }, 'Invalid fastify-link-server option "redis": is an option of cluster mode: cluster: { redis: ... }'],
-    [{ sessions: true }, 'Invalid fastify-link-server option "sessions": is not an option of fastify-link-server (its options: path, acceptNewUsers, authTimeoutMilliseconds, isValidUsername, pingIntervalMilliseconds, acceptedVersions, messages, serverMessages, strictMessages, invalidMessage, asyncapi, maxPayload, linkTimeoutMilliseconds, maxLinkAttempts, rateLimit, maxUsers, maxConnections, allowedOrigins, maxBufferedBytes, maxDepth, maxQueuedFrames, maxQueuedBytes, cluster, reconnectWindowMilliseconds, replay, linkConflict)'],
+    [{ sessions: true }, 'Invalid fastify-link-server option "sessions": is not an option of fastify-link-server (its options: path, acceptNewUsers, authTimeoutMilliseconds, isValidUsername, pingIntervalMilliseconds, acceptedVersions, messages, serverMessages, strictMessages, invalidMessage, asyncapi, maxPayload, linkTimeoutMilliseconds, maxLinkAttempts, rateLimit, maxUsers, maxConnections, allowedOrigins, maxBufferedBytes, maxDepth, maxQueuedFrames, maxQueuedBytes, cluster, reconnectWindowMilliseconds, replay, linkConflict, metrics, health, closeGraceMilliseconds)'],
+    [{ metrics: 'on' }, 'Invalid fastify-link-server option "metrics": must be true or an object: { path?: string | false, registry?: a prom-client Registry }'],
+    [{ metrics: { port: 9090 } }, 'Invalid fastify-link-server option "metrics.port": is not a metrics option (they are: path, registry)'],
+    [{ metrics: { path: 'metrics' } }, 'Invalid fastify-link-server option "metrics.path": must be a string that starts with "/"'],
+    [{ metrics: { registry: {} } }, 'Invalid fastify-link-server option "metrics.registry": must be a prom-client Registry'],
+    [{ metrics: { registry: null } }, 'Invalid fastify-link-server option "metrics.registry": must be a prom-client Registry'],
+    [{ metrics: { registry: 'default' } }, 'Invalid fastify-link-server option "metrics.registry": must be a prom-client Registry'],
+    [{ metrics: { registry: { registerMetric () {} } } }, 'Invalid fastify-link-server option "metrics.registry": must be a prom-client Registry'],
+    [{ health: '/health' }, 'Invalid fastify-link-server option "health": must be true or an object: { path?: string }'],
+    [{ health: { path: 'health' } }, 'Invalid fastify-link-server option "health.path": must be a string that starts with "/"'],
+    [{ closeGraceMilliseconds: -1 }, 'Invalid fastify-link-server option "closeGraceMilliseconds": must be 0 or a positive number of milliseconds'],
+    [{ closeGraceMilliseconds: '1000' }, 'Invalid fastify-link-server option "closeGraceMilliseconds": must be a finite number of milliseconds'],
     [{ cluster: 'redis://localhost' }, 'Invalid fastify-link-server option "cluster": must be an object with a redis URL or client'],
     [{ cluster: null }, 'Invalid fastify-link-server option "cluster": must be an object with a redis URL or client'],
     [{ cluster: [] }, 'Invalid fastify-link-server option "cluster": must be an object with a redis URL or client'],

@@ -28,7 +28,7 @@ await app.close()
 `
 
 t.test('after a build, plain Node can require and import the package by name', async t => {
-  for (const file of ['dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/esm/index.js', 'dist/esm/index.d.ts']) {
+  for (const file of ['dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/esm/lib/testing.d.ts', 'dist/cjs/lib/testing.js']) {
     t.ok(existsSync(join(root, file)), `${file} is built`)
   }
   const expected = {
@@ -56,6 +56,11 @@ app.register(require('fastify-link-server')).ready().then(() => {
   return app.close()
 })`], { cwd: root })
   t.equal(registered.stdout, 'listening\n', 'the CommonJS module itself can be given to register')
+  const kit = 'typeof kit.linkUser, typeof kit.LinkTestClient, typeof kit.LinkRejectedError, kit.testClientVersion'
+  const requiredKit = await run(process.execPath, ['-e', `const kit = require('fastify-link-server/testing'); console.log(${kit})`], { cwd: root })
+  const importedKit = await run(process.execPath, ['--input-type=module', '-e', `import * as kit from 'fastify-link-server/testing'; console.log(${kit})`], { cwd: root })
+  t.strictSame([requiredKit.stdout, importedKit.stdout], ['function function function 0.6.10\n', 'function function function 0.6.10\n'],
+    'the test kit is the second export, both ways')
 })
 
 /** The version of `name` this repository installed, so that the scratch application gets the same. */

@@ -21,7 +21,7 @@ t.test('maxQueuedFrames: a connection that sends more frames than that while its
   const events = record(app)
   const hold = holdLinks(app)
   const flooder = await connect(app)
-  flooder.link('flooder')
+  flooder.requestLink('flooder')
   const closed = flooder.closed()
   for (let index = 0; index < 4; index++) {
     flooder.send({ type: 'chat/say', payload: index })
@@ -39,7 +39,7 @@ t.test('maxQueuedFrames: frames up to the limit wait and are handled after the d
   const messages: unknown[] = []
   app.linkServer.on('message', (username, message) => { messages.push([username, message]) })
   const alice = await inject(app)
-  alice.link('alice')
+  alice.requestLink('alice')
   for (let index = 0; index < 3; index++) {
     alice.send({ type: 'chat/say', payload: index })
   }
@@ -55,7 +55,7 @@ t.test('maxQueuedBytes (default 128 KiB): large frames during a pending link clo
   const app = await build(t, { listen: true, authTimeoutMilliseconds: 60_000 })
   const hold = holdLinks(app)
   const flooder = await connect(app)
-  flooder.link('flooder')
+  flooder.requestLink('flooder')
   const closed = flooder.closed()
   const big = { type: 'doc/put', payload: 'x'.repeat(63 * 1024) }
   flooder.send(big)
@@ -72,7 +72,7 @@ t.test('the byte count follows the queue: what was handled no longer counts', me
   const alice = await inject(app)
   const frame = { type: 'chat/say', payload: 'x'.repeat(150 - 32) }
   t.equal(JSON.stringify(frame).length, 150)
-  alice.link('alice')
+  alice.requestLink('alice')
   alice.send(frame)
   alice.send(frame)
   await alice.settle()
@@ -81,7 +81,7 @@ t.test('the byte count follows the queue: what was handled no longer counts', me
   t.strictSame(await alice.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
   alice.send({ type: 'krmx/unlink' })
   t.strictSame(await alice.take(1), [frames.unlinked('alice')])
-  alice.link('alice')
+  alice.requestLink('alice')
   alice.send(frame)
   alice.send(frame) // 300 bytes queued behind this link, as many as behind the first: not closed
   await alice.settle()
@@ -95,8 +95,8 @@ t.test('nothing starts once close began: a krmx/link queued behind a pending lin
   const app = await build(t, { listen: true, authTimeoutMilliseconds: 60_000 })
   const hold = holdLinks(app)
   const client = await connect(app)
-  client.link('first')
-  client.link('second') // queued behind the first
+  client.requestLink('first')
+  client.requestLink('second') // queued behind the first
   client.send({ type: 'chat/say' })
   await client.settle()
   await eventually(() => hold.started() === 1, () => 'the authentication did not start') // a claim may be a Redis round trip

@@ -7,7 +7,7 @@ t.test('usernames that are Object.prototype keys are ordinary new users', async 
   const users = []
   for (const name of names) {
     const client = await inject(app)
-    client.link(name)
+    client.requestLink(name)
     t.strictSame((await client.take(1))[0], frames.accepted, `${name} is accepted`)
     users.push(client)
   }

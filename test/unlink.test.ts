@@ -14,7 +14,7 @@ t.test('krmx/unlink: every linked connection, the unlinking one included, hears 
 
 t.test('a linked connection that sends krmx/link is unlinked', async t => {
   const { alice, bob, events } = await linkedPair(t)
-  bob.link('bob')
+  bob.requestLink('bob')
   t.strictSame(await bob.take(1), [frames.unlinked('bob')])
   t.strictSame(await alice.take(1), [frames.unlinked('bob')])
   t.strictSame(events, [['unlink', 'bob']])

@@ -270,6 +270,46 @@ export interface LinkServerOptions {
    * the old connection, which is told `krmx/unlinked` and closed with 4001 `linked from another connection`.
    */
   linkConflict?: 'reject' | 'takeover'
+  /**
+   * Prometheus metrics (`link_server_*`, see the README's "Operating it") through `prom-client`, an optional peer
+   * dependency (`npm install prom-client`). `true`: on a registry of the plugin's own, served at `/metrics`.
+   * Default: off.
+   */
+  metrics?: boolean | MetricsOptions
+  /**
+   * Health endpoints: `GET <path>/live` answers 200 while the process serves; `GET <path>/ready` answers 200
+   * while the link server accepts links (and, in cluster mode, Redis answers), else 503 with the reason.
+   * `true`: under `/health`. Default: off.
+   */
+  health?: boolean | HealthOptions
+  /** How long a socket that is closed (the server closing, a broken rule, a takeover) may take to answer the close frame before it is terminated. Default `1_000`. */
+  closeGraceMilliseconds?: number
+}
+
+/** The `metrics` option. */
+export interface MetricsOptions {
+  /**
+   * Where the registry is served, under the encapsulating prefix; `false`: not served (scrape your own
+   * registry). Default `'/metrics'`, or `false` when `registry` is given.
+   */
+  path?: string | false
+  /** A prom-client `Registry` of the application's to register the metrics on. Default: a registry of the plugin's own. */
+  registry?: MetricsRegistry
+}
+
+/** A prom-client `Registry`, described by what the plugin uses of it, so that these types do not need `prom-client` installed. */
+export interface MetricsRegistry {
+  registerMetric: (metric: any) => void
+  getSingleMetric: (name: string) => unknown
+  removeSingleMetric: (name: string) => void
+  metrics: () => Promise<string>
+  readonly contentType: string
+}
+
+/** The `health` option. */
+export interface HealthOptions {
+  /** The prefix of the two endpoints, under the encapsulating prefix. Default `'/health'`: `/health/live` and `/health/ready`. */
+  path?: string
 }
 
 /** The `replay` option. */

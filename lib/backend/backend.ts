@@ -54,14 +54,23 @@ export interface UnlinkChange extends ChangeBase {
   op: 'unlink'
   /** The generation of the link this ends. */
   generation: number
-  /** The link was taken over by another connection (`linkConflict: 'takeover'`): its connection is closed. */
-  takeover: boolean
+  /** Why the link ended; `takeover`: another connection took the user over, and the old connection is closed. */
+  cause: UnlinkCause
 }
+
+/**
+ * Why a link ended: its client asked, closed or broke the protocol; its connection did not answer the heartbeat;
+ * it broke a limit; its user sent an invalid message (`invalidMessage: 'unlink'`); the application unlinked it;
+ * its node died; another connection took the user over; its node closed.
+ */
+export type UnlinkCause = 'client' | 'heartbeat' | 'limit' | 'invalid_message' | 'server' | 'node_death' | 'takeover' | 'close'
+
+/** Why a user left: its client asked; the application kicked it; its reconnection window ended; the server closed. */
+export type LeaveCause = 'client' | 'kick' | 'window' | 'close'
 
 export interface LeaveChange extends ChangeBase {
   op: 'leave'
-  /** The user left because its reconnection window ended. */
-  expired: boolean
+  cause: LeaveCause
 }
 
 /** Why a claim or a link was refused. */
@@ -114,6 +123,8 @@ export interface BackendSink {
   broadcast (text: string, skip: string | undefined): void
   /** The users linked to this node by open connections, for a backend that lost its data to register them again. */
   linkedHere (): LinkedHere[]
+  /** With metrics on: how long a round trip to a shared store took, by the script it ran. */
+  roundTrip?: (script: string, seconds: number) => void
 }
 
 /** A user linked to this node: its link and its place in join order. */
@@ -137,6 +148,10 @@ export interface Backend {
   readonly nodeId: string
   /** Whether state changes are applied as they are committed, synchronously (the in-memory backend). */
   readonly isLocal: boolean
+  /** How many nodes share the user space, as this node last saw (1 for the in-memory backend). */
+  readonly nodes: number
+  /** Whether the store of the user space answers (always, for the in-memory backend). */
+  readonly isAvailable: boolean
   /** Connects, and gives the sink the user space; rejects with a coded error when the store cannot be reached. */
   start (sink: BackendSink): Promise<void>
   /** Reserves `username` for one pending link, if it is free and may link. */
@@ -154,9 +169,9 @@ export interface Backend {
    * Unlinks `username`: the link of `generation`, or whatever link it has when `generation` is undefined
    * (rejects with `FST_LINK_USER_NOT_LINKED` if none). A fenced unlink of a link that ended does nothing.
    */
-  unlink (username: string, generation: number | undefined): Commit
+  unlink (username: string, generation: number | undefined, cause: UnlinkCause): Commit
   /** Makes `username` leave, unlinked first; rejects with `FST_LINK_UNKNOWN_USER` when it does not exist. */
-  leave (username: string): Commit
+  leave (username: string, cause: LeaveCause): Commit
   /** Sends a frame to `username`, linked to `node` (replay off). */
   deliver (node: string, username: string, text: string): void
   /** Sends a frame to every linked user of the other nodes but `skip` (replay off). */

@@ -6,8 +6,10 @@ import {
   type ClaimResult,
   type Commit,
   CommitRefused,
+  type LeaveCause,
   type LinkChange,
-  type LinkResult
+  type LinkResult,
+  type UnlinkCause
 } from './backend.js'
 import type { EncodedFrame } from '../frames.js'
 import type { ResolvedReplay, Sessions } from '../options.js'
@@ -36,6 +38,8 @@ interface MemoryUser {
 export class MemoryBackend implements Backend {
   readonly nodeId = memoryNodeId
   readonly isLocal = true
+  readonly nodes = 1
+  readonly isAvailable = true
   readonly #users = new Map<string, MemoryUser>()
   /** Claimed usernames and the token of their claim. */
   readonly #claims = new Map<string, string>()
@@ -89,7 +93,7 @@ export class MemoryBackend implements Backend {
       return { linked: false, refusal: 'full' } // other users were created meanwhile
     }
     if (user?.generation !== undefined) {
-      this.#unlink(username, user, true) // taken over: its claim said it was linked, and takeover is on
+      this.#unlink(username, user, 'takeover') // taken over: its claim said it was linked, and takeover is on
     }
     const generation = ++this.#seq
     const linked = user ?? this.#newUser()
@@ -120,7 +124,7 @@ export class MemoryBackend implements Backend {
     return committed
   }
 
-  unlink (username: string, generation: number | undefined): Commit {
+  unlink (username: string, generation: number | undefined, cause: UnlinkCause): Commit {
     const user = this.#users.get(username)
     if (user?.generation === undefined) {
       return generation === undefined ? Promise.reject(new CommitRefused(user === undefined ? 'unknown' : 'not-linked')) : committed
@@ -128,36 +132,36 @@ export class MemoryBackend implements Backend {
     if (generation !== undefined && generation !== user.generation) {
       return committed // that link ended already
     }
-    this.#unlink(username, user, false)
+    this.#unlink(username, user, cause)
     return committed
   }
 
-  #unlink (username: string, user: MemoryUser, takeover: boolean): void {
+  #unlink (username: string, user: MemoryUser, cause: UnlinkCause): void {
     const ended = user.generation as number
     user.generation = undefined
     this.#seq++
     const window = this.#sessions.windowMilliseconds
-    if (window > 0 && !takeover) {
+    if (window > 0 && cause !== 'takeover') {
       user.deadline = performance.now() + window
       user.expiry = setTimeout(() => this.#expire(username), window)
     }
-    this.#apply({ op: 'unlink', username, origin: memoryNodeId, generation: ended, takeover })
+    this.#apply({ op: 'unlink', username, origin: memoryNodeId, generation: ended, cause })
   }
 
-  leave (username: string): Commit {
+  leave (username: string, cause: LeaveCause): Commit {
     const user = this.#users.get(username)
     if (user === undefined) {
       return Promise.reject(new CommitRefused('unknown'))
     }
-    this.#leave(username, user, false)
+    this.#leave(username, user, cause)
     return committed
   }
 
-  #leave (username: string, user: MemoryUser, expired: boolean): void {
+  #leave (username: string, user: MemoryUser, cause: LeaveCause): void {
     this.#stopExpiry(user)
     this.#users.delete(username)
     this.#seq++
-    this.#apply({ op: 'leave', username, origin: memoryNodeId, expired })
+    this.#apply({ op: 'leave', username, origin: memoryNodeId, cause })
   }
 
   /** The reconnection window of an unlinked user ended: it leaves, unless a link of it is being authenticated. */
@@ -165,7 +169,7 @@ export class MemoryBackend implements Backend {
     const user = this.#users.get(username) as MemoryUser
     user.expiry = undefined
     if (!this.#claims.has(username)) {
-      this.#leave(username, user, true)
+      this.#leave(username, user, 'window')
     }
   }
 
@@ -211,7 +215,7 @@ export class MemoryBackend implements Backend {
   async unlinkOwn (): Promise<void> {
     for (const [username, user] of this.#users) {
       if (user.generation !== undefined) {
-        await this.unlink(username, user.generation)
+        await this.unlink(username, user.generation, 'close')
       }
     }
   }

@@ -63,7 +63,7 @@ local function confirm (user, number)
     redis.call('XTRIM', P .. ':mail:' .. user, 'MINID', (n + 1) .. '-0')
   end
 end
-local function leaveUser (user, origin, expired)
+local function leaveUser (user, origin, cause)
   local link = redis.call('HGET', P .. ':links', user)
   if link then
     local node = parseLink(link)
@@ -76,7 +76,7 @@ local function leaveUser (user, origin, expired)
   redis.call('HDEL', P .. ':mhead', user)
   redis.call('HDEL', P .. ':mack', user)
   redis.call('DEL', P .. ':mail:' .. user)
-  return record('leave', user, origin, 'x', expired)
+  return record('leave', user, origin, 'c', cause)
 end
 -- The unlinked users whose reconnection window ended leave, but not one whose link is being authenticated.
 local function expireDue (node, only)
@@ -87,7 +87,7 @@ local function expireDue (node, only)
       if redis.call('HEXISTS', P .. ':links', user) == 1 then
         redis.call('ZREM', P .. ':expiry', user)
       elseif redis.call('EXISTS', P .. ':claim:' .. user) == 0 then
-        leaveUser(user, node, '1')
+        leaveUser(user, node, 'window')
         left = left + 1
       end
     end
@@ -149,7 +149,7 @@ if old then
   local oldNode, oldGeneration = parseLink(old)
   redis.call('HDEL', P .. ':links', user)
   redis.call('SREM', P .. ':node:' .. oldNode, user)
-  record('unlink', user, node, 'g', oldGeneration, 'k', '1')
+  record('unlink', user, node, 'g', oldGeneration, 'c', 'takeover')
 end
 local isNew = '0'
 if not exists then isNew = '1' end
@@ -243,7 +243,7 @@ return {'ok', seq}
 
 /**
  * ARGV: prefix, epoch, origin, username, generation ('' for whatever link the user has), reconnection window
- * (0: none), the number the user last confirmed ('' for none). Answers {'ok', seq}, {'ok', 0} for a fenced
+ * (0: none), the number the user last confirmed ('' for none), the cause. Answers {'ok', seq}, {'ok', 0} for a fenced
  * unlink of a link that ended, or {refusal}.
  */
 export const unlinkScript = prelude + `
@@ -261,22 +261,22 @@ if ARGV[5] ~= '' and ARGV[5] ~= generation then return {'ok', 0} end
 redis.call('HDEL', P .. ':links', user)
 redis.call('SREM', P .. ':node:' .. node, user)
 startWindow(user, ARGV[6])
-return {'ok', record('unlink', user, ARGV[3], 'g', generation)}
+return {'ok', record('unlink', user, ARGV[3], 'g', generation, 'c', ARGV[8])}
 `
 
-/** ARGV: prefix, epoch, origin, username. Answers {'ok', seq} or {'unknown'}. */
+/** ARGV: prefix, epoch, origin, username, cause. Answers {'ok', seq} or {'unknown'}. */
 export const leaveScript = prelude + `
 if not epochIs(ARGV[2]) then return {'epoch'} end
 local user = ARGV[4]
 if not redis.call('ZSCORE', P .. ':users', user) then return {'unknown'} end
-return {'ok', leaveUser(user, ARGV[3], '0')}
+return {'ok', leaveUser(user, ARGV[3], ARGV[5])}
 `
 
 /**
  * ARGV: prefix, epoch, node, nodeTimeoutMilliseconds, reconnection window, then username, number pairs: what
  * this node's users confirmed since its last heartbeat. The node's heartbeat, and the sweep of every node
  * silent for longer than the timeout: its users are unlinked, once, by whichever node sweeps first; and the
- * users whose reconnection window ended leave. Answers {'ok', swept users, users that left} or {'epoch'}.
+ * users whose reconnection window ended leave. Answers {'ok', swept users, users that left, nodes alive} or {'epoch'}.
  */
 export const heartbeatScript = prelude + `
 if not epochIs(ARGV[2]) then return {'epoch'} end
@@ -298,14 +298,14 @@ for _, node in ipairs(dead) do
       if linkedTo == node then
         redis.call('HDEL', P .. ':links', user)
         startWindow(user, ARGV[5])
-        record('unlink', user, ARGV[3], 'g', generation)
+        record('unlink', user, ARGV[3], 'g', generation, 'c', 'node_death')
         swept = swept + 1
       end
     end
   end
   redis.call('DEL', P .. ':node:' .. node)
 end
-return {'ok', swept, expireDue(ARGV[3], nil)}
+return {'ok', swept, expireDue(ARGV[3], nil), redis.call('ZCARD', P .. ':nodes')}
 `
 
 /**

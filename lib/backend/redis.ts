@@ -14,10 +14,12 @@ import {
   type ClaimResult,
   type Commit,
   CommitRefused,
+  type LeaveCause,
   type LinkResult,
   type Refusal,
   type Replay,
-  type SnapshotUser
+  type SnapshotUser,
+  type UnlinkCause
 } from './backend.js'
 import {
   claimScript,
@@ -97,6 +99,8 @@ interface Waiter {
 export class RedisBackend implements Backend {
   readonly nodeId: string
   readonly isLocal = false
+  /** How many nodes are alive, as the last heartbeat found. */
+  nodes = 1
   readonly #options: ResolvedClusterOptions
   readonly #log: FastifyBaseLogger
   readonly #ioredis: IoredisModule
@@ -134,7 +138,7 @@ export class RedisBackend implements Backend {
   #reading: Promise<void> | undefined
   readonly #waiters: Waiter[] = []
   /** Fenced unlinks that could not be committed (Redis was down), tried again until they are. */
-  readonly #owed = new Map<string, number>()
+  readonly #owed = new Map<string, { generation: number, cause: UnlinkCause }>()
   #tokens = 0
   readonly #sessions: Sessions
   /** With replay on: the replies of this node's links being committed, by token, which their log records wait for. */
@@ -161,6 +165,11 @@ export class RedisBackend implements Backend {
     this.#stopping = new Promise(resolve => { this.#stop = resolve })
     this.#recoveryMilliseconds = 2 * (this.#heartbeatMilliseconds + reconnectMilliseconds)
     this.#base = typeof options.redis === 'string' ? undefined : options.redis
+  }
+
+  /** Whether Redis answered the last heartbeat. */
+  get isAvailable (): boolean {
+    return this.#available
   }
 
   async start (sink: BackendSink): Promise<void> {
@@ -283,7 +292,7 @@ export class RedisBackend implements Backend {
     clearTimeout(this.#windows.get(username))
     this.#windows.delete(username)
     // A node that stops leaves the windows of its users to the heartbeats of the others.
-    if (change.op === 'unlink' && change.origin === this.nodeId && !change.takeover && this.#sessions.windowMilliseconds > 0 && !this.#stopped) {
+    if (change.op === 'unlink' && change.origin === this.nodeId && change.cause !== 'takeover' && this.#sessions.windowMilliseconds > 0 && !this.#stopped) {
       this.#expireIn(username, this.#sessions.windowMilliseconds)
     }
   }
@@ -348,29 +357,43 @@ export class RedisBackend implements Backend {
       confirmed.push(username, number)
     }
     this.#confirmed.clear()
-    const [status, swept] = await this.#commands.heartbeat(this.#seqKey, this.#prefix, this.#epoch, this.nodeId,
-      this.#options.nodeTimeoutMilliseconds, this.#sessions.windowMilliseconds, ...confirmed)
+    const [status, swept, , nodes] = await this.#timed('heartbeat', this.#commands.heartbeat(this.#seqKey, this.#prefix, this.#epoch,
+      this.nodeId, this.#options.nodeTimeoutMilliseconds, this.#sessions.windowMilliseconds, ...confirmed))
     if (status === 'epoch') {
       this.#log.warn('Redis lost the user space; the users linked to this node are registered again')
       this.#settle(Infinity) // what was waited for was lost with Redis' data
       this.#recoveringUntil = performance.now() + this.#recoveryMilliseconds
       await this.#register(randomUUID())
-    } else if ((swept as number) > 0) {
-      this.#log.warn({ swept }, 'a silent node was declared dead; its users are unlinked')
+    } else {
+      this.nodes = nodes as number
+      if ((swept as number) > 0) {
+        this.#log.warn({ swept }, 'a silent node was declared dead; its users are unlinked')
+      }
     }
     if (this.#recoveringUntil !== 0 && performance.now() >= this.#recoveringUntil) {
       this.#recoveringUntil = 0
       await this.#reload() // the nodes had their time to register their users again: who is still missing is gone
     }
-    for (const [username, generation] of this.#owed) {
+    for (const [username, { generation, cause }] of this.#owed) {
       this.#owed.delete(username)
-      await this.unlink(username, generation)
+      await this.unlink(username, generation, cause)
     }
+  }
+
+  /** A script's reply; with metrics on, its round trip is observed, a failed one's too (a timeout is one). */
+  #timed<T> (name: ScriptName, reply: Promise<T>): Promise<T> {
+    const observe = this.#sink.roundTrip
+    if (observe !== undefined) {
+      const start = performance.now()
+      const observed = (): void => observe(name, (performance.now() - start) / 1000)
+      reply.then(observed, observed)
+    }
+    return reply
   }
 
   /** Runs a script that changes the user space; its refusals are answered as they are, a lost user space or node as an outage. */
   async #run (name: ScriptName, ...args: Array<string | number>): Promise<ScriptReply> {
-    const reply = await this.#commands[name](this.#seqKey, this.#prefix, this.#epoch, ...args).catch((err: unknown) => {
+    const reply = await this.#timed(name, this.#commands[name](this.#seqKey, this.#prefix, this.#epoch, ...args)).catch((err: unknown) => {
       throw new CommitRefused('unavailable', (err as Error).message)
     })
     const outage = outages.get(reply[0] as string)
@@ -419,21 +442,21 @@ export class RedisBackend implements Backend {
     return this.#change('join', this.nodeId, username, maxUsers)
   }
 
-  async unlink (username: string, generation: number | undefined): Commit {
+  async unlink (username: string, generation: number | undefined, cause: UnlinkCause): Commit {
     const confirmed = this.#confirmed.get(username)
     this.#confirmed.delete(username)
     try {
-      await this.#change('unlink', this.nodeId, username, generation ?? '', this.#sessions.windowMilliseconds, confirmed ?? '')
+      await this.#change('unlink', this.nodeId, username, generation ?? '', this.#sessions.windowMilliseconds, confirmed ?? '', cause)
     } catch (err) {
       if (generation !== undefined && (err as CommitRefused).refusal === 'unavailable') {
-        this.#owed.set(username, generation) // a connection closed while Redis was away: its link still ends
+        this.#owed.set(username, { generation, cause }) // a connection closed while Redis was away: its link still ends
       }
       throw err
     }
   }
 
-  leave (username: string): Commit {
-    return this.#change('leave', this.nodeId, username)
+  leave (username: string, cause: LeaveCause): Commit {
+    return this.#change('leave', this.nodeId, username, cause)
   }
 
   /** Commits a change and waits until it is applied here. */
@@ -447,8 +470,8 @@ export class RedisBackend implements Backend {
 
   post (username: string | undefined, skip: string | undefined, frame: EncodedFrame): void {
     const replay = this.#sessions.replay as NonNullable<Sessions['replay']>
-    this.#commands.post(this.#seqKey, this.#prefix, this.#epoch, this.nodeId, username ?? '', skip ?? '', replay.maxMessages,
-      replay.maxAgeMilliseconds, frame.payload.toString()).then(undefined, (err: unknown) => {
+    this.#timed('post', this.#commands.post(this.#seqKey, this.#prefix, this.#epoch, this.nodeId, username ?? '', skip ?? '',
+      replay.maxMessages, replay.maxAgeMilliseconds, frame.payload.toString())).then(undefined, (err: unknown) => {
       this.#log.warn({ err, username }, 'a message could not be kept for replay and was lost: Redis does not answer')
     })
   }
@@ -496,7 +519,7 @@ export class RedisBackend implements Backend {
   }
 
   async unlinkOwn (): Promise<void> {
-    const unlinks = this.#sink.linkedHere().map(async ({ username, generation }) => await this.unlink(username, generation))
+    const unlinks = this.#sink.linkedHere().map(async ({ username, generation }) => await this.unlink(username, generation, 'close'))
     await withTimeout(Promise.all(unlinks), unlinkOwnTimeoutMilliseconds, 'the unlinks took too long').then(undefined, (err: unknown) => {
       this.#log.warn({ err }, 'the users of this node could not all be unlinked; the other nodes will unlink them when this node times out')
     })
@@ -535,11 +558,11 @@ function changeOf (fields: string[], seq: number): Change {
         op: 'link', username: value.u, origin: value.o, node: value.n, generation: Number(value.g), token: value.t, isNewUser: value.new === '1', data: value.d
       }
     case 'unlink':
-      return { op: 'unlink', username: value.u, origin: value.o, generation: Number(value.g), takeover: value.k === '1' }
+      return { op: 'unlink', username: value.u, origin: value.o, generation: Number(value.g), cause: value.c as UnlinkCause }
     case 'join':
       return { op: 'join', username: value.u, origin: value.o, order: seq }
     default:
-      return { op: 'leave', username: value.u, origin: value.o, expired: value.x === '1' }
+      return { op: 'leave', username: value.u, origin: value.o, cause: value.c as LeaveCause }
   }
 }
 

@@ -1,0 +1,198 @@
+/**
+ * `fastify-link-server/testing`: what an application's own tests need to talk to its link server over
+ * Fastify's `injectWS`, without a port: link a user, await frames, check the user list, close.
+ */
+import { once } from 'node:events'
+import type { FastifyInstance } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { LinkUser } from '../types/index.js'
+
+/** A frame as the client receives it. */
+export interface TestFrame {
+  type: string
+  payload?: unknown
+  [key: string]: unknown
+}
+
+/** How a test client links. */
+export interface TestLinkOptions {
+  /** The `auth` of the link request, handed to the `authenticate` listeners. */
+  auth?: string
+  /** The Krmx version the client claims. Default `testClientVersion`. */
+  version?: string
+}
+
+/** The Krmx version test clients send, one the default `acceptedVersions` accept. */
+export const testClientVersion = '0.6.10'
+/** How long a wait of a test client lasts before it fails, naming what did arrive. */
+export const defaultTestTimeoutMilliseconds = 5_000
+
+/** A link request that the server answered with `krmx/rejected`; `reason` is its reason. */
+export class LinkRejectedError extends Error {
+  readonly reason: string
+  constructor (username: string, reason: string) {
+    super(`the link of ${username} was rejected: ${reason}`)
+    this.name = 'LinkRejectedError'
+    this.reason = reason
+  }
+}
+
+/**
+ * One WebSocket client of a link server, recording every frame it receives in order. Waits (`link`, `next`,
+ * `take`) read the frames in order, each once; `frames()` keeps them all.
+ */
+export class LinkTestClient {
+  readonly ws: WebSocket
+  readonly #received: TestFrame[] = []
+  #read = 0
+  #wake: (() => void) | undefined
+
+  constructor (ws: WebSocket) {
+    this.ws = ws
+    ws.on('message', data => {
+      this.#received.push(JSON.parse(data.toString()) as TestFrame)
+      this.#wake?.()
+    })
+  }
+
+  /** Opens a connection to the link server of `app` (ready, not necessarily listening) with `injectWS`. */
+  static async open (app: FastifyInstance, path = '/'): Promise<LinkTestClient> {
+    return new LinkTestClient(await injectSocket(app, path))
+  }
+
+  /** Sends any frame, as JSON: an application message, or a protocol frame. */
+  send (frame: unknown): void {
+    this.ws.send(JSON.stringify(frame))
+  }
+
+  /** Sends a link request, and waits for nothing. */
+  requestLink (username: string, options: TestLinkOptions = {}): void {
+    const { auth, version = testClientVersion } = options
+    this.send({ type: 'krmx/link', payload: auth === undefined ? { username, version } : { username, version, auth } })
+  }
+
+  /**
+   * Links as `username` and waits for the answer: resolves with `krmx/accepted` and the frames after it that
+   * the server had sent (the user list, and any replay); rejects with a `LinkRejectedError`.
+   */
+  async link (username: string, options: TestLinkOptions = {}, timeoutMilliseconds = defaultTestTimeoutMilliseconds): Promise<TestFrame[]> {
+    this.requestLink(username, options)
+    const answer = await this.#until(frame => frame.type === 'krmx/accepted' || frame.type === 'krmx/rejected', timeoutMilliseconds,
+      'krmx/accepted or krmx/rejected')
+    if (answer.type === 'krmx/rejected') {
+      throw new LinkRejectedError(username, (answer.payload as { reason: string }).reason)
+    }
+    return [answer, ...await this.settle()]
+  }
+
+  /** Waits for the next frame of `type`, skipping (and reading) the frames before it. */
+  async next (type: string, timeoutMilliseconds = defaultTestTimeoutMilliseconds): Promise<TestFrame> {
+    return this.#until(frame => frame.type === type, timeoutMilliseconds, type)
+  }
+
+  /** Waits until `count` frames that were not read yet arrived, and reads them. */
+  async take (count: number, timeoutMilliseconds = defaultTestTimeoutMilliseconds): Promise<TestFrame[]> {
+    await this.#arrived(this.#read + count, Date.now() + timeoutMilliseconds, `${timeoutMilliseconds} ms for ${count} frames`)
+    const frames = this.#received.slice(this.#read, this.#read + count)
+    this.#read += count
+    return frames
+  }
+
+  /** Reads the frames that arrived and were not read yet, without waiting. */
+  unread (): TestFrame[] {
+    const frames = this.#received.slice(this.#read)
+    this.#read = this.#received.length
+    return frames
+  }
+
+  /** Every frame that arrived, read or not, in order. */
+  frames (): TestFrame[] {
+    return [...this.#received]
+  }
+
+  /** The user list as this client was told it (`krmx/joined`, `linked`, `unlinked`, `left`), like `getUsers()`. */
+  users (): LinkUser[] {
+    const users = new Map<string, boolean>()
+    for (const { type, payload } of this.#received) {
+      const username = (payload as { username?: string } | undefined)?.username as string
+      if (type === 'krmx/joined') {
+        users.set(username, false)
+      } else if (type === 'krmx/linked' || type === 'krmx/unlinked') {
+        users.set(username, type === 'krmx/linked')
+      } else if (type === 'krmx/left') {
+        users.delete(username)
+      }
+    }
+    return [...users].map(([username, isLinked]) => ({ username, isLinked }))
+  }
+
+  /** Waits until the server answered a ping, so that every frame it sent before arrived; reads and returns them. */
+  async settle (): Promise<TestFrame[]> {
+    const pong = once(this.ws, 'pong')
+    this.ws.ping()
+    await pong
+    return this.unread()
+  }
+
+  /** Waits for the socket to be closed by the server, and answers its close code and reason. */
+  async closed (): Promise<{ code: number, reason: string }> {
+    if (this.ws.readyState === this.ws.CLOSED) {
+      throw new Error('the socket closed already')
+    }
+    const [code, reason] = await once(this.ws, 'close') as [number, Buffer]
+    return { code, reason: reason.toString() }
+  }
+
+  /** Ends the connection at once, as a client that goes away does; the server unlinks its user. */
+  close (): void {
+    this.ws.terminate()
+  }
+
+  /** Waits for the first unread frame that `matches`, reading every frame up to it. */
+  async #until (matches: (frame: TestFrame) => boolean, timeoutMilliseconds: number, what: string): Promise<TestFrame> {
+    const deadline = Date.now() + timeoutMilliseconds
+    for (;;) {
+      while (this.#read < this.#received.length) {
+        const frame = this.#received[this.#read++]
+        if (matches(frame)) {
+          return frame
+        }
+      }
+      await this.#arrived(this.#read + 1, deadline, `${timeoutMilliseconds} ms for ${what}`)
+    }
+  }
+
+  /** Waits until `count` frames arrived in all; fails at `deadline`, naming the unread ones. */
+  async #arrived (count: number, deadline: number, what: string): Promise<void> {
+    while (this.#received.length < count) {
+      const woken = await new Promise<boolean>(resolve => {
+        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()), false)
+        this.#wake = () => { clearTimeout(timer); resolve(true) }
+      })
+      if (!woken) {
+        throw new Error(`waited ${what}; unread frames: ${JSON.stringify(this.#received.slice(this.#read))}`)
+      }
+    }
+  }
+}
+
+/** A WebSocket to `path` of `app` by `injectWS` that answers pings, as every real client does. */
+export async function injectSocket (app: FastifyInstance, path = '/'): Promise<WebSocket> {
+  const ws = await app.injectWS(path)
+  // A socket of injectWS has no address, so ws leaves its automatic pong off.
+  ws.on('ping', (data: Buffer) => ws.pong(data))
+  return ws
+}
+
+/** Opens a connection to the link server of `app` and links it as `username`; rejects with a `LinkRejectedError`. */
+export async function linkUser (app: FastifyInstance, username: string, options: TestLinkOptions & { path?: string } = {}): Promise<LinkTestClient> {
+  const { path = '/', ...link } = options
+  const client = await LinkTestClient.open(app, path)
+  try {
+    await client.link(username, link)
+  } catch (err) {
+    client.close()
+    throw err
+  }
+  return client
+}
