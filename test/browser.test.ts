@@ -88,6 +88,10 @@ t.test('two pages link as two users, see each other and chat; one is away and co
   await until(() => presence(alice), [['alice', 'true'], ['bob', 'true']])
   await until(() => lines(bob), ['alice: hello bob', 'bob: hi alice', 'alice: are you there?'])
 
+  // A refused link is not tried again: the page says why and stays put.
+  const admin = await open('admin')
+  await until(async () => admin.locator('#status').textContent(), 'not linked: admin is reserved')
+
   await alice.close()
   await until(() => presence(bob), [['alice', 'false'], ['bob', 'true']])
   t.strictSame(app.linkServer.getUsers(), [{ username: 'alice', isLinked: false }, { username: 'bob', isLinked: true }])

@@ -80,23 +80,31 @@ function start (name: string): void {
   })
 
   let retry = 250
+  let refused = false
   const connect = async (): Promise<void> => {
     status.textContent = 'connecting'
     try {
       await client.connect(linkUrl)
+    } catch {
+      return // the server is away: the close that follows tries again
+    }
+    try {
       await client.link(name)
       retry = 250
       status.textContent = `linked as ${name}`
       showUsers()
     } catch (err) {
+      // The server refused the link (a reserved name, a full server): trying again would be refused again.
+      refused = true
       status.textContent = `not linked: ${err instanceof Error ? err.message : String(err)}`
-      if (client.getStatus() !== 'closed') {
-        await client.disconnect(true).catch(() => {})
-      }
+      await client.disconnect(true).catch(() => {})
     }
   }
   client.on('close', () => {
-    // The connection dropped (or the link was refused): link again, sooner or later.
+    if (refused) {
+      return
+    }
+    // The connection dropped: link again, sooner or later.
     status.textContent = 'reconnecting'
     setTimeout(() => { connect().catch(() => {}) }, retry)
     retry = Math.min(retry * 2, 5_000)
