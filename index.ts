@@ -33,11 +33,8 @@ async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerO
   // Added before @fastify/websocket's own preClose, so that every user is told it left before any socket closes.
   fastify.addHook('preClose', async () => linkServer.close(fastify.websocketServer.clients))
   if (!fastify.hasDecorator('websocketServer')) {
-    await fastify.register(websocket, {
-      options: { maxPayload: resolved.maxPayload },
-      // The link server listens to the socket's errors itself; ws closes the socket after a protocol error.
-      errorHandler: () => {}
-    })
+    // The link server listens to its sockets' errors itself (see lib/upgrade.ts); ws closes a socket after a protocol error.
+    await fastify.register(websocket, { options: { maxPayload: resolved.maxPayload } })
   }
   fastify.addHook('onReady', async () => linkServer.ready())
   fastify.addHook('onListen', async function () {

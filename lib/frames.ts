@@ -106,30 +106,39 @@ export function isProtocolType (type: string): boolean {
 /**
  * A server text frame, encoded once: `bytes` is the whole WebSocket frame (header and payload), which
  * can be written to any number of sockets as it is; `payload` is its text, for a socket that must go
- * through ws (one with a compression extension).
+ * through ws (one with a compression extension), made when asked for: most frames never need it, and a
+ * user keeps two of them for its life.
  */
-export interface EncodedFrame {
-  bytes: Buffer
-  payload: Buffer
+export class EncodedFrame {
+  readonly bytes: Buffer
+  constructor (bytes: Buffer) {
+    this.bytes = bytes
+  }
+
+  get payload (): Buffer {
+    const length = this.bytes[1]
+    return this.bytes.subarray(length < 126 ? 2 : length === 126 ? 4 : 10)
+  }
 }
 
 /** Encodes `text` as one unmasked, final WebSocket text frame, as a server sends it. */
 export function encodeText (text: string): EncodedFrame {
-  const payload = Buffer.from(text)
-  const length = payload.length
-  let header: Buffer
-  if (length < 126) {
-    header = Buffer.from([0x81, length])
-  } else if (length < 65_536) {
-    header = Buffer.from([0x81, 126, length >> 8, length & 0xff])
+  const length = Buffer.byteLength(text)
+  const header = length < 126 ? 2 : length < 65_536 ? 4 : 10
+  const bytes = Buffer.allocUnsafe(header + length)
+  bytes[0] = 0x81
+  if (header === 2) {
+    bytes[1] = length
+  } else if (header === 4) {
+    bytes[1] = 126
+    bytes.writeUInt16BE(length, 2)
   } else {
-    header = Buffer.alloc(10)
-    header[0] = 0x81
-    header[1] = 127
-    header.writeUIntBE(length, 4, 6)
+    bytes[1] = 127
+    bytes.writeUInt32BE(0, 2)
+    bytes.writeUIntBE(length, 4, 6)
   }
-  const bytes = Buffer.concat([header, payload])
-  return { bytes, payload: bytes.subarray(header.length) }
+  bytes.write(text, header)
+  return new EncodedFrame(bytes)
 }
 
 export const acceptedFrame = encodeText(JSON.stringify({ type: 'krmx/accepted' }))

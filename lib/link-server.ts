@@ -69,6 +69,7 @@ import {
   unlinkType
 } from './frames.js'
 import { Heartbeat } from './heartbeat.js'
+import { releaseUpgrade } from './upgrade.js'
 import { payloadErrors, tooDeepError, unregisteredTypeError } from './messages.js'
 import { LocalLinks } from './local-links.js'
 import type { LinkObserver, MetricsSource } from './metrics.js'
@@ -412,6 +413,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       socket.close(closeCodeGoingAway, 'server closing')
       return
     }
+    releaseUpgrade(socket, request)
     const connection = new Connection(socket, request, this.#writes, this.#options.rateLimit?.burst ?? 0, performance.now())
     this.#connections.add(connection)
     this.#startLinkTimer(connection)
