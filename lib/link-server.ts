@@ -923,13 +923,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
 
   /** A client that does not read what it is sent: it is cut off, so that its buffer cannot grow without bound. */
   #cutSlowConsumer (connection: Connection): void {
-    if (!connection.isOpen) {
-      return // cut off already: a later flush found its buffer still full before its socket closed
-    }
     this.counts.slowConsumers++
     connection.log.warn({ username: connection.username, bufferedBytes: connection.socket.bufferedAmount }, 'slow consumer terminated')
+    connection.socket.terminate() // first, so that its own unlink is not written to it: it would be cut off again
     this.#drop(connection, 'limit')
-    connection.socket.terminate()
   }
 
   /** A connection that did not answer the last heartbeat ping: its user is unlinked, and its socket terminated. */
@@ -1070,12 +1067,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       ;(linking as Linking).made.link = connection.links
       connection.rejections = 0
       this.#stopLinkTimer(connection)
-      for (const [, other] of this.#users.entries()) {
-        connection.send(other.joined)
-        if (other.link !== undefined) {
-          connection.send(other.linked)
-        }
-      }
+      this.#sendUserList(connection)
       // What it missed, after the user list and before anything new, which another node may have sent already.
       for (const message of replay?.messages ?? []) {
         connection.send(message)
@@ -1103,6 +1095,22 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       this.#unlinkConnection(connection, 'client') // it closed while its link was being committed
     }
     return connection
+  }
+
+  /**
+   * Tells a connection that just linked who is there: `krmx/joined` for every user, and `krmx/linked` for
+   * each linked one, in join order. Without compression the frames are copied into one buffer and written
+   * once: a write per frame, 2n of them for n users, was most of what a link cost at 1,000 users.
+   */
+  #sendUserList (connection: Connection): void {
+    const frames: Buffer[] = []
+    for (const [, user] of this.#users.entries()) {
+      frames.push(user.joined.bytes)
+      if (user.link !== undefined) {
+        frames.push(user.linked.bytes)
+      }
+    }
+    connection.sendFrames(frames)
   }
 
   /**
