@@ -36,6 +36,15 @@ export class Counts {
   /** Invalid messages by type (one with a schema in `messages`, else `other`: a bounded set) and reason. */
   readonly invalidMessages = new Map<string, Record<InvalidMessageReason, number>>()
 
+  /** Every invalid message, whatever its type and reason (`getStats().invalidMessages`). */
+  invalidMessageCount (): number {
+    let count = 0
+    for (const byReason of this.invalidMessages.values()) {
+      count += byReason.invalid_payload + byReason.unregistered_type + byReason.too_deep
+    }
+    return count
+  }
+
   invalidMessage (type: string, reason: InvalidMessageReason): void {
     let byReason = this.invalidMessages.get(type)
     if (byReason === undefined) {

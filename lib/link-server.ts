@@ -179,7 +179,6 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   /** The full URL path of the route, for the AsyncAPI document. */
   readonly #address: string
   #asyncapi: AsyncApiDocument | undefined
-  #invalidMessages = 0
   /** What this node counts for its metrics, always. */
   readonly counts = new Counts()
   /** With metrics on: the histograms. */
@@ -572,7 +571,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       connections: this.#connections.size,
       users: this.#users.size,
       linkedUsers: this.#local.size,
-      invalidMessages: this.#invalidMessages
+      invalidMessages: this.counts.invalidMessageCount()
     }
   }
 
@@ -688,7 +687,6 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
 
   /** An application message failed its schema: it is dropped, or its user unlinked, as `invalidMessage` says. */
   #refuse (connection: Connection, username: string, frame: Frame, errors: LinkMessageError[], reason: InvalidMessageReason): void {
-    this.#invalidMessages++
     this.counts.invalidMessage(this.#options.messages?.has(frame.type) === true ? frame.type : 'other', reason)
     const unlink = this.#options.invalidMessage === 'unlink'
     connection.log.warn({ username, type: frame.type, error: errors[0] },
