@@ -2,8 +2,9 @@
 //
 // Cluster mode on this machine: a redis-server of its own (free loopback port, persistence off) and two
 // instances of the plugin, each with its load generator, in processes of their own; beside each figure,
-// the single instance of the same run. Prints medians and ratios, the PUBLISH commands per broadcast
-// (one for the whole cluster, not one per recipient) and Redis' memory per linked user.
+// the single instance of the same run, at the sizes of `npm run bench`. Prints medians and ratios, the
+// PUBLISH commands per broadcast (one for the whole cluster, not one per recipient), the heap per linked
+// connection and Redis' memory per linked user.
 import { type ChildProcess, fork, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
@@ -13,11 +14,19 @@ import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { ask, reply } from './ipc.js'
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, repetitions: { type: 'string', default: '3' } } })
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    repetitions: { type: 'string', default: '3' },
+    scenarios: { type: 'string', default: 'fanout,replay,burst,storm,memory,inbound' }
+  }
+})
 const quick = values.quick === true
 const settings = {
   fanout: { clients: quick ? 200 : 2000, broadcasts: quick ? 50 : 100, bytes: 1024 },
-  storm: { connections: quick ? 1000 : 4000, concurrency: 50 },
+  burst: { clients: quick ? 200 : 2000, senders: quick ? 50 : 200, messages: 10, interval: 10 },
+  storm: { connections: quick ? 1000 : 5000, concurrency: 50 },
+  memory: { connections: quick ? 1000 : 10_000 },
   inbound: { clients: quick ? 50 : 200, messages: quick ? 1000 : 5000 }
 }
 const repetitions = Number(values.repetitions)
@@ -71,6 +80,37 @@ async function fanout (instances: Instance[]): Promise<number> {
   return clients * broadcasts / ((performance.now() - started) / 1000)
 }
 
+/** The first senders of every instance say lines that every client hears, through the other instance too. */
+async function burst (instances: Instance[]): Promise<number> {
+  const { clients, senders, messages, interval } = settings.burst
+  await Promise.all(instances.map(({ load }, index) => ask(load, { cmd: 'link', count: share(clients, instances.length, index), concurrency: 50 })))
+  const arrivals: Array<Promise<{ seconds: number }>> = []
+  for (const [index, { load }] of instances.entries()) {
+    await ask(load, { cmd: 'expect', prefix: 'burst/said', total: share(clients, instances.length, index) * senders * messages })
+  }
+  const started = performance.now()
+  for (const [index, { load }] of instances.entries()) {
+    await ask(load, { cmd: 'burst', senders: share(senders, instances.length, index), messages, interval }) // answered at once
+    arrivals.push(reply(load))
+  }
+  await Promise.all(arrivals)
+  return clients * senders * messages / ((performance.now() - started) / 1000)
+}
+
+/** Heap and RSS bytes per idle linked connection, over all instances (each also mirrors every user). */
+async function memory (instances: Instance[]): Promise<number> {
+  const { connections } = settings.memory
+  const usage = async (): Promise<{ heapUsed: number, rss: number }> => {
+    const all = await Promise.all(instances.map(async ({ server }) => await ask<{ heapUsed: number, rss: number }>(server, { cmd: 'memory' })))
+    return { heapUsed: all.reduce((sum, { heapUsed }) => sum + heapUsed, 0), rss: all.reduce((sum, { rss }) => sum + rss, 0) }
+  }
+  const idle = await usage()
+  await Promise.all(instances.map(({ load }, index) => ask(load, { cmd: 'link', count: share(connections, instances.length, index), concurrency: 100 })))
+  const linked = await usage()
+  rssPerConnection[instances.length === 1 ? 'single' : 'cluster'].push((linked.rss - idle.rss) / connections)
+  return (linked.heapUsed - idle.heapUsed) / connections
+}
+
 async function storm (instances: Instance[]): Promise<number> {
   const { connections, concurrency } = settings.storm
   const started = performance.now()
@@ -102,12 +142,19 @@ admin.on('error', () => {}) // until redis-server listens
 await new Promise(resolve => admin.once('ready', resolve))
 
 const figures: Record<string, { single: number[], cluster: number[] }> = {
-  fanout: { single: [], cluster: [] }, replay: { single: [], cluster: [] }, storm: { single: [], cluster: [] }, inbound: { single: [], cluster: [] }
+  fanout: { single: [], cluster: [] },
+  replay: { single: [], cluster: [] },
+  burst: { single: [], cluster: [] },
+  storm: { single: [], cluster: [] },
+  memory: { single: [], cluster: [] },
+  inbound: { single: [], cluster: [] }
 }
+const rssPerConnection = { single: [] as number[], cluster: [] as number[] }
 const publishesPerBroadcast: number[] = []
 const bytesPerUser: number[] = []
 // replay: the fan-out with missed-message replay on, where every message goes through Redis in the cluster.
-const scenarios = { fanout, replay: fanout, storm, inbound }
+const all: Record<string, (instances: Instance[]) => Promise<number>> = { fanout, replay: fanout, burst, storm, memory, inbound }
+const scenarios = Object.fromEntries((values.scenarios as string).split(',').map(name => [name, all[name]]))
 
 async function publishes (): Promise<number> {
   const stats = await admin.info('commandstats')
@@ -128,9 +175,9 @@ try {
       if (name === 'fanout') {
         publishesPerBroadcast.push((await publishes() - publishedBefore) / settings.fanout.broadcasts)
       }
-      if (name === 'storm') {
+      if (name === 'memory') {
         const memoryAfter = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
-        bytesPerUser.push((memoryAfter - memoryBefore) / settings.storm.connections)
+        bytesPerUser.push((memoryAfter - memoryBefore) / settings.memory.connections)
       }
       await stop(cluster)
       await admin.flushall()
@@ -142,16 +189,26 @@ try {
 }
 
 const rows = [
-  ['fan-out frames/s (clients over 2 nodes)', figures.fanout],
-  ['fan-out with replay on, frames/s', figures.replay],
-  [`link storm links/s (${settings.storm.connections} over 2 nodes)`, figures.storm],
-  ['inbound messages/s (on one node)', figures.inbound]
+  ['fan-out frames/s (clients over 2 nodes)', figures.fanout, 'higher'],
+  ['fan-out with replay on, frames/s', figures.replay, 'higher'],
+  [`burst frames/s (${settings.burst.senders} senders of ${settings.burst.clients} clients over 2 nodes)`, figures.burst, 'higher'],
+  [`link storm links/s (${settings.storm.connections} over 2 nodes)`, figures.storm, 'higher'],
+  [`heap bytes per idle linked connection (${settings.memory.connections} over 2 nodes, both nodes' heaps)`, figures.memory, 'lower'],
+  ['RSS bytes per idle linked connection (both nodes)', rssPerConnection, 'lower'],
+  ['inbound messages/s (on one node)', figures.inbound, 'higher']
 ] as const
+const round = (value: number): string => Math.round(value).toLocaleString('en-US')
 console.log(`cluster mode: Redis + 2 instances, medians of ${repetitions}${quick ? ' (quick)' : ''}`)
-console.log('| scenario | single instance | cluster of 2 | ratio |')
+console.log('| scenario | single instance | cluster of 2 | cluster vs single (above 1 is better) |')
 console.log('|---|---:|---:|---:|')
-for (const [label, { single, cluster }] of rows) {
-  console.log(`| ${label} | ${Math.round(median(single)).toLocaleString('en-US')} | ${Math.round(median(cluster)).toLocaleString('en-US')} | ${(median(cluster) / median(single)).toFixed(2)}× |`)
+for (const [label, { single, cluster }, way] of rows) {
+  if (single.length === 0) continue
+  const ratio = way === 'higher' ? median(cluster) / median(single) : median(single) / median(cluster)
+  console.log(`| ${label} | ${round(median(single))} | ${round(median(cluster))} | ${ratio.toFixed(2)}× |`)
 }
-console.log(`PUBLISH commands per broadcast: ${median(publishesPerBroadcast)} (for ${settings.fanout.clients} recipients on 2 nodes)`)
-console.log(`Redis memory per linked user: ${Math.round(median(bytesPerUser))} bytes (keys, log entries and claims of ${settings.storm.connections} links)`)
+if (publishesPerBroadcast.length > 0) {
+  console.log(`PUBLISH commands per broadcast: ${median(publishesPerBroadcast)} (for ${settings.fanout.clients} recipients on 2 nodes)`)
+}
+if (bytesPerUser.length > 0) {
+  console.log(`Redis memory per linked user: ${round(median(bytesPerUser))} bytes (keys, log entries and claims of ${settings.memory.connections} links)`)
+}

@@ -72,6 +72,24 @@ async function expect (prefix: string, total: number): Promise<{ frames: number,
   })
 }
 
+/**
+ * The first `senders` clients each say `messages` lines of chat, one every `interval` ms from a start of its
+ * own within the first interval, as people in a room do: the server broadcasts each line from its message
+ * handler, and the lines of many senders arrive in one read, so that broadcasts come in bursts.
+ */
+function burst (senders: number, messages: number, interval: number): { sent: number } {
+  const line = clientFrame(JSON.stringify({ type: 'burst/say', payload: 'x'.repeat(48) }))
+  clients.slice(0, senders).forEach((client, index) => {
+    let left = messages
+    const say = (): void => {
+      client.send(line)
+      if (--left > 0) setTimeout(say, interval)
+    }
+    setTimeout(say, (index / senders) * interval)
+  })
+  return { sent: senders * messages }
+}
+
 /** Each client sends `rate` pings a second for `seconds`; the latency is until its pong arrives. */
 async function roundTrip (rate: number, seconds: number): Promise<{ count: number, p50: number, p99: number }> {
   const latencies: number[] = []
@@ -105,6 +123,7 @@ type Command =
   | { cmd: 'inbound', perClient: number }
   | { cmd: 'expect', prefix: string, total: number }
   | { cmd: 'roundtrip', rate: number, seconds: number }
+  | { cmd: 'burst', senders: number, messages: number, interval: number }
   | { cmd: 'close' }
 
 process.on('message', (command: Command) => {
@@ -116,6 +135,7 @@ process.on('message', (command: Command) => {
       expect(command.prefix, command.total).then(reply, err => reply({ error: String(err) }))
       reply({ armed: true })
       break
+    case 'burst': reply(burst(command.senders, command.messages, command.interval)); break
     case 'roundtrip': roundTrip(command.rate, command.seconds).then(reply, err => reply({ error: String(err) })); break
     case 'close':
       for (const client of clients) client.close()

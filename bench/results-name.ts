@@ -14,11 +14,11 @@ export interface RunFlags {
   [size: string]: string | boolean | undefined
 }
 
-export const defaultServers = 'plugin,krmx,bare'
-export const defaultScenarios = 'inbound,validation,fanout,storm,memory,roundtrip'
+export const defaultServers = 'plugin,krmx,bare,bare-coalesced'
+export const defaultScenarios = 'inbound,validation,fanout,burst,storm,memory,roundtrip'
 /** The flags that change a scenario's size. */
 export const sizeFlags = [
-  'inbound-clients', 'inbound-messages', 'fanout-clients', 'fanout-broadcasts', 'storm-connections', 'storm-concurrency',
+  'inbound-clients', 'inbound-messages', 'fanout-clients', 'fanout-broadcasts', 'burst-clients', 'burst-senders', 'burst-messages', 'burst-interval', 'storm-connections', 'storm-concurrency',
   'memory-connections', 'roundtrip-clients', 'roundtrip-rate', 'roundtrip-seconds'
 ]
 

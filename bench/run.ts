@@ -27,6 +27,10 @@ const { values } = parseArgs({
     'inbound-messages': { type: 'string' },
     'fanout-clients': { type: 'string' },
     'fanout-broadcasts': { type: 'string' },
+    'burst-clients': { type: 'string' },
+    'burst-senders': { type: 'string' },
+    'burst-messages': { type: 'string' },
+    'burst-interval': { type: 'string' },
     'storm-connections': { type: 'string' },
     'storm-concurrency': { type: 'string' },
     'memory-connections': { type: 'string' },
@@ -43,6 +47,7 @@ const size = (flag: string | undefined, full: number, small: number): number => 
 const settings = {
   inbound: { clients: size(values['inbound-clients'], 200, 50), messages: size(values['inbound-messages'], 5000, 1000) },
   fanout: { clients: size(values['fanout-clients'], 2000, 200), broadcasts: size(values['fanout-broadcasts'], 100, 50), bytes: 1024 },
+  burst: { clients: size(values['burst-clients'], 2000, 200), senders: size(values['burst-senders'], 200, 50), messages: size(values['burst-messages'], 10, 10), interval: size(values['burst-interval'], 10, 10) },
   storm: { connections: size(values['storm-connections'], 5000, 1000), concurrency: size(values['storm-concurrency'], 50, 50) },
   memory: { connections: size(values['memory-connections'], 10_000, 1000) },
   roundtrip: { clients: size(values['roundtrip-clients'], 1000, 200), rate: size(values['roundtrip-rate'], 1, 1), seconds: size(values['roundtrip-seconds'], 10, 5) }
@@ -112,6 +117,17 @@ const runs: Record<string, (kind: ServerKind) => Promise<Metrics>> = {
     // Per broadcast, from the first frame at a client to the last frame at all clients.
     return { framesPerSecond: total / seconds, msPerBroadcast: seconds * 1000 / broadcasts }
   }),
+  // Broadcasts as a chat room makes them: `senders` of the clients each say lines at their own pace, and the
+  // server broadcasts every line from its message handler, so that many broadcasts fall in one turn.
+  burst: async kind => await withProcesses(kind, async (_server, load) => {
+    const { clients, senders, messages, interval } = settings.burst
+    await ask(load, { cmd: 'link', count: clients, concurrency: 50 })
+    const total = clients * senders * messages
+    await ask(load, { cmd: 'expect', prefix: 'burst/said', total })
+    await ask(load, { cmd: 'burst', senders, messages, interval }) // answered at once, before the lines arrive
+    const { seconds } = await reply<{ frames: number, seconds: number }>(load)
+    return { burstFramesPerSecond: total / seconds }
+  }),
   // The fan-out scenario again with replay on: every message numbered and kept for each recipient until its pong confirms it.
   replay: async (kind): Promise<Metrics> => kind === 'plugin' ? { framesPerSecondWithReplay: (await runs.fanout('plugin-replay')).framesPerSecond } : {},
   // Inbound and fan-out again with Prometheus metrics on (and scraped every second): what counting costs on the hot path.
@@ -149,6 +165,7 @@ const better: Record<string, 'higher' | 'lower'> = {
   framesPerSecondWithMetrics: 'higher',
   framesPerSecondWithReplay: 'higher',
   framesPerSecond: 'higher',
+  burstFramesPerSecond: 'higher',
   msPerBroadcast: 'lower',
   linksPerSecond: 'higher',
   p99Milliseconds: 'lower',
@@ -183,7 +200,7 @@ for (let repetition = 0; repetition < repetitions; repetition++) {
   }
 }
 
-const rows: Array<{ scenario: string, metric: string, better: string, medians: Record<string, number>, vsReference?: number, vsBare?: number }> = []
+const rows: Array<{ scenario: string, metric: string, better: string, medians: Record<string, number>, vsReference?: number, vsBare?: number, vsCoalesced?: number }> = []
 for (const [scenario, metrics] of Object.entries(samples)) {
   for (const [metric, byServer] of Object.entries(metrics)) {
     const medians = Object.fromEntries(Object.entries(byServer).map(([kind, values]) => [kind, median(values)]))
@@ -191,16 +208,16 @@ for (const [scenario, metrics] of Object.entries(samples)) {
     const ratio = (other: number | undefined): number | undefined => other === undefined || medians.plugin === undefined
       ? undefined
       : better[metric] === 'higher' ? medians.plugin / other : other / medians.plugin
-    rows.push({ scenario, metric, better: better[metric], medians, vsReference: ratio(medians.krmx), vsBare: ratio(medians.bare) })
+    rows.push({ scenario, metric, better: better[metric], medians, vsReference: ratio(medians.krmx), vsBare: ratio(medians.bare), vsCoalesced: ratio(medians['bare-coalesced']) })
   }
 }
 
 const format = (value: number | undefined): string => value === undefined ? '' : value >= 100 ? Math.round(value).toLocaleString('en') : value.toFixed(2)
-console.log(`| scenario | metric | ${servers.join(' | ')} | plugin vs reference | plugin vs bare ws |`)
-console.log(`|---|---|${servers.map(() => '---:').join('|')}|---:|---:|`)
+console.log(`| scenario | metric | ${servers.join(' | ')} | plugin vs reference | plugin vs bare ws | plugin vs bare ws coalesced |`)
+console.log(`|---|---|${servers.map(() => '---:').join('|')}|---:|---:|---:|`)
 for (const row of rows) {
   const times = (ratio: number | undefined): string => ratio === undefined ? '' : `${format(ratio)}×`
-  console.log(`| ${row.scenario} | ${row.metric} (${row.better} is better) | ${servers.map(kind => format(row.medians[kind])).join(' | ')} | ${times(row.vsReference)} | ${times(row.vsBare)} |`)
+  console.log(`| ${row.scenario} | ${row.metric} (${row.better} is better) | ${servers.map(kind => format(row.medians[kind])).join(' | ')} | ${times(row.vsReference)} | ${times(row.vsBare)} | ${times(row.vsCoalesced)} |`)
 }
 
 const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 1024 ** 3), node: process.version, platform: process.platform }
@@ -209,7 +226,7 @@ mkdirSync(here('results'), { recursive: true })
 // Only a full run replaces the published results; a quick, partial or profiled one writes beside them.
 const out = resultsName(values)
 writeFileSync(here(`results/${out}.json`), JSON.stringify(results, null, 2) + '\n')
-writeFileSync(here(`results/${out}.svg`), chart(rows.filter(row => row.vsReference !== undefined || row.vsBare !== undefined), machine, repetitions))
+writeFileSync(here(`results/${out}.svg`), chart(rows.filter(row => row.vsReference !== undefined || row.vsBare !== undefined || row.vsCoalesced !== undefined), machine, repetitions))
 for (const { repetition, scenario, server } of timeouts) {
   console.log(`repetition ${repetition}: ${scenario} on ${server} did not finish in ${String(values['scenario-timeout'])} s`)
 }

@@ -1,5 +1,6 @@
 // One benchmarked server in a process of its own, driven over IPC by bench/run.ts.
 import { performance } from 'node:perf_hooks'
+import { writeHeapSnapshot } from 'node:v8'
 import { type ServerKind, startServer } from './servers.js'
 
 const kind = process.argv[2] as ServerKind
@@ -11,6 +12,11 @@ let waiting: { total: number, reply: () => void } | undefined
 server.onMessage((username, message) => {
   if (message.type === 'rt/ping') {
     server.send(username, { type: 'rt/pong', payload: message.payload })
+    return
+  }
+  if (message.type === 'burst/say') {
+    // A chat room: every line a user says goes to everyone, from its message handler.
+    server.broadcast({ type: 'burst/said', payload: { username, text: message.payload } })
     return
   }
   last = performance.now()
@@ -27,6 +33,7 @@ type Command =
   | { cmd: 'inbound', total: number }
   | { cmd: 'fanout', count: number, size: number }
   | { cmd: 'memory' }
+  | { cmd: 'snapshot', file: string }
   | { cmd: 'close' }
 
 process.on('message', (command: Command) => {
@@ -57,6 +64,11 @@ process.on('message', (command: Command) => {
       globalThis.gc?.()
       const { heapUsed, rss } = process.memoryUsage()
       reply({ heapUsed, rss })
+      break
+    }
+    case 'snapshot': {
+      globalThis.gc?.()
+      reply({ file: writeHeapSnapshot(command.file) })
       break
     }
     case 'close': {

@@ -147,21 +147,20 @@ export class Connection {
   }
 
   /**
-   * Sends whole encoded frames (their `bytes`), in order: in one write when ws writes nothing of its own
-   * between them (no extension), else one by one through ws.
+   * Whether encoded frames go to the transport as they are (no extension transforms them), so that several can
+   * be written as one buffer with `sendConcatenated`.
    */
-  sendFrames (frames: Buffer[]): void {
+  get isDirect (): boolean {
+    return this.#direct
+  }
+
+  /** Sends `count` whole encoded frames, one after the other in `bytes`, in one write; for a direct connection only. */
+  sendConcatenated (bytes: Buffer, count: number): void {
     if (!this.isOpen) {
       return
     }
-    if (this.#direct) {
-      this.send(new EncodedFrame(Buffer.concat(frames)))
-      this.#writes.framesSent += frames.length - 1
-    } else {
-      for (const bytes of frames) {
-        this.send(new EncodedFrame(bytes))
-      }
-    }
+    this.send(new EncodedFrame(bytes))
+    this.#writes.framesSent += count - 1
   }
 
   uncork (): void {

@@ -123,36 +123,53 @@ export class EncodedFrame {
 
 /** Encodes `text` as one unmasked, final WebSocket text frame, as a server sends it. */
 export function encodeText (text: string): EncodedFrame {
-  const length = Buffer.byteLength(text)
-  const header = length < 126 ? 2 : length < 65_536 ? 4 : 10
-  const bytes = Buffer.allocUnsafe(header + length)
-  bytes[0] = 0x81
-  if (header === 2) {
-    bytes[1] = length
-  } else if (header === 4) {
-    bytes[1] = 126
-    bytes.writeUInt16BE(length, 2)
-  } else {
-    bytes[1] = 127
-    bytes.writeUInt32BE(0, 2)
-    bytes.writeUIntBE(length, 4, 6)
-  }
-  bytes.write(text, header)
+  const bytes = Buffer.allocUnsafe(frameLength(Buffer.byteLength(text)))
+  writeText(bytes, 0, text)
   return new EncodedFrame(bytes)
+}
+
+/** The length of a server frame of `length` payload bytes. */
+function frameLength (length: number): number {
+  return (length < 126 ? 2 : length < 65_536 ? 4 : 10) + length
+}
+
+/** Writes `text` as a server text frame into `bytes` at `offset`; returns the offset after it. */
+function writeText (bytes: Buffer, offset: number, text: string): number {
+  const length = Buffer.byteLength(text)
+  bytes[offset] = 0x81
+  let header = 2
+  if (length < 126) {
+    bytes[offset + 1] = length
+  } else if (length < 65_536) {
+    bytes[offset + 1] = 126
+    bytes.writeUInt16BE(length, offset + 2)
+    header = 4
+  } else {
+    bytes[offset + 1] = 127
+    bytes.writeUInt32BE(0, offset + 2)
+    bytes.writeUIntBE(length, offset + 4, 6)
+    header = 10
+  }
+  return offset + header + bytes.write(text, offset + header)
+}
+
+/**
+ * The `krmx/joined` and `krmx/linked` frames of `username`, one after the other in one buffer (one object
+ * on the heap, not two), and where the first ends. A user keeps them for its life.
+ */
+export function userFrames (username: string): { bytes: Buffer, joinedEnd: number } {
+  const joined = JSON.stringify({ type: 'krmx/joined', payload: { username } })
+  const linked = JSON.stringify({ type: 'krmx/linked', payload: { username } })
+  const joinedEnd = frameLength(Buffer.byteLength(joined))
+  const bytes = Buffer.allocUnsafe(joinedEnd + frameLength(Buffer.byteLength(linked)))
+  writeText(bytes, writeText(bytes, 0, joined), linked)
+  return { bytes, joinedEnd }
 }
 
 export const acceptedFrame = encodeText(JSON.stringify({ type: 'krmx/accepted' }))
 
 export function rejectedFrame (reason: string): EncodedFrame {
   return encodeText(JSON.stringify({ type: 'krmx/rejected', payload: { reason } }))
-}
-
-export function joinedFrame (username: string): EncodedFrame {
-  return encodeText(JSON.stringify({ type: 'krmx/joined', payload: { username } }))
-}
-
-export function linkedFrame (username: string): EncodedFrame {
-  return encodeText(JSON.stringify({ type: 'krmx/linked', payload: { username } }))
 }
 
 export function unlinkedFrame (username: string): EncodedFrame {

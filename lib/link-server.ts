@@ -1101,14 +1101,27 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    * once: a write per frame, 2n of them for n users, was most of what a link cost at 1,000 users.
    */
   #sendUserList (connection: Connection): void {
-    const frames: Buffer[] = []
-    for (const [, user] of this.#users.entries()) {
-      frames.push(user.joined.bytes)
-      if (user.link !== undefined) {
-        frames.push(user.linked.bytes)
+    if (!connection.isDirect) {
+      for (const [, user] of this.#users.entries()) {
+        connection.send(user.joined)
+        if (user.link !== undefined) {
+          connection.send(user.linked)
+        }
       }
+      return
     }
-    connection.sendFrames(frames)
+    let length = 0
+    let count = 0
+    for (const [, user] of this.#users.entries()) {
+      length += user.link === undefined ? user.joinedEnd : user.frames.length
+      count += user.link === undefined ? 1 : 2
+    }
+    const bytes = Buffer.allocUnsafe(length)
+    let offset = 0
+    for (const [, user] of this.#users.entries()) {
+      offset += user.frames.copy(bytes, offset, 0, user.link === undefined ? user.joinedEnd : user.frames.length)
+    }
+    connection.sendConcatenated(bytes, count)
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { LinkUser } from '../types/index.js'
-import { type EncodedFrame, joinedFrame, linkedFrame } from './frames.js'
+import { EncodedFrame, userFrames } from './frames.js'
 
 /** Where a linked user is linked: the node holding its connection, and the generation of the link. */
 export interface UserLink {
@@ -8,15 +8,35 @@ export interface UserLink {
 }
 
 /** One user of the user space as this node knows it. */
-export interface MirroredUser {
-  link: UserLink | undefined
+export class MirroredUser {
+  link: UserLink | undefined = undefined
   /** Where the user is in join order, as the backend numbers it. */
-  order: number
-  /** Its `krmx/joined` and `krmx/linked` frames, made once: every link sends them to the linking connection. */
-  joined: EncodedFrame
-  linked: EncodedFrame
+  readonly order: number
+  /**
+   * Its `krmx/joined` frame and then its `krmx/linked` frame, made once, in one buffer: every link sends them to
+   * the linking connection. `joinedEnd` is where the first ends.
+   */
+  readonly frames: Buffer
+  readonly joinedEnd: number
   /** The JSON of the data its last link attached, if any. */
-  data: string | undefined
+  data: string | undefined = undefined
+
+  constructor (username: string, order: number) {
+    this.order = order
+    const { bytes, joinedEnd } = userFrames(username)
+    this.frames = bytes
+    this.joinedEnd = joinedEnd
+  }
+
+  /** Its `krmx/joined` frame alone. */
+  get joined (): EncodedFrame {
+    return new EncodedFrame(this.frames.subarray(0, this.joinedEnd))
+  }
+
+  /** Its `krmx/linked` frame alone. */
+  get linked (): EncodedFrame {
+    return new EncodedFrame(this.frames.subarray(this.joinedEnd))
+  }
 }
 
 /**
@@ -37,7 +57,7 @@ export class UserSpace {
   }
 
   join (username: string, order: number): MirroredUser {
-    const user: MirroredUser = { link: undefined, order, joined: joinedFrame(username), linked: linkedFrame(username), data: undefined }
+    const user = new MirroredUser(username, order)
     this.#users.set(username, user)
     return user
   }
