@@ -24,7 +24,7 @@ const { values } = parseArgs({
 const quick = values.quick === true
 const settings = {
   fanout: { clients: quick ? 200 : 2000, broadcasts: quick ? 50 : 100, bytes: 1024 },
-  burst: { clients: quick ? 200 : 2000, senders: quick ? 50 : 200, messages: 10, interval: 10 },
+  burst: { clients: quick ? 200 : 2000, senders: quick ? 50 : 200, messages: 5, interval: 10 },
   storm: { connections: quick ? 1000 : 5000, concurrency: 50 },
   memory: { connections: quick ? 1000 : 10_000 },
   inbound: { clients: quick ? 50 : 200, messages: quick ? 1000 : 5000 }

@@ -47,7 +47,7 @@ const size = (flag: string | undefined, full: number, small: number): number => 
 const settings = {
   inbound: { clients: size(values['inbound-clients'], 200, 50), messages: size(values['inbound-messages'], 5000, 1000) },
   fanout: { clients: size(values['fanout-clients'], 2000, 200), broadcasts: size(values['fanout-broadcasts'], 100, 50), bytes: 1024 },
-  burst: { clients: size(values['burst-clients'], 2000, 200), senders: size(values['burst-senders'], 200, 50), messages: size(values['burst-messages'], 10, 10), interval: size(values['burst-interval'], 10, 10) },
+  burst: { clients: size(values['burst-clients'], 2000, 200), senders: size(values['burst-senders'], 200, 50), messages: size(values['burst-messages'], 5, 5), interval: size(values['burst-interval'], 10, 10) },
   storm: { connections: size(values['storm-connections'], 5000, 1000), concurrency: size(values['storm-concurrency'], 50, 50) },
   memory: { connections: size(values['memory-connections'], 10_000, 1000) },
   roundtrip: { clients: size(values['roundtrip-clients'], 1000, 200), rate: size(values['roundtrip-rate'], 1, 1), seconds: size(values['roundtrip-seconds'], 10, 5) }

@@ -1057,7 +1057,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       connection.send(acceptedFrame)
     }
     const user = this.#users.get(username) ?? this.#applyJoin(username, change.generation, connection)
-    user.link = { node: change.node, generation: change.generation }
+    this.#users.setLink(user, { node: change.node, generation: change.generation })
     user.data = change.data
     const replay = change.replay
     if (connection !== undefined) {
@@ -1097,8 +1097,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
 
   /**
    * Tells a connection that just linked who is there: `krmx/joined` for every user, and `krmx/linked` for
-   * each linked one, in join order. Without compression the frames are copied into one buffer and written
-   * once: a write per frame, 2n of them for n users, was most of what a link cost at 1,000 users.
+   * each linked one, in join order. Without compression it is one write of the mirror's user list, a buffer
+   * shared by every link until a user in it changes (`UserSpace.list`): a write per frame, 2n of them for n
+   * users, was most of what a link cost at 1,000 users, and a copy of the list per link most of the memory a
+   * link storm left behind.
    */
   #sendUserList (connection: Connection): void {
     if (!connection.isDirect) {
@@ -1110,18 +1112,8 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       }
       return
     }
-    let length = 0
-    let count = 0
-    for (const [, user] of this.#users.entries()) {
-      length += user.link === undefined ? user.joinedEnd : user.frames.length
-      count += user.link === undefined ? 1 : 2
-    }
-    const bytes = Buffer.allocUnsafe(length)
-    let offset = 0
-    for (const [, user] of this.#users.entries()) {
-      offset += user.frames.copy(bytes, offset, 0, user.link === undefined ? user.joinedEnd : user.frames.length)
-    }
-    connection.sendConcatenated(bytes, count)
+    const { bytes, frames } = this.#users.list()
+    connection.sendConcatenated(bytes, frames)
   }
 
   /**
@@ -1137,7 +1129,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     } else {
       this.#local.broadcast(frame, undefined)
     }
-    user.link = undefined
+    this.#users.setLink(user, undefined)
     if (connection !== undefined) {
       this.#local.detach(username)
       if (takeover) {
@@ -1194,7 +1186,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
         this.#applyUnlink(username, false)
       }
       if (link !== undefined && user.link === undefined) {
-        user.link = link
+        this.#users.setLink(user, link)
         this.#local.broadcast(user.linked, undefined)
       }
     }
