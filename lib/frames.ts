@@ -123,8 +123,9 @@ export class EncodedFrame {
 
 /** Encodes `text` as one unmasked, final WebSocket text frame, as a server sends it. */
 export function encodeText (text: string): EncodedFrame {
-  const bytes = Buffer.allocUnsafe(frameLength(Buffer.byteLength(text)))
-  writeText(bytes, 0, text)
+  const length = Buffer.byteLength(text)
+  const bytes = Buffer.allocUnsafe(frameLength(length))
+  writeText(bytes, 0, text, length)
   return new EncodedFrame(bytes)
 }
 
@@ -133,9 +134,8 @@ function frameLength (length: number): number {
   return (length < 126 ? 2 : length < 65_536 ? 4 : 10) + length
 }
 
-/** Writes `text` as a server text frame into `bytes` at `offset`; returns the offset after it. */
-function writeText (bytes: Buffer, offset: number, text: string): number {
-  const length = Buffer.byteLength(text)
+/** Writes `text`, of `length` bytes, as a server text frame into `bytes` at `offset`; returns the offset after it. */
+function writeText (bytes: Buffer, offset: number, text: string, length: number): number {
   bytes[offset] = 0x81
   let header = 2
   if (length < 126) {
@@ -160,9 +160,11 @@ function writeText (bytes: Buffer, offset: number, text: string): number {
 export function userFrames (username: string): { bytes: Buffer, joinedEnd: number } {
   const joined = JSON.stringify({ type: 'krmx/joined', payload: { username } })
   const linked = JSON.stringify({ type: 'krmx/linked', payload: { username } })
-  const joinedEnd = frameLength(Buffer.byteLength(joined))
-  const bytes = Buffer.allocUnsafe(joinedEnd + frameLength(Buffer.byteLength(linked)))
-  writeText(bytes, writeText(bytes, 0, joined), linked)
+  const joinedLength = Buffer.byteLength(joined)
+  const linkedLength = Buffer.byteLength(linked)
+  const joinedEnd = frameLength(joinedLength)
+  const bytes = Buffer.allocUnsafe(joinedEnd + frameLength(linkedLength))
+  writeText(bytes, writeText(bytes, 0, joined, joinedLength), linked, linkedLength)
   return { bytes, joinedEnd }
 }
 
