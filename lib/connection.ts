@@ -3,12 +3,35 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { EncodedFrame, type Frame } from './frames.js'
 
+/** The size of the buffers the broadcast frames of a turn are copied into (see `WriteCoalescer.share`). */
+const sharedBufferBytes = 65_536
+/** A frame larger than this is shared as it is, not copied. */
+const maxCopiedFrameBytes = 8_192
+
 /**
- * Uncorks, once per turn of the event loop (at `setImmediate`: after every I/O callback of the turn), every
- * socket that was written to during it, so that what the turn sent one socket (the user list on link, the
- * `krmx/linked` frames of every link of the turn, the broadcasts of every message read in it) leaves in one
- * write. Flushing after each callback (`process.nextTick`) made a link storm pay one write per recipient per
- * link: 214 links/s at 1,000 users against 375 (docs/benchmarks.md#the-link).
+ * A broadcast frame's place in a buffer shared by the broadcasts of the turn: `bytes` from `start` to `end`.
+ * A socket sent several broadcasts in a row is written one slice of that buffer, from the first one's
+ * `start` to the last one's `end`.
+ */
+export class SharedFrame {
+  readonly frame: EncodedFrame
+  readonly bytes: Buffer
+  readonly start: number
+  readonly end: number
+  constructor (frame: EncodedFrame, bytes: Buffer, start: number, end: number) {
+    this.frame = frame
+    this.bytes = bytes
+    this.start = start
+    this.end = end
+  }
+}
+
+/**
+ * Writes, once per turn of the event loop (at `setImmediate`: after every I/O callback of the turn), what the
+ * turn sent each socket (the user list on link, the `krmx/linked` frames of every link of the turn, the
+ * broadcasts of every message read in it), in one write. Flushing after each callback (`process.nextTick`)
+ * made a link storm pay one write per recipient per link: 214 links/s at 1,000 users against 375
+ * (docs/benchmarks.md#the-link).
  */
 export class WriteCoalescer {
   /** Frames written to sockets, for the metrics. */
@@ -16,6 +39,9 @@ export class WriteCoalescer {
   #corked: Connection[] = []
   readonly #maxBufferedBytes: number
   readonly #onOverflow: (connection: Connection) => void
+  /** Where broadcast frames are copied, one after the other; what was handed out of it is never written again. */
+  #shared = Buffer.allocUnsafeSlow(sharedBufferBytes)
+  #sharedLength = 0
   readonly #flush = (): void => {
     const corked = this.#corked
     this.#corked = []
@@ -39,6 +65,25 @@ export class WriteCoalescer {
       setImmediate(this.#flush)
     }
     this.#corked.push(connection)
+  }
+
+  /**
+   * Copies a broadcast frame after the turn's earlier ones, so that the broadcasts a socket gets in a row are
+   * one slice to write, not a write each: with many broadcasts in a turn (a chat room's burst, a link storm's
+   * `krmx/linked` frames), a socket costs one write and no object per frame.
+   */
+  share (frame: EncodedFrame): SharedFrame {
+    const { bytes } = frame
+    if (bytes.length > maxCopiedFrameBytes) {
+      return new SharedFrame(frame, bytes, 0, bytes.length)
+    }
+    if (this.#sharedLength + bytes.length > this.#shared.length) {
+      this.#shared = Buffer.allocUnsafeSlow(sharedBufferBytes)
+      this.#sharedLength = 0
+    }
+    const start = this.#sharedLength
+    this.#sharedLength += bytes.copy(this.#shared, start)
+    return new SharedFrame(frame, this.#shared, start, this.#sharedLength)
   }
 }
 
@@ -133,17 +178,41 @@ export class Connection {
     if (!this.isOpen) {
       return
     }
-    if (!this.#corked) {
-      this.#corked = true
-      this.#raw.cork()
-      this.#writes.schedule(this)
-    }
+    this.#schedule()
     this.#writes.framesSent++
     if (this.#direct) {
-      this.#raw.write(frame.bytes)
+      this.#endSlice()
+      this.#pending.push(frame.bytes)
     } else {
       this.socket.send(frame.payload, textFrame)
     }
+  }
+
+  /**
+   * Sends one frame of a broadcast, if the socket is still open: `shared` is where the broadcast put the frame
+   * in the turn's shared buffer, made by the first socket that needs it (returned, for the next ones). Right
+   * after the broadcast before it, only the end of this socket's slice moves.
+   */
+  sendShared (frame: EncodedFrame, shared: SharedFrame | undefined): SharedFrame | undefined {
+    if (!this.isOpen) {
+      return shared
+    }
+    if (!this.#direct) {
+      this.send(frame)
+      return shared
+    }
+    shared ??= this.#writes.share(frame)
+    this.#schedule()
+    this.#writes.framesSent++
+    if (this.#slice === shared.bytes && this.#sliceEnd === shared.start) {
+      this.#sliceEnd = shared.end
+    } else {
+      this.#endSlice()
+      this.#slice = shared.bytes
+      this.#sliceStart = shared.start
+      this.#sliceEnd = shared.end
+    }
+    return shared
   }
 
   /**
@@ -163,8 +232,55 @@ export class Connection {
     this.#writes.framesSent += count - 1
   }
 
+  /** The buffers written at the end of the turn, in order; the slice of shared broadcasts being extended comes after them. */
+  readonly #pending: Buffer[] = []
+  #slice: Buffer | undefined = undefined
+  #sliceStart = 0
+  #sliceEnd = 0
+
+  #schedule (): void {
+    if (!this.#corked) {
+      this.#corked = true
+      // Through ws (an extension), frames are written as they are sent: the transport is corked until the end of the turn.
+      if (!this.#direct) {
+        this.#raw.cork()
+      }
+      this.#writes.schedule(this)
+    }
+  }
+
+  #endSlice (): void {
+    if (this.#slice !== undefined) {
+      this.#pending.push(this.#slice.subarray(this.#sliceStart, this.#sliceEnd))
+      this.#slice = undefined
+    }
+  }
+
+  /**
+   * Writes what this turn sent a direct connection, now: before anything ws writes itself (a closing frame),
+   * so that it is not overtaken; nothing is written once the socket is closing.
+   */
+  #writePending (): void {
+    this.#endSlice()
+    const pending = this.#pending
+    if (pending.length === 0) {
+      return
+    }
+    if (this.isOpen) {
+      for (const bytes of pending) {
+        this.#raw.write(bytes)
+      }
+    }
+    pending.length = 0
+  }
+
+  /** The end of the turn: everything it sent, and a confirmation ping if one is due, leave in one write. */
   uncork (): void {
     this.#corked = false
+    if (this.#direct) {
+      this.#raw.cork()
+      this.#writePending()
+    }
     if (this.#confirmationDue) {
       this.#confirmationDue = false
       this.#askConfirmation() // in the same write as the frames
@@ -190,6 +306,8 @@ export class Connection {
 
   #askConfirmation (): void {
     if (this.sent > this.pinged && this.pinged <= this.confirmed && this.isOpen) {
+      // after the messages it confirms, which may still wait for the end of the turn
+      this.#writePending()
       this.pinged = this.sent
       this.socket.ping(`${this.generation as number}:${this.sent}`)
     }
@@ -212,6 +330,11 @@ export class Connection {
 
   /** Closes the socket with `code`, and terminates it if the peer does not finish the closing handshake in time. */
   close (code: number, reason: string, graceMilliseconds: number): Promise<void> {
+    if (this.#direct) {
+      this.#raw.cork()
+      this.#writePending()
+      this.#raw.uncork()
+    }
     return closeSocket(this.socket, code, reason, graceMilliseconds)
   }
 }

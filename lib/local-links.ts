@@ -1,11 +1,11 @@
-import type { Connection } from './connection.js'
+import type { Connection, SharedFrame } from './connection.js'
 import type { EncodedFrame } from './frames.js'
 
 /**
  * This node's linked connections, by username: the one place that says which connection of this
  * node a user is linked to. `connection.username` and `connection.generation` are its back links,
  * set only here. Fan-out to this node's users goes through `broadcast`, which writes the same
- * encoded bytes to every socket (see `Connection.send`).
+ * encoded bytes to every socket, copied once into the turn's shared buffer (see `Connection.sendShared`).
  */
 export class LocalLinks {
   readonly #connections = new Map<string, Connection>()
@@ -45,9 +45,10 @@ export class LocalLinks {
 
   /** Sends one frame to every linked connection of this node but `except`. */
   broadcast (frame: EncodedFrame, except: Connection | undefined): void {
+    let shared: SharedFrame | undefined
     for (const connection of this.#connections.values()) {
       if (connection !== except) {
-        connection.send(frame)
+        shared = connection.sendShared(frame, shared)
       }
     }
   }

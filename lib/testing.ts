@@ -46,12 +46,16 @@ export class LinkTestClient {
   readonly #received: TestFrame[] = []
   #read = 0
   #wake: (() => void) | undefined
+  readonly #closed: Promise<{ code: number, reason: string }>
 
   constructor (ws: WebSocket) {
     this.ws = ws
     ws.on('message', data => {
       this.#received.push(JSON.parse(data.toString()) as TestFrame)
       this.#wake?.()
+    })
+    this.#closed = new Promise(resolve => {
+      ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }))
     })
   }
 
@@ -134,13 +138,9 @@ export class LinkTestClient {
     return this.unread()
   }
 
-  /** Waits for the socket to be closed by the server, and answers its close code and reason. */
+  /** Waits for the socket to be closed, and answers its close code and reason; at once if it closed already. */
   async closed (): Promise<{ code: number, reason: string }> {
-    if (this.ws.readyState === this.ws.CLOSED) {
-      throw new Error('the socket closed already')
-    }
-    const [code, reason] = await once(this.ws, 'close') as [number, Buffer]
-    return { code, reason: reason.toString() }
+    return await this.#closed
   }
 
   /** Ends the connection at once, as a client that goes away does; the server unlinks its user. */
