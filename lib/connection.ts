@@ -14,12 +14,10 @@ const maxCopiedFrameBytes = 8_192
  * `start` to the last one's `end`.
  */
 export class SharedFrame {
-  readonly frame: EncodedFrame
   readonly bytes: Buffer
   readonly start: number
   readonly end: number
-  constructor (frame: EncodedFrame, bytes: Buffer, start: number, end: number) {
-    this.frame = frame
+  constructor (bytes: Buffer, start: number, end: number) {
     this.bytes = bytes
     this.start = start
     this.end = end
@@ -75,7 +73,7 @@ export class WriteCoalescer {
   share (frame: EncodedFrame): SharedFrame {
     const { bytes } = frame
     if (bytes.length > maxCopiedFrameBytes) {
-      return new SharedFrame(frame, bytes, 0, bytes.length)
+      return new SharedFrame(bytes, 0, bytes.length)
     }
     if (this.#sharedLength + bytes.length > this.#shared.length) {
       this.#shared = Buffer.allocUnsafeSlow(sharedBufferBytes)
@@ -83,7 +81,7 @@ export class WriteCoalescer {
     }
     const start = this.#sharedLength
     this.#sharedLength += bytes.copy(this.#shared, start)
-    return new SharedFrame(frame, this.#shared, start, this.#sharedLength)
+    return new SharedFrame(this.#shared, start, this.#sharedLength)
   }
 }
 
@@ -240,11 +238,9 @@ export class Connection {
 
   #schedule (): void {
     if (!this.#corked) {
+      // Until the end of the turn: what ws writes (frames through an extension, pings, a closing frame) waits too.
       this.#corked = true
-      // Through ws (an extension), frames are written as they are sent: the transport is corked until the end of the turn.
-      if (!this.#direct) {
-        this.#raw.cork()
-      }
+      this.#raw.cork()
       this.#writes.schedule(this)
     }
   }
@@ -257,8 +253,8 @@ export class Connection {
   }
 
   /**
-   * Writes what this turn sent a direct connection, now: before anything ws writes itself (a closing frame),
-   * so that it is not overtaken; nothing is written once the socket is closing.
+   * Writes what this turn sent a direct connection into the corked transport, now: before anything ws writes
+   * itself (a closing frame, a confirmation ping), so that it is not overtaken; nothing once the socket is closing.
    */
   #writePending (): void {
     this.#endSlice()
@@ -277,10 +273,7 @@ export class Connection {
   /** The end of the turn: everything it sent, and a confirmation ping if one is due, leave in one write. */
   uncork (): void {
     this.#corked = false
-    if (this.#direct) {
-      this.#raw.cork()
-      this.#writePending()
-    }
+    this.#writePending()
     if (this.#confirmationDue) {
       this.#confirmationDue = false
       this.#askConfirmation() // in the same write as the frames
@@ -330,11 +323,7 @@ export class Connection {
 
   /** Closes the socket with `code`, and terminates it if the peer does not finish the closing handshake in time. */
   close (code: number, reason: string, graceMilliseconds: number): Promise<void> {
-    if (this.#direct) {
-      this.#raw.cork()
-      this.#writePending()
-      this.#raw.uncork()
-    }
+    this.#writePending()
     return closeSocket(this.socket, code, reason, graceMilliseconds)
   }
 }
