@@ -1,6 +1,6 @@
 // One benchmarked server in a process of its own, driven over IPC by bench/run.ts.
 import { performance } from 'node:perf_hooks'
-import { writeHeapSnapshot } from 'node:v8'
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import { type ServerKind, startServer } from './servers.js'
 
 const kind = process.argv[2] as ServerKind
@@ -63,7 +63,11 @@ process.on('message', (command: Command) => {
     case 'memory': {
       globalThis.gc?.()
       const { heapUsed, rss } = process.memoryUsage()
-      reply({ heapUsed, rss })
+      // V8 sizes its young generation by how fast the process allocated lately, not by what it holds.
+      const youngGeneration = getHeapSpaceStatistics()
+        .filter(space => space.space_name === 'new_space' || space.space_name === 'new_large_object_space')
+        .reduce((sum, space) => sum + space.physical_space_size, 0)
+      reply({ heapUsed, rss, youngGeneration })
       break
     }
     case 'snapshot': {
