@@ -1008,6 +1008,12 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
         this.#emitted(change, 'join')
         break
       case 'link': {
+        const current = this.#users.get(change.username)?.link
+        if (current !== undefined) {
+          // A link the backend applies without its records (a reload covered them) took over the user's link,
+          // which the record before it unlinked.
+          this.#apply({ op: 'unlink', username: change.username, origin: change.origin, generation: current.generation, cause: 'takeover' })
+        }
         const linked = this.#applyLink(change)
         this.#emitChanges()
         if (linked !== undefined) {

@@ -167,3 +167,35 @@ t.test('a node that missed records (it fell behind the trimmed log) reloads the 
   t.strictSame(a.linkServer.getUsers(), [{ username: 'watcher', isLinked: true }, { username: 'yves', isLinked: false }, { username: 'xena', isLinked: true }])
   t.strictSame(events, [], 'the changes were made elsewhere: no events here')
 })
+
+t.test('a link whose log record a reload covered (a gap before it) is applied as its record would have been: accepted, told who is there, its events emitted, a takeover closing the other connection', async t => {
+  for (const gap of [false, true]) {
+    const namespace = gap ? 'covered' : 'read'
+    const a = await node(t, redis, 'a', { linkConflict: 'takeover' }, namespace)
+    const admin = new Redis(redis.url)
+    t.teardown(() => admin.disconnect())
+    // A gap: sequence numbers taken with no record in the log, as records trimmed away would leave; the
+    // node reads the link's record after it, reloads the user space, and finds the link in the snapshot.
+    const skip = async (): Promise<void> => { if (gap) await admin.incrby(`{${namespace}}:seq`, 5) }
+    const watcher = await connect(a)
+    await watcher.linked('watcher', 3)
+    const events = record(a)
+    await skip()
+    const first = await connect(a)
+    t.strictSame(await first.linked('newcomer', 5), [
+      frames.accepted, frames.joined('watcher'), frames.linked('watcher'), frames.joined('newcomer'), frames.linked('newcomer')
+    ], `gap ${String(gap)}: the link is accepted and told who is there`)
+    t.strictSame(await watcher.take(2), [frames.joined('newcomer'), frames.linked('newcomer')])
+    await skip()
+    const second = await connect(a)
+    t.strictSame(await second.linked('newcomer', 5), [
+      frames.accepted, frames.joined('watcher'), frames.linked('watcher'), frames.joined('newcomer'), frames.linked('newcomer')
+    ], `gap ${String(gap)}: the takeover is accepted`)
+    t.strictSame(await first.closed(), { code: 4001, reason: 'linked from another connection' })
+    t.strictSame(first.unread(), [frames.unlinked('newcomer')])
+    t.strictSame(await watcher.take(2), [frames.unlinked('newcomer'), frames.linked('newcomer')])
+    t.strictSame(events, [['join', 'newcomer'], ['link', 'newcomer'], ['unlink', 'newcomer'], ['link', 'newcomer']],
+      `gap ${String(gap)}: the events of the link, the takeover's unlink and the link again`)
+    t.strictSame(a.linkServer.getUsers(), [{ username: 'watcher', isLinked: true }, { username: 'newcomer', isLinked: true }])
+  }
+})

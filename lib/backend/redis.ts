@@ -15,6 +15,7 @@ import {
   type Commit,
   CommitRefused,
   type LeaveCause,
+  type LinkChange,
   type LinkResult,
   type Refusal,
   type Replay,
@@ -143,6 +144,14 @@ export class RedisBackend implements Backend {
   readonly #sessions: Sessions
   /** With replay on: the replies of this node's links being committed, by token, which their log records wait for. */
   readonly #replays = new Map<string, Promise<Replay | undefined>>()
+  /**
+   * The links of this node that are committed but whose log record is not applied yet, by token: a reload that
+   * covers the record (a gap, a restore) applies them before it sets the mirror to the snapshot, so that their
+   * connections are accepted and their events emitted as the record would have.
+   */
+  readonly #inFlight = new Map<string, LinkChange>()
+  /** The links being committed, whose replies a reload waits for: their snapshot may cover them. */
+  readonly #replying = new Set<Promise<LinkResult>>()
   /** With replay on: what this node's users confirmed since the last heartbeat, which saves it. */
   readonly #confirmed = new Map<string, number>()
   /** The timers of the reconnection windows of the users this node unlinked. */
@@ -243,6 +252,7 @@ export class RedisBackend implements Backend {
     for (let i = 0; i < users.length; i += 2) {
       snapshot.push({ username: users[i], order: Number(users[i + 1]), link: linkOf.get(users[i]), data: dataOf.get(users[i]) })
     }
+    this.#applyInFlight(seq)
     this.#applied = seq
     this.#sink.reset(snapshot, performance.now() < this.#recoveringUntil)
     this.#settle(seq)
@@ -275,6 +285,7 @@ export class RedisBackend implements Backend {
           this.#replays.delete(change.token)
           change.replay = await replay
         }
+        this.#inFlight.delete(change.token)
       }
       this.#applied = seq
       this.#sink.apply(change)
@@ -310,9 +321,30 @@ export class RedisBackend implements Backend {
 
   /** Loads the user space anew, unless it is not the one this node is registered in (the heartbeat notices that). */
   async #reload (): Promise<void> {
-    const [epoch, seq, users, links, data] = await this.#commands.snapshot(this.#seqKey, this.#prefix)
+    let snapshot: Awaited<ReturnType<Client['snapshot']>>
+    do {
+      const replying = [...this.#replying]
+      snapshot = await this.#commands.snapshot(this.#seqKey, this.#prefix)
+      // The replies of the links committed before the snapshot came before it, but their handling may not have run.
+      await Promise.all(replying)
+      // The reader, on a connection of its own, may have applied changes the snapshot predates: it is taken again.
+    } while (snapshot[0] === this.#epoch && (snapshot[1] as number) < this.#applied)
+    const [epoch, seq, users, links, data] = snapshot
     if (epoch === this.#epoch) {
       this.#load(seq as number, users as string[], links as string[], data as string[])
+    }
+  }
+
+  /**
+   * Applies this node's committed links up to `seq` whose records were not read: a reload covered them, or
+   * Redis lost the user space they were made in (they are registered again with the other users linked here).
+   */
+  #applyInFlight (seq: number): void {
+    const covered = [...this.#inFlight.values()].filter(change => change.generation <= seq).sort((a, b) => a.generation - b.generation)
+    for (const change of covered) {
+      this.#inFlight.delete(change.token)
+      this.#sink.apply(change)
+      this.#window(change)
     }
   }
 
@@ -357,10 +389,13 @@ export class RedisBackend implements Backend {
       confirmed.push(username, number)
     }
     this.#confirmed.clear()
+    const replying = [...this.#replying]
     const [status, swept, , nodes] = await this.#timed('heartbeat', this.#commands.heartbeat(this.#seqKey, this.#prefix, this.#epoch,
       this.nodeId, this.#options.nodeTimeoutMilliseconds, this.#sessions.windowMilliseconds, ...confirmed))
     if (status === 'epoch') {
       this.#log.warn('Redis lost the user space; the users linked to this node are registered again')
+      await Promise.all(replying)
+      this.#applyInFlight(Infinity) // the links made in the lost user space are this node's, and registered again
       this.#settle(Infinity) // what was waited for was lost with Redis' data
       this.#recoveringUntil = performance.now() + this.#recoveryMilliseconds
       await this.#register(randomUUID())
@@ -418,6 +453,18 @@ export class RedisBackend implements Backend {
   }
 
   async link (username: string, token: string, admission: Admission, data: string | undefined): Promise<LinkResult> {
+    const replied = this.#commitLink(username, token, admission, data)
+    this.#replying.add(replied)
+    const result = await replied
+    this.#replying.delete(replied)
+    if (result.linked) {
+      await this.#appliedAt(result.generation)
+    }
+    return result
+  }
+
+  /** Commits a link; a committed one is in flight until its record, or a reload that covers it, is applied. */
+  async #commitLink (username: string, token: string, admission: Admission, data: string | undefined): Promise<LinkResult> {
     const replay = this.#sessions.replay
     let answer: (replay: Replay | undefined) => void = () => {}
     if (replay !== undefined) {
@@ -432,9 +479,12 @@ export class RedisBackend implements Backend {
       answer(undefined)
       return { linked: false, refusal: reply[0] as Refusal }
     }
-    answer(replay === undefined ? undefined : { head: reply[2] as number, lost: reply[3] as number, messages: (reply[4] as string[]).map(encodeText) })
+    const replayed = replay === undefined ? undefined : { head: reply[3] as number, lost: reply[4] as number, messages: (reply[5] as string[]).map(encodeText) }
+    answer(replayed)
     const generation = reply[1] as number
-    await this.#appliedAt(generation)
+    if (generation > this.#applied) {
+      this.#inFlight.set(token, { op: 'link', username, origin: this.nodeId, node: this.nodeId, generation, token, isNewUser: reply[2] === 1, data, replay: replayed })
+    }
     return { linked: true, generation }
   }
 
