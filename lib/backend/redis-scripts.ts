@@ -128,8 +128,8 @@ return 1
 /**
  * ARGV: prefix, epoch, node, username, token, acceptNewUsers (1/0), maxUsers, takeover (1/0), data (JSON, or ''
  * for none), replay (1/0), maxAgeMilliseconds, the number this node last saw the user confirm ('' for none).
- * A linked user (claimed with takeover) is unlinked first, in the same step. Answers {'ok', generation, isNewUser (1/0)} or
- * {refusal}; with replay {'ok', generation, isNewUser (1/0), head, lost, messages}: the messages it did not confirm.
+ * A linked user (claimed with takeover) is unlinked first, in the same step. Answers {'ok', generation, isNewUser ('1'/'0')} or
+ * {refusal}; with replay {'ok', generation, isNewUser ('1'/'0'), head, lost, messages}: the messages it did not confirm.
  */
 export const linkScript = prelude + `
 if not epochIs(ARGV[2]) then return {'epoch'} end
@@ -152,8 +152,7 @@ if old then
   record('unlink', user, node, 'g', oldGeneration, 'c', 'takeover')
 end
 local isNew = '0'
-local newUser = 0
-if not exists then isNew = '1'; newUser = 1 end
+if not exists then isNew = '1' end
 local seq = redis.call('GET', KEYS[1])
 local generation = (tonumber(seq) or 0) + 1
 if ARGV[9] == '' then
@@ -167,7 +166,7 @@ if not exists then redis.call('ZADD', P .. ':users', generation, user) end
 redis.call('HSET', P .. ':links', user, node .. ' ' .. generation)
 redis.call('SADD', P .. ':node:' .. node, user)
 redis.call('ZREM', P .. ':expiry', user)
-if ARGV[10] == '0' then return {'ok', generation, newUser} end
+if ARGV[10] == '0' then return {'ok', generation, isNew} end
 if ARGV[12] ~= '' then confirm(user, ARGV[12]) end
 local confirmed = tonumber(redis.call('HGET', P .. ':mack', user)) or 0
 local head = tonumber(redis.call('HGET', P .. ':mhead', user)) or 0
@@ -177,7 +176,7 @@ for _, entry in ipairs(redis.call('XRANGE', P .. ':mail:' .. user, (confirmed + 
   local fields = entry[2]
   if tonumber(fields[4]) >= oldest then table.insert(messages, fields[2]) end
 end
-return {'ok', generation, newUser, head, head - confirmed - #messages, messages}
+return {'ok', generation, isNew, head, head - confirmed - #messages, messages}
 `
 
 /**

@@ -343,6 +343,7 @@ export class RedisBackend implements Backend {
     const covered = [...this.#inFlight.values()].filter(change => change.generation <= seq).sort((a, b) => a.generation - b.generation)
     for (const change of covered) {
       this.#inFlight.delete(change.token)
+      this.#replays.delete(change.token) // its record, which would have taken the replay, is never read
       this.#sink.apply(change)
       this.#window(change)
     }
@@ -483,7 +484,7 @@ export class RedisBackend implements Backend {
     answer(replayed)
     const generation = reply[1] as number
     if (generation > this.#applied) {
-      this.#inFlight.set(token, { op: 'link', username, origin: this.nodeId, node: this.nodeId, generation, token, isNewUser: reply[2] === 1, data, replay: replayed })
+      this.#inFlight.set(token, { op: 'link', username, origin: this.nodeId, node: this.nodeId, generation, token, isNewUser: reply[2] === '1', data, replay: replayed })
     }
     return { linked: true, generation }
   }
