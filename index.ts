@@ -9,6 +9,7 @@ import { LinkServerImpl } from './lib/link-server.js'
 import { type ResolvedClusterOptions, type ResolvedMetrics, type ResolvedOptions, resolveOptions } from './lib/options.js'
 import { FST_LINK_ALREADY_REGISTERED } from './lib/errors.js'
 import { logName } from './lib/connection.js'
+import { acceptInjectedVersion } from './lib/upgrade.js'
 
 async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerOptions): Promise<void> {
   if (fastify.hasDecorator('linkServer')) {
@@ -44,7 +45,10 @@ async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerO
 
   fastify.get(resolved.path, {
     websocket: true,
-    preHandler: (request, reply, done) => linkServer.admit(request, reply, done)
+    preHandler: (request, reply, done) => {
+      acceptInjectedVersion(request.raw.headers)
+      linkServer.admit(request, reply, done)
+    }
   }, (socket, request) => linkServer.accept(socket, request))
   if (resolved.asyncapiPath !== undefined) {
     fastify.get(resolved.asyncapiPath, async () => linkServer.asyncapi())

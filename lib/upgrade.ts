@@ -35,6 +35,19 @@ class UpgradedMessage {
 }
 
 /**
+ * `app.injectWS` of `@fastify/websocket` (11.3.7 and before) sends `sec-websocket-version` as the number 13,
+ * which `ws` refuses with HTTP 400 from 8.23.1 on: a header of a real request is always a string. So that
+ * injected connections open with every `ws` a fresh install resolves, whichever side is fixed first, the
+ * number is made the string it stands for before `ws` reads it.
+ */
+export function acceptInjectedVersion (headers: IncomingMessage['headers']): void {
+  const version: unknown = headers['sec-websocket-version']
+  if (typeof version === 'number') {
+    headers['sec-websocket-version'] = String(version)
+  }
+}
+
+/**
  * Lets go of the HTTP machinery of an upgrade that `@fastify/websocket` keeps for the socket's life: the
  * `ServerResponse` it assigned to the socket (and Fastify's `Reply` with it), its socket error listener (a
  * closure over the request and the reply: the link server listens to the socket's errors itself), and the

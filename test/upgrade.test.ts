@@ -2,8 +2,9 @@ import { once } from 'node:events'
 import { IncomingMessage } from 'node:http'
 import t from 'tap'
 import WebSocket from 'ws'
-import { build, Client, urlOf } from './helper.js'
+import { build, Client, inject, urlOf } from './helper.js'
 import { encodeText } from '../lib/frames.js'
+import { acceptInjectedVersion } from '../lib/upgrade.js'
 
 // What a connection keeps of its upgrade request (lib/upgrade.ts): the request that authenticate gets on every
 // link, with its decorations, headers, query, ip and signal, without the rest of the HTTP machinery.
@@ -56,4 +57,22 @@ t.test('frames of every length encoding: the header, and the payload read back f
     t.equal(header === 2 ? frame.bytes[1] : header === 4 ? frame.bytes.readUInt16BE(2) : frame.bytes.readUIntBE(4, 6), length)
     t.equal(frame.payload.toString(), text)
   }
+})
+
+t.test('injectWS with a numeric sec-websocket-version (@fastify/websocket 11.3.7), which ws 8.23.1 refuses with 400, opens the link route', async t => {
+  const headers: IncomingMessage['headers'] = { 'sec-websocket-version': 13 as unknown as string }
+  acceptInjectedVersion(headers)
+  t.strictSame(headers, { 'sec-websocket-version': '13' }, 'the number becomes the string it stands for')
+  const real: IncomingMessage['headers'] = { 'sec-websocket-version': '8' }
+  acceptInjectedVersion(real)
+  const none: IncomingMessage['headers'] = {}
+  acceptInjectedVersion(none)
+  t.strictSame([real, none], [{ 'sec-websocket-version': '8' }, {}], 'a real header, or none, is left as it is')
+  const app = await build(t)
+  const client = await inject(app)
+  t.strictSame(await client.link('alice'), [
+    { type: 'krmx/accepted' },
+    { type: 'krmx/joined', payload: { username: 'alice' } },
+    { type: 'krmx/linked', payload: { username: 'alice' } }
+  ])
 })
