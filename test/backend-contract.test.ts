@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import type { Backend, BackendSink, Change, LinkedHere, SnapshotUser } from '../lib/backend/backend.js'
@@ -7,6 +8,7 @@ import type { Sessions } from '../lib/options.js'
 import { MemoryBackend } from '../lib/backend/memory.js'
 import { createRedisBackend } from '../lib/backend/redis.js'
 import { eventually } from './helper.js'
+import { ioredisMajors } from './ioredis-majors.js'
 import { RedisServer } from './redis-server.js'
 
 // One contract, two backends: the in-memory default and Redis, driven directly, without a link server.
@@ -153,10 +155,19 @@ contract('in memory', async t => started(t, new MemoryBackend(sessionsOff)), 'lo
 
 const redis = await RedisServer.start(t)
 const namespaceOf = new WeakMap<Backend, string>()
-contract('Redis', async (t, nodeId, sharing) => {
-  const namespace = sharing === undefined ? `contract-${++namespaces}` : namespaceOf.get(sharing) as string
-  const options = { redis: redis.url, namespace, nodeId, nodeTimeoutMilliseconds: 10_000 }
-  const made = await started(t, await createRedisBackend(options, { authTimeoutMilliseconds: 10_000, connectTimeoutMilliseconds: 15_000, sessions: sessionsOff }, log))
-  namespaceOf.set(made.backend, namespace)
-  return made
-}, 'node-a')
+for (const { name, load } of ioredisMajors) {
+  contract(`Redis with ${name}`, async (t, nodeId, sharing) => {
+    const namespace = sharing === undefined ? `contract-${++namespaces}` : namespaceOf.get(sharing) as string
+    const options = { redis: redis.url, namespace, nodeId, nodeTimeoutMilliseconds: 10_000 }
+    const timeouts = { authTimeoutMilliseconds: 10_000, connectTimeoutMilliseconds: 15_000, sessions: sessionsOff }
+    const made = await started(t, await createRedisBackend(options, timeouts, log, load))
+    namespaceOf.set(made.backend, namespace)
+    return made
+  }, 'node-a')
+}
+
+t.test('the contract runs on every major of ioredis that the peer range allows', async t => {
+  t.strictSame(ioredisMajors.map(({ major }) => major), [5, 6])
+  const { peerDependencies } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { peerDependencies: Record<string, string> }
+  t.equal(peerDependencies.ioredis, '^5.4.0 || ^6.0.0', 'a new major is added here and to the peer range together')
+})

@@ -4,16 +4,20 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import WebSocket from 'ws'
-import type { LinkUser } from '../index.js'
+import type { ClusterOptions, LinkUser } from '../index.js'
 import { build, type BuildOptions, Client, eventually, type Received } from './helper.js'
 import type { RedisServer } from './redis-server.js'
 
 /** How long a silent node is trusted in the cluster tests. */
 export const nodeTimeoutMilliseconds = 2_000
 
+/** What `node` takes: the options of `build`, with cluster options that replace the defaults one by one (an ioredis client for `redis`, say). */
+export type NodeOptions = Omit<BuildOptions, 'cluster'> & { cluster?: Partial<ClusterOptions> }
+
 /** A listening instance in cluster mode on `redis`, as node `nodeId` of `namespace`. */
-export async function node (t: Test, redis: RedisServer, nodeId: string, options: BuildOptions = {}, namespace = 'cluster'): Promise<FastifyInstance> {
-  return build(t, { listen: true, cluster: { redis: redis.url, nodeId, namespace, nodeTimeoutMilliseconds }, ...options })
+export async function node (t: Test, redis: RedisServer, nodeId: string, options: NodeOptions = {}, namespace = 'cluster'): Promise<FastifyInstance> {
+  const { cluster, ...rest } = options
+  return build(t, { listen: true, cluster: { redis: redis.url, nodeId, namespace, nodeTimeoutMilliseconds, ...cluster }, ...rest })
 }
 
 /** The user list a client was told about, replayed from every frame it received. */

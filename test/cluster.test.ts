@@ -2,42 +2,49 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import { agree, node } from './cluster-helper.js'
 import { connect, eventually, frames, record, type Client } from './helper.js'
+import { ioredisMajors } from './ioredis-majors.js'
 import { RedisServer } from './redis-server.js'
 
 const redis = await RedisServer.start(t)
 let namespaces = 0
 const fresh = (): string => `cluster-${++namespaces}`
 
-t.test('three nodes are one user space: every client hears every change, in one order, and every view agrees', async t => {
-  const namespace = fresh()
-  const nodes = [await node(t, redis, 'a', {}, namespace), await node(t, redis, 'b', {}, namespace), await node(t, redis, 'c', {}, namespace)]
-  const clients: Client[] = []
-  const names = ['u0', 'u1', 'u2', 'u3', 'u4', 'u5']
-  for (const [index, username] of names.entries()) {
-    const client = await connect(nodes[index % 3])
-    clients.push(client)
-    const before = names.slice(0, index).flatMap(name => [frames.joined(name), frames.linked(name)])
-    t.strictSame(await client.linked(username, 3 + 2 * index), [frames.accepted, ...before, frames.joined(username), frames.linked(username)],
+for (const { name, load } of ioredisMajors) {
+  t.test(`three nodes are one user space: every client hears every change, in one order, and every view agrees (${name}, the application's client)`, async t => {
+    const namespace = fresh()
+    const { Redis: IoRedis } = await load() as { Redis: typeof Redis }
+    const own = new IoRedis(redis.url)
+    t.teardown(() => own.disconnect())
+    const options = { cluster: { redis: own } }
+    const nodes = [await node(t, redis, 'a', options, namespace), await node(t, redis, 'b', options, namespace), await node(t, redis, 'c', options, namespace)]
+    const clients: Client[] = []
+    const names = ['u0', 'u1', 'u2', 'u3', 'u4', 'u5']
+    for (const [index, username] of names.entries()) {
+      const client = await connect(nodes[index % 3])
+      clients.push(client)
+      const before = names.slice(0, index).flatMap(name => [frames.joined(name), frames.linked(name)])
+      t.strictSame(await client.linked(username, 3 + 2 * index), [frames.accepted, ...before, frames.joined(username), frames.linked(username)],
       `${username} is told the cluster's user list on link`)
-  }
-  clients[1].send({ type: 'krmx/unlink' })
-  t.strictSame(await clients[5].take(1), [frames.unlinked('u1')])
-  clients[4].send({ type: 'krmx/leave' })
-  t.strictSame(await clients[5].take(2), [frames.unlinked('u4'), frames.left('u4')])
-  await nodes[2].linkServer.join('later')
-  const expected = [
-    { username: 'u0', isLinked: true },
-    { username: 'u1', isLinked: false },
-    { username: 'u2', isLinked: true },
-    { username: 'u3', isLinked: true },
-    { username: 'u5', isLinked: true },
-    { username: 'later', isLinked: false }
-  ]
-  await agree(nodes, clients.filter((_, index) => index !== 1 && index !== 4), expected)
-  t.strictSame(clients[0].frames().slice(13), [frames.unlinked('u1'), frames.unlinked('u4'), frames.left('u4'), frames.joined('later')],
-    'the changes after the links, in the one order of the cluster')
-  t.strictSame(clients[5].frames().slice(13), clients[0].frames().slice(13), 'a client on another node heard the same changes in the same order')
-})
+    }
+    clients[1].send({ type: 'krmx/unlink' })
+    t.strictSame(await clients[5].take(1), [frames.unlinked('u1')])
+    clients[4].send({ type: 'krmx/leave' })
+    t.strictSame(await clients[5].take(2), [frames.unlinked('u4'), frames.left('u4')])
+    await nodes[2].linkServer.join('later')
+    const expected = [
+      { username: 'u0', isLinked: true },
+      { username: 'u1', isLinked: false },
+      { username: 'u2', isLinked: true },
+      { username: 'u3', isLinked: true },
+      { username: 'u5', isLinked: true },
+      { username: 'later', isLinked: false }
+    ]
+    await agree(nodes, clients.filter((_, index) => index !== 1 && index !== 4), expected)
+    t.strictSame(clients[0].frames().slice(13), [frames.unlinked('u1'), frames.unlinked('u4'), frames.left('u4'), frames.joined('later')],
+      'the changes after the links, in the one order of the cluster')
+    t.strictSame(clients[5].frames().slice(13), clients[0].frames().slice(13), 'a client on another node heard the same changes in the same order')
+  })
+}
 
 t.test('links racing for one username on different nodes: exactly one is accepted, in 100 rounds, with a 50 ms authentication', async t => {
   const namespace = fresh()
