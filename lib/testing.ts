@@ -1,18 +1,44 @@
 /**
  * `fastify-link-server/testing`: what an application's own tests need to talk to its link server over
- * Fastify's `injectWS`, without a port: link a user, await frames, check the user list, close.
+ * Fastify's `injectWS`, without a port: link a user, await frames, check the user list, close. A client is
+ * typed by the application's schemas, as `linkServer.typed()` is: `linkUser<typeof options>(app, 'alice')`.
  */
 import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { LinkUser } from '../types/index.js'
+import type { IncomingMessage, LinkMessage, LinkSchemas, LinkServerSchemas, LinkUser, MessageSchemas, MessageUnion } from '../types/index.js'
 
-/** A frame as the client receives it. */
-export interface TestFrame {
-  type: string
-  payload?: unknown
-  [key: string]: unknown
-}
+/** A frame of the Krmx protocol that a client receives. */
+export type ProtocolFrame =
+  | { type: 'krmx/accepted', payload?: undefined }
+  | { type: 'krmx/rejected', payload: { reason: string } }
+  | { type: 'krmx/joined', payload: { username: string } }
+  | { type: 'krmx/linked', payload: { username: string } }
+  | { type: 'krmx/unlinked', payload: { username: string } }
+  | { type: 'krmx/left', payload: { username: string } }
+
+/** An application message the server sends: one of `serverMessages`, typed by its schema; any `{ type, payload? }` without them. */
+export type ServerMessage<S extends LinkSchemas = LinkServerSchemas> = S extends { serverMessages: infer M extends MessageSchemas }
+  ? MessageUnion<M>
+  : LinkMessage
+
+/** A frame as a client receives it: a protocol frame, or an application message. */
+export type TestFrame<S extends LinkSchemas = LinkServerSchemas> = ProtocolFrame | ServerMessage<S>
+
+/** The types a client can receive: the protocol's, and those of `serverMessages` (any string without them). */
+export type TestFrameType<S extends LinkSchemas = LinkServerSchemas> = ProtocolFrame['type'] | ServerMessage<S>['type']
+
+/** The frame of type `K`. */
+export type TestFrameOf<S extends LinkSchemas, K extends string> = K extends ProtocolFrame['type']
+  ? Extract<ProtocolFrame, { type: K }>
+  : S extends { serverMessages: infer M extends MessageSchemas } ? Extract<MessageUnion<M>, { type: K }> : LinkMessage
+
+/** What a client sends: an application message (typed by `messages`), or a protocol request. */
+export type ClientFrame<S extends LinkSchemas = LinkServerSchemas> =
+  | IncomingMessage<S>
+  | { type: 'krmx/link', payload: { username: string, version: string, auth?: string } }
+  | { type: 'krmx/unlink' }
+  | { type: 'krmx/leave' }
 
 /** How a test client links. */
 export interface TestLinkOptions {
@@ -37,13 +63,17 @@ export class LinkRejectedError extends Error {
   }
 }
 
+/** The frames of the user list that follow `krmx/accepted`. */
+const userListTypes = new Set<string>(['krmx/joined', 'krmx/linked'])
+
 /**
  * One WebSocket client of a link server, recording every frame it receives in order. Waits (`link`, `next`,
- * `take`) read the frames in order, each once; `frames()` keeps them all.
+ * `take`) read the frames in order, each once; `frames()` keeps them all. `S` types the frames by the
+ * application's schemas (`serverMessages` for what arrives, `messages` for what `send` takes).
  */
-export class LinkTestClient {
+export class LinkTestClient<S extends LinkSchemas = LinkServerSchemas> {
   readonly ws: WebSocket
-  readonly #received: TestFrame[] = []
+  readonly #received: Array<TestFrame<S>> = []
   #read = 0
   #wake: (() => void) | undefined
   readonly #closed: Promise<{ code: number, reason: string }>
@@ -51,7 +81,7 @@ export class LinkTestClient {
   constructor (ws: WebSocket) {
     this.ws = ws
     ws.on('message', data => {
-      this.#received.push(JSON.parse(data.toString()) as TestFrame)
+      this.#received.push(JSON.parse(data.toString()) as TestFrame<S>)
       this.#wake?.()
     })
     this.#closed = new Promise(resolve => {
@@ -60,12 +90,17 @@ export class LinkTestClient {
   }
 
   /** Opens a connection to the link server of `app` (ready, not necessarily listening) with `injectWS`. */
-  static async open (app: FastifyInstance, path = '/'): Promise<LinkTestClient> {
-    return new LinkTestClient(await injectSocket(app, path))
+  static async open<S extends LinkSchemas = LinkServerSchemas> (app: FastifyInstance, path = '/'): Promise<LinkTestClient<S>> {
+    return new LinkTestClient<S>(await injectSocket(app, path))
   }
 
-  /** Sends any frame, as JSON: an application message, or a protocol frame. */
-  send (frame: unknown): void {
+  /** Sends an application message (typed by `messages`) or a protocol frame, as JSON. */
+  send (frame: ClientFrame<S>): void {
+    this.sendRaw(frame)
+  }
+
+  /** Sends anything as JSON, unchecked by the types: a frame the server should refuse, say. */
+  sendRaw (frame: unknown): void {
     this.ws.send(JSON.stringify(frame))
   }
 
@@ -76,26 +111,32 @@ export class LinkTestClient {
   }
 
   /**
-   * Links as `username` and waits for the answer: resolves with `krmx/accepted` and the frames after it that
-   * the server had sent (the user list, and any replay); rejects with a `LinkRejectedError`.
+   * Links as `username` and waits for the answer: resolves with `krmx/accepted` and the user list after it, which
+   * it reads; rejects with a `LinkRejectedError`. What else arrived with the link (a replay, what a `link`
+   * listener sent) stays unread, for `next`, `take` and `unread`.
    */
-  async link (username: string, options: TestLinkOptions = {}, timeoutMilliseconds = defaultTestTimeoutMilliseconds): Promise<TestFrame[]> {
+  async link (username: string, options: TestLinkOptions = {}, timeoutMilliseconds = defaultTestTimeoutMilliseconds): Promise<Array<TestFrame<S>>> {
     this.requestLink(username, options)
     const answer = await this.#until(frame => frame.type === 'krmx/accepted' || frame.type === 'krmx/rejected', timeoutMilliseconds,
       'krmx/accepted or krmx/rejected')
     if (answer.type === 'krmx/rejected') {
       throw new LinkRejectedError(username, (answer.payload as { reason: string }).reason)
     }
-    return [answer, ...await this.settle()]
+    await this.#pong()
+    const list: Array<TestFrame<S>> = []
+    while (this.#read < this.#received.length && userListTypes.has(this.#received[this.#read].type)) {
+      list.push(this.#received[this.#read++])
+    }
+    return [answer, ...list]
   }
 
   /** Waits for the next frame of `type`, skipping (and reading) the frames before it. */
-  async next (type: string, timeoutMilliseconds = defaultTestTimeoutMilliseconds): Promise<TestFrame> {
-    return this.#until(frame => frame.type === type, timeoutMilliseconds, type)
+  async next<K extends TestFrameType<S>> (type: K, timeoutMilliseconds = defaultTestTimeoutMilliseconds): Promise<TestFrameOf<S, K>> {
+    return await this.#until(frame => frame.type === type, timeoutMilliseconds, type) as TestFrameOf<S, K>
   }
 
   /** Waits until `count` frames that were not read yet arrived, and reads them. */
-  async take (count: number, timeoutMilliseconds = defaultTestTimeoutMilliseconds): Promise<TestFrame[]> {
+  async take (count: number, timeoutMilliseconds = defaultTestTimeoutMilliseconds): Promise<Array<TestFrame<S>>> {
     await this.#arrived(this.#read + count, Date.now() + timeoutMilliseconds, `${timeoutMilliseconds} ms for ${count} frames`)
     const frames = this.#received.slice(this.#read, this.#read + count)
     this.#read += count
@@ -103,21 +144,21 @@ export class LinkTestClient {
   }
 
   /** Reads the frames that arrived and were not read yet, without waiting. */
-  unread (): TestFrame[] {
+  unread (): Array<TestFrame<S>> {
     const frames = this.#received.slice(this.#read)
     this.#read = this.#received.length
     return frames
   }
 
   /** Every frame that arrived, read or not, in order. */
-  frames (): TestFrame[] {
+  frames (): Array<TestFrame<S>> {
     return [...this.#received]
   }
 
   /** The user list as this client was told it (`krmx/joined`, `linked`, `unlinked`, `left`), like `getUsers()`. */
   users (): LinkUser[] {
     const users = new Map<string, boolean>()
-    for (const { type, payload } of this.#received) {
+    for (const { type, payload } of this.#received as Array<{ type: string, payload?: unknown }>) {
       const username = (payload as { username?: string } | undefined)?.username as string
       if (type === 'krmx/joined') {
         users.set(username, false)
@@ -131,10 +172,8 @@ export class LinkTestClient {
   }
 
   /** Waits until the server answered a ping, so that every frame it sent before arrived; reads and returns them. */
-  async settle (): Promise<TestFrame[]> {
-    const pong = once(this.ws, 'pong')
-    this.ws.ping()
-    await pong
+  async settle (): Promise<Array<TestFrame<S>>> {
+    await this.#pong()
     return this.unread()
   }
 
@@ -148,8 +187,15 @@ export class LinkTestClient {
     this.ws.terminate()
   }
 
+  /** Waits until the server answered a ping: every frame it sent before then has arrived. */
+  async #pong (): Promise<void> {
+    const pong = once(this.ws, 'pong')
+    this.ws.ping()
+    await pong
+  }
+
   /** Waits for the first unread frame that `matches`, reading every frame up to it. */
-  async #until (matches: (frame: TestFrame) => boolean, timeoutMilliseconds: number, what: string): Promise<TestFrame> {
+  async #until (matches: (frame: TestFrame<S>) => boolean, timeoutMilliseconds: number, what: string): Promise<TestFrame<S>> {
     const deadline = Date.now() + timeoutMilliseconds
     for (;;) {
       while (this.#read < this.#received.length) {
@@ -184,10 +230,17 @@ export async function injectSocket (app: FastifyInstance, path = '/'): Promise<W
   return ws
 }
 
-/** Opens a connection to the link server of `app` and links it as `username`; rejects with a `LinkRejectedError`. */
-export async function linkUser (app: FastifyInstance, username: string, options: TestLinkOptions & { path?: string } = {}): Promise<LinkTestClient> {
+/**
+ * Opens a connection to the link server of `app` and links it as `username`; rejects with a `LinkRejectedError`.
+ * `S` types the client by the application's schemas: `linkUser<typeof options>(app, 'alice')`.
+ */
+export async function linkUser<S extends LinkSchemas = LinkServerSchemas> (
+  app: FastifyInstance,
+  username: string,
+  options: TestLinkOptions & { path?: string } = {}
+): Promise<LinkTestClient<S>> {
   const { path = '/', ...link } = options
-  const client = await LinkTestClient.open(app, path)
+  const client = await LinkTestClient.open<S>(app, path)
   try {
     await client.link(username, link)
   } catch (err) {

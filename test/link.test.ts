@@ -103,7 +103,7 @@ t.test('link requests are checked in the order of the protocol, each with its re
     [{ type: 'krmx/link', payload: { username: 'alice', version, auth: 'token' } }, 'alice may not link today']
   ]
   for (const [frame] of cases) {
-    client.send(frame)
+    client.sendRaw(frame)
   }
   t.strictSame(await client.take(cases.length), cases.map(([, reason]) => frames.rejected(reason)))
   t.strictSame(app.linkServer.getUsers(), [{ username: 'alice', isLinked: false }, { username: 'bob', isLinked: true }])
@@ -134,7 +134,7 @@ t.test('link frames may carry extra fields', async t => {
   const infos: unknown[] = []
   app.linkServer.on('authenticate', (username, info) => { infos.push([username, info.isNewUser, info.auth]) })
   const client = await inject(app)
-  client.send({ type: 'krmx/link', payload: { username: 'alice', version: '0.5.4', extra: true }, metadata: { at: 1 } })
+  client.sendRaw({ type: 'krmx/link', payload: { username: 'alice', version: '0.5.4', extra: true }, metadata: { at: 1 } })
   t.strictSame(await client.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
   t.strictSame(infos, [['alice', true, undefined]])
 })

@@ -5,7 +5,7 @@ t.test('an application frame from a linked user is a message event, as sent', as
   const { alice, bob, events } = await linkedPair(t)
   alice.send({ type: 'chat/say', payload: { text: 'hi' } })
   alice.send({ type: 'ping' })
-  bob.send({ type: 'game/move', payload: [1, 2], extra: 'kept' })
+  bob.sendRaw({ type: 'game/move', payload: [1, 2], extra: 'kept' })
   await alice.settle()
   await bob.settle()
   t.strictSame(events, [

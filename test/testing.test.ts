@@ -1,6 +1,7 @@
+import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import fastifyLinkServer from '../index.js'
+import fastifyLinkServer, { type LinkServerOptions } from '../index.js'
 import { eventually } from './helper.js'
 import { LinkRejectedError, LinkTestClient, linkUser, testClientVersion } from '../lib/testing.js'
 
@@ -74,4 +75,62 @@ t.test('a wait that times out names what did arrive; closed() answers the close 
   alice.ws.close(4000, 'bye')
   t.strictSame(await closed, { code: 4000, reason: 'bye' })
   t.strictSame(await alice.closed(), { code: 4000, reason: 'bye' }, 'and again, after the close')
+})
+
+const tableOptions = {
+  path: '/table',
+  pingIntervalMilliseconds: 0,
+  messages: { 'table/move': Type.Object({ cell: Type.Integer({ minimum: 0, maximum: 8 }) }) },
+  serverMessages: {
+    'table/state': Type.Object({ cells: Type.Array(Type.String()) }),
+    'table/moved': Type.Object({ by: Type.String(), cell: Type.Integer() })
+  },
+  strictMessages: true,
+  reconnectWindowMilliseconds: 60_000,
+  replay: { maxMessages: 10 }
+} satisfies LinkServerOptions
+
+/** A table that sends its state to every user on link, and each move to everyone. */
+async function tableApp (t: Test) {
+  const app = Fastify()
+  await app.register(fastifyLinkServer, tableOptions)
+  const linkServer = app.linkServer.typed<typeof tableOptions>()
+  const cells = Array.from({ length: 9 }, () => '')
+  linkServer.on('link', username => {
+    linkServer.send(username, { type: 'table/state', payload: { cells } })
+  })
+  linkServer.handle('table/move', (by, { cell }) => {
+    cells[cell] = by
+    linkServer.broadcast({ type: 'table/moved', payload: { by, cell } })
+  })
+  await app.ready()
+  t.teardown(() => app.close())
+  return app
+}
+
+t.test('what arrives with a link (what a link listener sends, a replay) stays unread: next() finds it; the link reads the user list only', async t => {
+  const app = await tableApp(t)
+  const alice = await linkUser<typeof tableOptions>(app, 'alice', { path: '/table' })
+  t.strictSame(await alice.next('table/state'), { type: 'table/state', payload: { cells: ['', '', '', '', '', '', '', '', ''] } })
+  const bob = await LinkTestClient.open<typeof tableOptions>(app, '/table')
+  t.strictSame(await bob.link('bob'), [
+    { type: 'krmx/accepted' },
+    { type: 'krmx/joined', payload: { username: 'alice' } },
+    { type: 'krmx/linked', payload: { username: 'alice' } },
+    { type: 'krmx/joined', payload: { username: 'bob' } },
+    { type: 'krmx/linked', payload: { username: 'bob' } }
+  ], 'the link answers the accepted frame and the user list')
+  t.strictSame(bob.unread(), [{ type: 'table/state', payload: { cells: ['', '', '', '', '', '', '', '', ''] } }], 'and leaves the state unread')
+  alice.send({ type: 'table/move', payload: { cell: 4 } })
+  t.strictSame(await bob.next('table/moved'), { type: 'table/moved', payload: { by: 'alice', cell: 4 } })
+  await app.linkServer.join('carol')
+  alice.send({ type: 'table/move', payload: { cell: 0 } })
+  await alice.next('table/moved')
+  const carol = await LinkTestClient.open<typeof tableOptions>(app, '/table')
+  t.strictSame((await carol.link('carol')).map(frame => frame.type), ['krmx/accepted', 'krmx/joined', 'krmx/linked', 'krmx/joined', 'krmx/linked', 'krmx/joined', 'krmx/linked'])
+  t.strictSame(await carol.take(2), [
+    { type: 'table/moved', payload: { by: 'alice', cell: 0 } },
+    { type: 'table/state', payload: { cells: ['alice', '', '', '', 'alice', '', '', '', ''] } }
+  ], 'the replay of what carol missed while unlinked, then the state the link listener sent, in the order they arrived')
+  t.strictSame(carol.unread(), [])
 })
