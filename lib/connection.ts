@@ -28,7 +28,7 @@ export class SharedFrame {
  * Writes, once per turn of the event loop (at `setImmediate`: after every I/O callback of the turn), what the
  * turn sent each socket (the user list on link, the `krmx/linked` frames of every link of the turn, the
  * broadcasts of every message read in it), in one write. Flushing after each callback (`process.nextTick`)
- * made a link storm pay one write per recipient per link: 214 links/s at 1,000 users against 375
+ * made a link storm pay one write per recipient per link: the storm scenario of `npm run bench` measures it
  * (docs/benchmarks.md#the-link).
  */
 export class WriteCoalescer {

@@ -1105,8 +1105,8 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    * Tells a connection that just linked who is there: `krmx/joined` for every user, and `krmx/linked` for
    * each linked one, in join order. Without compression it is one write of the mirror's user list, a buffer
    * shared by every link until a user in it changes (`UserSpace.list`): a write per frame, 2n of them for n
-   * users, was most of what a link cost at 1,000 users, and a copy of the list per link most of the memory a
-   * link storm left behind.
+   * users, was most of what a link cost in the storm scenario of `npm run bench`, and a copy of the list per
+   * link most of the memory a link storm left behind.
    */
   #sendUserList (connection: Connection): void {
     if (!connection.isDirect) {

@@ -28,14 +28,20 @@ export const defaultMaxQueuedFrames = 32
 export const defaultMaxQueuedBytes = 2 * defaultMaxPayload
 /** Node's timers take at most a signed 32-bit number of milliseconds (about 24.8 days); a larger delay becomes 1 ms. */
 export const maximumTimerMilliseconds = 2 ** 31 - 1
-const minimumAuthTimeoutMilliseconds = 1
 export const defaultNamespace = 'fastify-link-server'
 export const defaultNodeTimeoutMilliseconds = 10_000
-const minimumNodeTimeoutMilliseconds = 500
 const clusterOptionNames: readonly string[] = ['redis', 'namespace', 'nodeId', 'nodeTimeoutMilliseconds']
 /** Ids and namespaces go into Redis keys, channels and the messages between nodes: no braces, separators or spaces. */
 const clusterNamePattern = /^[A-Za-z0-9._:-]{1,100}$/
-const minimumPingIntervalMilliseconds = 100
+/**
+ * The least value of each option that has one (`pingIntervalMilliseconds` may also be 0, off): a lower one fails
+ * registration. The README and the guides state these; a test holds them to it.
+ */
+export const optionMinimums = {
+  authTimeoutMilliseconds: 1,
+  pingIntervalMilliseconds: 100,
+  'cluster.nodeTimeoutMilliseconds': 500
+} as const
 export const defaultReconnectWindowMilliseconds = 0
 export const defaultReplayMaxMessages = 100
 /** How long replayed messages are kept when there is no reconnection window to keep them for. */
@@ -369,8 +375,8 @@ function resolveCluster (value: unknown): ResolvedClusterOptions | undefined {
   const cluster = resolveGroup('cluster', value, clusterOptionNames, 'must be an object with a redis URL or client')
   const timeout = resolveTimer('cluster.nodeTimeoutMilliseconds',
     resolveMilliseconds('cluster.nodeTimeoutMilliseconds', cluster.nodeTimeoutMilliseconds, defaultNodeTimeoutMilliseconds))
-  if (timeout < minimumNodeTimeoutMilliseconds) {
-    throw new FST_LINK_INVALID_OPTION('cluster.nodeTimeoutMilliseconds', `must be at least ${minimumNodeTimeoutMilliseconds} milliseconds`)
+  if (timeout < optionMinimums['cluster.nodeTimeoutMilliseconds']) {
+    throw new FST_LINK_INVALID_OPTION('cluster.nodeTimeoutMilliseconds', `must be at least ${optionMinimums['cluster.nodeTimeoutMilliseconds']} milliseconds`)
   }
   return {
     redis: resolveRedis(cluster.redis),
@@ -433,16 +439,16 @@ function resolveTimer (name: string, milliseconds: number): number {
 
 function resolvePingInterval (value: unknown): number {
   const interval = resolveTimer('pingIntervalMilliseconds', resolveMilliseconds('pingIntervalMilliseconds', value, defaultPingIntervalMilliseconds))
-  if (interval !== 0 && interval < minimumPingIntervalMilliseconds) {
-    throw new FST_LINK_INVALID_OPTION('pingIntervalMilliseconds', `must be 0 (off) or at least ${minimumPingIntervalMilliseconds} milliseconds`)
+  if (interval !== 0 && interval < optionMinimums.pingIntervalMilliseconds) {
+    throw new FST_LINK_INVALID_OPTION('pingIntervalMilliseconds', `must be 0 (off) or at least ${optionMinimums.pingIntervalMilliseconds} milliseconds`)
   }
   return interval
 }
 
 function resolveAuthTimeout (value: unknown): number {
   const timeout = resolveTimer('authTimeoutMilliseconds', resolveMilliseconds('authTimeoutMilliseconds', value, defaultAuthTimeoutMilliseconds))
-  if (timeout < minimumAuthTimeoutMilliseconds) {
-    throw new FST_LINK_INVALID_OPTION('authTimeoutMilliseconds', `must be at least ${minimumAuthTimeoutMilliseconds} millisecond`)
+  if (timeout < optionMinimums.authTimeoutMilliseconds) {
+    throw new FST_LINK_INVALID_OPTION('authTimeoutMilliseconds', `must be at least ${optionMinimums.authTimeoutMilliseconds} millisecond`)
   }
   return timeout
 }

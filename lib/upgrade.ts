@@ -52,8 +52,8 @@ export function acceptInjectedVersion (headers: IncomingMessage['headers']): voi
  * `ServerResponse` it assigned to the socket (and Fastify's `Reply` with it), its socket error listener (a
  * closure over the request and the reply: the link server listens to the socket's errors itself), and the
  * `IncomingMessage` behind the request, which keeps only what `UpgradedMessage` says. The request itself, with
- * whatever hooks decorated it with, stays: `authenticate` gets it on every link. About 2.5 KB a connection
- * (docs/benchmarks.md#memory).
+ * whatever hooks decorated it with, stays: `authenticate` gets it on every link. The memory scenario of
+ * `npm run bench` and `npm run bench:heap` measure what this saves (docs/benchmarks.md#memory).
  */
 export function releaseUpgrade (socket: WebSocket, request: FastifyRequest): void {
   socket.removeAllListeners('error')

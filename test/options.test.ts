@@ -1,9 +1,10 @@
+import { readFileSync } from 'node:fs'
 import { Type } from '@sinclair/typebox'
 import TypeBox1 from 'typebox'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyLinkServer from '../index.js'
-import { resolveOptions } from '../lib/options.js'
+import { optionMinimums, resolveOptions } from '../lib/options.js'
 import { isValidKrmxUsername } from '../lib/username.js'
 
 t.test('defaults', async t => {
@@ -263,4 +264,35 @@ t.test('a wrong option fails register with FST_LINK_INVALID_OPTION before anythi
 
 t.test('the accepted version ranges accept x, * and exact patches', async t => {
   t.strictSame(resolveOptions({ acceptedVersions: ['0.6.*', '1.0.x', '2.1.3'] }).acceptedVersions, ['0.6.*', '1.0.x', '2.1.3'])
+})
+
+/** The row of `option` in the options table of a page: `| \`option\` | ... |`. */
+function rowOf (page: string, option: string): string {
+  const text = readFileSync(new URL(`../${page}`, import.meta.url), 'utf8')
+  return text.split('\n').find(line => line.startsWith(`| \`${option}\` |`)) ?? `no row of ${option} in ${page}`
+}
+
+t.test('one truth: the least value of each option is what registration enforces and what the README and guides say', async t => {
+  const pageOf = (name: string) => name.startsWith('cluster.') ? 'docs/scaling-out.md' : 'README.md'
+  const optionsWith = (name: string, value: number) => name.startsWith('cluster.')
+    ? { cluster: { redis: 'redis://127.0.0.1:6379', [name.slice('cluster.'.length)]: value } }
+    : { [name]: value }
+  const refusal = (name: string, value: number) => {
+    try {
+      resolveOptions(optionsWith(name, value))
+      return 'accepted'
+    } catch (err) {
+      return (err as { code: string }).code
+    }
+  }
+  t.strictSame(Object.keys(optionMinimums), ['authTimeoutMilliseconds', 'pingIntervalMilliseconds', 'cluster.nodeTimeoutMilliseconds'])
+  for (const [name, minimum] of Object.entries(optionMinimums)) {
+    const below = name === 'pingIntervalMilliseconds' ? [1, minimum - 1] : [minimum - 1]
+    t.strictSame([refusal(name, minimum), ...below.map(value => refusal(name, value))], ['accepted', ...below.map(() => 'FST_LINK_INVALID_OPTION')],
+      `${name}: ${minimum} is accepted, less is refused`)
+    t.match(rowOf(pageOf(name), name.replace('cluster.', '')), new RegExp(`at least ${minimum}\\b`), `${pageOf(name)} says ${name} is at least ${minimum}`)
+  }
+  t.equal(refusal('pingIntervalMilliseconds', 0), 'accepted', 'a ping interval of 0 turns the heartbeat off')
+  t.match(rowOf('README.md', 'pingIntervalMilliseconds'), '`0` turns the heartbeat off')
+  t.notMatch(readFileSync(new URL('../README.md', import.meta.url), 'utf8'), /\bbecomes?\b \d/, 'the README promises no value that becomes another')
 })

@@ -1,21 +1,71 @@
 import { spawn } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { LinkTestClient } from '../lib/testing.js'
 import { eventually } from './helper.js'
-import { asPublished, readmeSnippets, root } from './readme-snippets.js'
+import { asPublished, readmeSnippets, root, userPages } from './readme-snippets.js'
 
-t.test('the README shows the example files as they are, and checks every snippet it marks', async t => {
+t.test('the README shows the example files as they are, and it and the guides check every snippet they mark', async t => {
   const snippets = readmeSnippets()
-  t.strictSame(snippets.map(({ kind, name }) => `${kind}: ${name}`), [
-    'file: example/app.ts', 'file: example/server.ts', 'file: example/client.ts',
-    'typecheck: typed-messages.ts', 'typecheck: app.test.ts', 'typecheck: jwt-upgrade.ts', 'typecheck: jwt-authenticate.ts',
-    'typecheck: own-websocket.ts', 'typecheck: contexts.ts'
+  t.strictSame(snippets.map(({ page, kind, name }) => `${page} ${kind}: ${name}`), [
+    'README.md file: example/app.ts', 'README.md file: example/server.ts', 'README.md file: example/client.ts',
+    'README.md typecheck: app.test.ts',
+    'docs/authentication.md typecheck: jwt-upgrade.ts', 'docs/authentication.md typecheck: jwt-authenticate.ts',
+    'docs/fastify.md typecheck: own-websocket.ts', 'docs/fastify.md typecheck: contexts.ts',
+    'docs/typed-messages.md typecheck: typed-messages.ts'
   ])
   for (const snippet of snippets.filter(({ kind }) => kind === 'file')) {
     t.equal(snippet.code, asPublished(snippet.name), `${snippet.name} is in the README as it is`)
+  }
+})
+
+/** The anchors GitHub gives the headings of a Markdown page. */
+function anchorsOf (markdown: string): Set<string> {
+  const anchors = new Set<string>()
+  for (const [, heading] of markdown.replace(/```[\s\S]*?```/g, '').matchAll(/^#{1,6} (.+)$/gm)) {
+    anchors.add(heading.toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replaceAll(' ', '-'))
+  }
+  return anchors
+}
+
+t.test('the README is at most 30 KB, and every link between it and the guides reaches a file and a heading', async t => {
+  t.ok(readFileSync(join(root, 'README.md')).length <= 30_000, 'the README is at most 30 KB')
+  const broken: string[] = []
+  let links = 0
+  for (const page of userPages()) {
+    const text = readFileSync(join(root, page), 'utf8').replace(/```[\s\S]*?```/g, '')
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(target)) {
+        continue
+      }
+      links++
+      const [file, anchor] = target.split('#')
+      const path = file === '' ? join(root, page) : join(root, dirname(page), file)
+      if (!existsSync(path)) {
+        broken.push(`${page}: ${target} (no such file)`)
+      } else if (anchor !== undefined && !anchorsOf(readFileSync(path, 'utf8')).has(anchor)) {
+        broken.push(`${page}: ${target} (no such heading)`)
+      }
+    }
+  }
+  t.strictSame(broken, [], `every one of the ${links} links reaches its target`)
+  t.ok(links > 50, `the pages link to each other (${links} links)`)
+})
+
+t.test('the Redis keys are listed in one place, docs/scaling-out.md, and that list is every key the scripts use', async t => {
+  const guide = readFileSync(join(root, 'docs/scaling-out.md'), 'utf8')
+  const rows = guide.split('\n').filter(line => line.startsWith('| `{ns}'))
+  const listed = new Set(rows.flatMap(row => [...row.split('|')[1].matchAll(/`\{ns\}(:[a-z]+:?)/g)].map(([, key]) => key)))
+  // The scripts build keys as P .. ':users'; the backend names the ones it passes and the channels as ${this.#prefix}:seq.
+  const sources = readFileSync(join(root, 'lib/backend/redis-scripts.ts'), 'utf8') + readFileSync(join(root, 'lib/backend/redis.ts'), 'utf8')
+  const used = new Set([...sources.matchAll(/(?:P \.\. '|\$\{this\.#prefix\})(:[a-z]+:?)/g)].map(([, key]) => key))
+  t.strictSame([...listed].sort(), [...used].sort())
+  for (const page of userPages().filter(page => page !== 'docs/scaling-out.md')) {
+    t.notMatch(readFileSync(join(root, page), 'utf8'), /^\| `\{ns\}:/m, `${page} has no table of keys of its own`)
   }
 })
 

@@ -10,23 +10,7 @@
  * (Redis lost its data) answers 'epoch' and changes nothing, so a node never writes into a user space
  * it has not recovered.
  *
- * Keys, under the prefix `{namespace}`:
- *   :epoch            a random id set when the user space is created; its loss reveals lost data
- *   :seq              the sequence number of the last record (and the generation of a link)
- *   :users            sorted set: username -> sequence number of its join (join order)
- *   :links            hash: username -> "<node> <generation>" of a linked user
- *   :node:<id>        set: the users linked to one node, for the sweep of a dead node
- *   :nodes            sorted set: node id -> time of its last heartbeat (milliseconds, Redis' clock)
- *   :claim:<user>     the token of a pending link, expiring after the authentication timeout
- *   :log              stream of records, trimmed to about `maxLogLength` entries
- *   :expiry           sorted set: unlinked user -> when its reconnection window ends (Redis' clock)
- *   :data             hash: username -> the JSON of the data its link attached
- * With replay on, the messages addressed to each user, numbered per user:
- *   :mhead            hash: username -> the number of the last message addressed to it
- *   :mack             hash: username -> the number of the last message it confirmed
- *   :mail:<user>      stream of its unconfirmed messages, ids `<number>-0`, fields m (the frame) and t (the time),
- *                     at most maxMessages, expiring maxAge after the last one
- * Channels: `{namespace}:broadcast` and `{namespace}:to:<node>` carry application messages.
+ * Every key and channel, under the prefix `{namespace}`, is listed once, in docs/scaling-out.md#redis-keys.
  */
 
 /** The log keeps about this many records: a node that falls further behind reloads the user space. */
