@@ -176,7 +176,9 @@ t.test('a socket that closes during authentication ends it at once: its timer is
   const before = timerCount()
   const leaving = await connect(app)
   leaving.requestLink('alice')
-  await leaving.settle()
+  // Not settle(): on Redis the claim is a round trip, and a socket closed before it is answered is never
+  // authenticated, so the next link would be the first one authenticate sees (and hang in its markAsync).
+  await eventually(() => attempts === 1, () => 'authenticate was not called')
   t.equal(timerCount(), before + 1, 'the authentication timer runs')
   leaving.ws.terminate()
   while (timerCount() > before) {
