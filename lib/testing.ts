@@ -3,7 +3,6 @@
  * Fastify's `injectWS`, without a port: link a user, await frames, check the user list, close. A client is
  * typed by the application's schemas, as `linkServer.typed()` is: `linkUser<typeof options>(app, 'alice')`.
  */
-import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { IncomingMessage, LinkMessage, LinkSchemas, LinkServerSchemas, LinkUser, MessageSchemas, MessageUnion } from '../types/index.js'
@@ -75,7 +74,11 @@ export class LinkTestClient<S extends LinkSchemas = LinkServerSchemas> {
   readonly ws: WebSocket
   readonly #received: Array<TestFrame<S>> = []
   #read = 0
+  #pongs = 0
+  /** Wakes the wait in progress: a frame or a pong arrived, or the socket closed. */
   #wake: (() => void) | undefined
+  /** How the socket closed, once it did. */
+  #close: { code: number, reason: string } | undefined
   readonly #closed: Promise<{ code: number, reason: string }>
 
   constructor (ws: WebSocket) {
@@ -84,8 +87,16 @@ export class LinkTestClient<S extends LinkSchemas = LinkServerSchemas> {
       this.#received.push(JSON.parse(data.toString()) as TestFrame<S>)
       this.#wake?.()
     })
+    ws.on('pong', () => {
+      this.#pongs++
+      this.#wake?.()
+    })
     this.#closed = new Promise(resolve => {
-      ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }))
+      ws.once('close', (code, reason) => {
+        this.#close = { code, reason: reason.toString() }
+        resolve(this.#close)
+        this.#wake?.()
+      })
     })
   }
 
@@ -122,7 +133,7 @@ export class LinkTestClient<S extends LinkSchemas = LinkServerSchemas> {
     if (answer.type === 'krmx/rejected') {
       throw new LinkRejectedError(username, (answer.payload as { reason: string }).reason)
     }
-    await this.#pong()
+    await this.#pong(timeoutMilliseconds, 'the user list')
     const list: Array<TestFrame<S>> = []
     while (this.#read < this.#received.length && userListTypes.has(this.#received[this.#read].type)) {
       list.push(this.#received[this.#read++])
@@ -172,8 +183,8 @@ export class LinkTestClient<S extends LinkSchemas = LinkServerSchemas> {
   }
 
   /** Waits until the server answered a ping, so that every frame it sent before arrived; reads and returns them. */
-  async settle (): Promise<Array<TestFrame<S>>> {
-    await this.#pong()
+  async settle (timeoutMilliseconds = defaultTestTimeoutMilliseconds): Promise<Array<TestFrame<S>>> {
+    await this.#pong(timeoutMilliseconds, 'the answer to a ping')
     return this.unread()
   }
 
@@ -188,10 +199,12 @@ export class LinkTestClient<S extends LinkSchemas = LinkServerSchemas> {
   }
 
   /** Waits until the server answered a ping: every frame it sent before then has arrived. */
-  async #pong (): Promise<void> {
-    const pong = once(this.ws, 'pong')
-    this.ws.ping()
-    await pong
+  async #pong (timeoutMilliseconds: number, what: string): Promise<void> {
+    const answered = this.#pongs + 1
+    if (this.#close === undefined) {
+      this.ws.ping()
+    }
+    await this.#wait(() => this.#pongs >= answered, Date.now() + timeoutMilliseconds, `${timeoutMilliseconds} ms for ${what}`)
   }
 
   /** Waits for the first unread frame that `matches`, reading every frame up to it. */
@@ -210,15 +223,32 @@ export class LinkTestClient<S extends LinkSchemas = LinkServerSchemas> {
 
   /** Waits until `count` frames arrived in all; fails at `deadline`, naming the unread ones. */
   async #arrived (count: number, deadline: number, what: string): Promise<void> {
-    while (this.#received.length < count) {
+    await this.#wait(() => this.#received.length >= count, deadline, what)
+  }
+
+  /**
+   * Waits until `done`; fails at `deadline`, or at once when the socket closed (nothing more can arrive), with
+   * what did arrive and was not read.
+   */
+  async #wait (done: () => boolean, deadline: number, what: string): Promise<void> {
+    while (!done()) {
+      if (this.#close !== undefined) {
+        const { code, reason } = this.#close
+        throw new Error(`waited ${what}, but the socket closed (${code}${reason === '' ? '' : ` ${reason}`}); unread frames: ${this.#unreadText()}`)
+      }
       const woken = await new Promise<boolean>(resolve => {
         const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()), false)
         this.#wake = () => { clearTimeout(timer); resolve(true) }
       })
+      this.#wake = undefined
       if (!woken) {
-        throw new Error(`waited ${what}; unread frames: ${JSON.stringify(this.#received.slice(this.#read))}`)
+        throw new Error(`waited ${what}; unread frames: ${this.#unreadText()}`)
       }
     }
+  }
+
+  #unreadText (): string {
+    return JSON.stringify(this.#received.slice(this.#read))
   }
 }
 

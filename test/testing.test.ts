@@ -134,3 +134,41 @@ t.test('what arrives with a link (what a link listener sends, a replay) stays un
   ], 'the replay of what carol missed while unlinked, then the state the link listener sent, in the order they arrived')
   t.strictSame(carol.unread(), [])
 })
+
+t.test('no wait of the kit hangs: a settle, link or next on a socket the server closed fails at once, naming the close and the unread frames', async t => {
+  const app = Fastify()
+  await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0, linkConflict: 'takeover' })
+  await app.ready()
+  t.teardown(() => app.close())
+  const first = await linkUser(app, 'alice')
+  await linkUser(app, 'alice')
+  t.strictSame(await first.closed(), { code: 4001, reason: 'linked from another connection' }, 'the first socket is taken over')
+  await t.rejects(first.settle(), new Error('waited 5000 ms for the answer to a ping, but the socket closed (4001 linked from another connection); ' +
+    'unread frames: [{"type":"krmx/unlinked","payload":{"username":"alice"}}]'))
+  await t.rejects(first.next('krmx/linked'), new Error('waited 5000 ms for krmx/linked, but the socket closed (4001 linked from another connection); unread frames: []'))
+  await t.rejects(first.take(1), new Error('waited 5000 ms for 1 frames, but the socket closed (4001 linked from another connection); unread frames: []'))
+
+  let closing: Promise<void> | undefined
+  app.linkServer.on('authenticate', username => {
+    if (username === 'bob') {
+      closing = app.close() // a teardown while bob's link is decided
+    }
+    return new Promise<void>(resolve => setTimeout(resolve, 10))
+  })
+  const bob = await LinkTestClient.open(app)
+  await t.rejects(bob.link('bob'), new Error('waited 5000 ms for krmx/accepted or krmx/rejected, but the socket closed (1001 server closing); unread frames: []'))
+  await closing
+})
+
+t.test('a ping the server does not answer in time fails the wait, naming the frames that did arrive', async t => {
+  const app = await chatApp(t)
+  const alice = await linkUser(app, 'alice', { auth: 'secret', path: '/ws' })
+  alice.ws.pause() // nothing more is read from the socket: the pong cannot arrive
+  await t.rejects(alice.settle(20), new Error('waited 20 ms for the answer to a ping; unread frames: []'))
+  alice.ws.resume()
+  t.strictSame(await alice.settle(), [], 'and the next settle, once the socket is read again, passes')
+  alice.close()
+  await alice.closed()
+  await t.rejects(alice.next('chat/said'), new Error('waited 5000 ms for chat/said, but the socket closed (1006); unread frames: []'),
+    'a socket this side ended closes with 1006 and no reason')
+})
