@@ -820,8 +820,9 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       connection.log.error({ err, username }, 'the data attached to the link is not JSON; the link is rejected')
       return kUnencodable
     }
-    if (text.length > this.#options.maxPayload) {
-      connection.log.error({ username, length: text.length }, 'the data attached to the link is larger than maxPayload; the link is rejected')
+    const bytes = Buffer.byteLength(text) // bytes, not characters: what Redis, the log and the frames hold
+    if (bytes > this.#options.maxPayload) {
+      connection.log.error({ username, bytes }, 'the data attached to the link is larger than maxPayload; the link is rejected')
       return kUnencodable
     }
     return text

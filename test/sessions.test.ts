@@ -207,7 +207,7 @@ t.test('user data: attached by authenticate, returned by getUser and the link ev
   ])
 })
 
-t.test('user data: an async listener resolves to it; data that is not JSON or too large fails the link; a late attach is ignored', async t => {
+t.test('user data: an async listener resolves to it; data that is not JSON or larger than maxPayload in bytes fails the link; a late attach is ignored', async t => {
   const logs = new LogRecorder()
   const app = await build(t, { maxPayload: 1024, fastify: { logger: { level: 'error', stream: logs.stream } } })
   let late: ((data: unknown) => void) | undefined
@@ -217,11 +217,13 @@ t.test('user data: an async listener resolves to it; data that is not JSON or to
       case 'bigint': return { id: 1n }
       case 'function': return () => {}
       case 'large': return 'x'.repeat(1024)
+      case 'multibyte': return 'é'.repeat(600) // 602 characters of JSON, 1,202 bytes
+      case 'multibyte fits': return { team: 'é'.repeat(505) } // 1,022 bytes of JSON
       default: return { team: 'red' }
     }
   })
   const client = await inject(app)
-  for (const auth of ['bigint', 'function', 'large']) {
+  for (const auth of ['bigint', 'function', 'large', 'multibyte']) {
     client.requestLink('alice', { auth })
     t.strictSame(await client.take(1), [frames.rejected('authentication failed')], auth)
   }
@@ -234,8 +236,15 @@ t.test('user data: an async listener resolves to it; data that is not JSON or to
     'the data attached to the link is not JSON; the link is rejected',
     'the data attached to the link is not JSON; the link is rejected',
     'the data attached to the link is larger than maxPayload; the link is rejected',
+    'the data attached to the link is larger than maxPayload; the link is rejected',
     'attach was called after the link was decided; it is ignored'
   ])
+  t.strictSame(logs.lines.filter(line => line.bytes !== undefined).map(line => line.bytes), [1026, 1202], 'the data is measured in bytes')
+  client.send({ type: 'krmx/unlink' })
+  await client.take(1)
+  client.requestLink('alice', { auth: 'multibyte fits' })
+  await client.take(3)
+  t.strictSame(app.linkServer.getUser('alice')?.data, { team: 'é'.repeat(505) }, 'multi-byte data within maxPayload bytes is attached')
 })
 
 t.test('replay: what is sent to an unlinked user, and broadcast while it is unlinked, is delivered on its next link, after the user list', async t => {
