@@ -2,9 +2,9 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import fastifyLinkServer from '../index.js'
-import { connectTimeoutFor, createRedisBackend } from '../lib/backend/redis.js'
+import { connectTimeoutFor, createRedisBackend, keyPrefixOf } from '../lib/backend/redis.js'
 import { agree, node } from './cluster-helper.js'
-import { connect, eventually, frames, record, unhandledRejections } from './helper.js'
+import { build, connect, eventually, frames, record, unhandledRejections } from './helper.js'
 import { freePort, RedisServer } from './redis-server.js'
 
 const redis = await RedisServer.start(t)
@@ -46,6 +46,29 @@ t.test("an application's own ioredis client is duplicated, never closed", async 
   t.equal(await client.ping(), 'PONG')
   t.strictSame(await client.zrange('{own-client}:users', 0, -1), ['alice'], 'the user stays in the user space (unlinked) after its node closed')
   t.equal(await client.hget('{own-client}:links', 'alice'), null)
+})
+
+t.test("an application's client with a keyPrefix: every key and channel of the plugin is under the prefix, and its instances share one user space", async t => {
+  const prefixed = new Redis(redis.url, { keyPrefix: 'myapp:' })
+  t.teardown(() => prefixed.disconnect())
+  const cluster = { redis: prefixed, namespace: 'prefixed' }
+  const a = await build(t, { listen: true, cluster: { ...cluster, nodeId: 'a' } })
+  const b = await build(t, { listen: true, cluster: { ...cluster, nodeId: 'b' } })
+  const alice = await connect(a)
+  t.strictSame(await alice.linked('alice', 3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+  const bob = await connect(b)
+  t.strictSame(await bob.linked('bob', 5), [frames.accepted, frames.joined('alice'), frames.linked('alice'), frames.joined('bob'), frames.linked('bob')])
+  t.strictSame(await alice.take(2), [frames.joined('bob'), frames.linked('bob')])
+  b.linkServer.broadcast({ type: 'hello' })
+  t.strictSame(await alice.take(1), [{ type: 'hello' }], 'the channels carry the prefix on both instances')
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  const keys = (await admin.keys('*prefixed*')).sort()
+  t.strictSame(keys.filter(key => !key.startsWith('myapp:{prefixed}:')), [], `every key is under the prefix: ${keys.join(' ')}`)
+  t.strictSame(await admin.zrange('myapp:{prefixed}:users', 0, -1), ['alice', 'bob'])
+  t.strictSame(await prefixed.zrange('{prefixed}:users', 0, -1), ['alice', 'bob'], 'which the application reads through its own client')
+  t.strictSame([keyPrefixOf(redis.url), keyPrefixOf(admin), keyPrefixOf(prefixed), keyPrefixOf({ options: { keyPrefix: Buffer.from('buffer:') } } as never),
+    keyPrefixOf({ options: { keyPrefix: 7 } } as never)], ['', '', 'myapp:', 'buffer:', ''])
 })
 
 t.test('Redis stopped for 5 s and restarted empty: no crash, links refused meanwhile, local messages flow, and the views agree again within 5 s', async t => {

@@ -38,4 +38,13 @@ t.test('two instances share one user space through an ioredis Cluster client on 
   await eventually(() => b.linkServer.getUsers().length === 1, () => JSON.stringify(b.linkServer.getUsers()))
   t.strictSame(b.linkServer.getUsers(), [{ username: 'alice', isLinked: true }])
   t.strictSame(await client.zrange('{on-cluster}:users', 0, -1), ['alice'])
+
+  const prefixed = new Cluster([{ host: '127.0.0.1', port: redis.port }], { redisOptions: { keyPrefix: 'app:' } })
+  t.teardown(() => prefixed.disconnect())
+  await new Promise(resolve => prefixed.once('ready', resolve))
+  const c = await build(t, { listen: true, cluster: { redis: prefixed, namespace: 'on-cluster', nodeId: 'c', nodeTimeoutMilliseconds: 2_000 } })
+  const carol = await connect(c)
+  t.strictSame(await carol.linked('carol', 3), [frames.accepted, frames.joined('carol'), frames.linked('carol')],
+    "a Cluster client's keyPrefix makes a user space of its own")
+  t.strictSame([await admin.zrange('app:{on-cluster}:users', 0, -1), await admin.zrange('{on-cluster}:users', 0, -1)], [['carol'], ['alice']])
 })

@@ -55,6 +55,15 @@ const reconnectMilliseconds = 200
 /** A claim outlives the longest authentication by this much, and then expires (its node may have died). */
 const claimMarginMilliseconds = 5_000
 
+/** The `keyPrefix` of an application's ioredis client (`Redis`, or `Cluster`), or `''`: a URL or a client without one. */
+export function keyPrefixOf (redis: string | ClusterRedisClient): string {
+  if (typeof redis === 'string') {
+    return ''
+  }
+  const prefix = (redis as { options?: { keyPrefix?: unknown } }).options?.keyPrefix
+  return typeof prefix === 'string' || Buffer.isBuffer(prefix) ? prefix.toString() : ''
+}
+
 /** The ioredis module, as `import('ioredis')` gives it. */
 export interface IoredisModule {
   Redis: new (url: string, options: Record<string, unknown>) => Redis
@@ -107,7 +116,7 @@ export class RedisBackend implements Backend {
   readonly #ioredis: IoredisModule
   readonly #authTimeoutMilliseconds: number
   readonly #connectTimeoutMilliseconds: number
-  /** `{namespace}`: the hash tag every key and channel starts with. */
+  /** `{namespace}`, after the `keyPrefix` of the application's client if it has one: what every key and channel starts with. */
   readonly #prefix: string
   readonly #seqKey: string
   readonly #logKey: string
@@ -165,7 +174,9 @@ export class RedisBackend implements Backend {
     this.#authTimeoutMilliseconds = timeouts.authTimeoutMilliseconds
     this.#connectTimeoutMilliseconds = timeouts.connectTimeoutMilliseconds
     this.#sessions = timeouts.sessions
-    this.#prefix = `{${options.namespace}}`
+    // An application's client with a keyPrefix isolates its keys under it: ours go there too. The duplicates
+    // are made without it (see #connect), since scripts build their key names from the prefix themselves.
+    this.#prefix = `${keyPrefixOf(options.redis)}{${options.namespace}}`
     this.#seqKey = `${this.#prefix}:seq`
     this.#logKey = `${this.#prefix}:log`
     this.#broadcastChannel = `${this.#prefix}:broadcast`
@@ -216,8 +227,8 @@ export class RedisBackend implements Backend {
     }
     const base = this.#base as unknown as (Redis | Cluster) & { isCluster: boolean }
     const client = base.isCluster
-      ? (base as Cluster).duplicate([], { enableOfflineQueue: false, clusterRetryStrategy: reconnect, redisOptions: { ...override, maxRetriesPerRequest: 0 } })
-      : (base as Redis).duplicate(options)
+      ? (base as Cluster).duplicate([], { enableOfflineQueue: false, clusterRetryStrategy: reconnect, keyPrefix: '', redisOptions: { ...override, maxRetriesPerRequest: 0 } })
+      : (base as Redis).duplicate({ ...options, keyPrefix: '' })
     client.on('error', () => {})
     return client
   }
