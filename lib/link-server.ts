@@ -304,7 +304,8 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     users: () => this.#users.size,
     linkedUsers: () => this.#local.size,
     connections: () => this.#connections.size,
-    nodes: () => this.#backend.nodes
+    nodes: () => this.#backend.nodes,
+    refusedInputs: () => this.#backend.refusedInputs
   }
 
   /** Why the link server does not take links now, for the readiness endpoint; `undefined` when it does. */
@@ -1002,7 +1003,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   // Applying the changes of the user space, made here or on any other node, in the one order of the
   // user space. Only the change's origin emits its events.
 
-  #apply (change: Change): void {
+  #apply (change: Change): boolean {
+    if (!this.#fits(change)) {
+      return false
+    }
     switch (change.op) {
       case 'join':
         this.#applyJoin(change.username, change.order, undefined)
@@ -1035,6 +1039,18 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
         break
     }
     this.#emitChanges()
+    return true
+  }
+
+  /** Whether a change fits the mirror: a record that does not (only a foreign writer makes one) is not applied. */
+  #fits (change: Change): boolean {
+    const user = this.#users.get(change.username)
+    switch (change.op) {
+      case 'join': return user === undefined
+      case 'unlink': return user?.link !== undefined
+      case 'leave': return user !== undefined
+      default: return true
+    }
   }
 
   /** Queues the event of a change this node made; answers whether it did (a change is counted by its node). */

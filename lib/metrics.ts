@@ -13,6 +13,8 @@ export interface MetricsSource {
   connections (): number
   /** The nodes alive (1 for one process, whose metrics have no gauge of it). */
   nodes (): number
+  /** In cluster mode: what this node read from Redis and refused, by kind. */
+  refusedInputs (): Readonly<Record<'publication' | 'record', number>> | undefined
 }
 
 /** What the link server observes as it happens, in seconds. */
@@ -143,6 +145,8 @@ function build (client: PromClientModule, source: MetricsSource, isCluster: bool
   let roundTrip: LinkObserver['roundTrip']
   if (isCluster) {
     gauge('link_server_cluster_nodes', 'Nodes alive in the cluster, as this node\'s last heartbeat saw', () => source.nodes())
+    byLabel('link_server_cluster_refused_inputs_total', 'What this node read from Redis and refused: publications, log records', 'input',
+      ['publication', 'record'], source.refusedInputs() as Record<'publication' | 'record', number>)
     const redis = add(new client.Histogram({
       name: 'link_server_redis_duration_seconds',
       help: 'Round trips to Redis, by script',

@@ -21,7 +21,7 @@ class RecordingSink implements BackendSink {
   readonly delivered: Array<[string, string, number]> = []
   readonly broadcasts: Array<[string, string | undefined]> = []
   linked: LinkedHere[] = []
-  apply (change: Change): void { this.changes.push(change) }
+  apply (change: Change): boolean { this.changes.push(change); return true }
   reset (users: SnapshotUser[], keepMissing: boolean): void { this.resets.push({ users, keepMissing }) }
   deliver (username: string, frame: EncodedFrame, number: number): void { this.delivered.push([username, frame.payload.toString(), number]) }
   broadcast (text: string, skip: string | undefined): void { this.broadcasts.push([text, skip]) }

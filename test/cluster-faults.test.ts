@@ -4,7 +4,7 @@ import t from 'tap'
 import fastifyLinkServer from '../index.js'
 import { connectTimeoutFor, createRedisBackend, keyPrefixOf } from '../lib/backend/redis.js'
 import { agree, node } from './cluster-helper.js'
-import { build, connect, eventually, frames, record, unhandledRejections } from './helper.js'
+import { build, connect, eventually, frames, LogRecorder, record, scrape, unhandledRejections } from './helper.js'
 import { freePort, RedisServer } from './redis-server.js'
 
 const redis = await RedisServer.start(t)
@@ -69,6 +69,58 @@ t.test("an application's client with a keyPrefix: every key and channel of the p
   t.strictSame(await prefixed.zrange('{prefixed}:users', 0, -1), ['alice', 'bob'], 'which the application reads through its own client')
   t.strictSame([keyPrefixOf(redis.url), keyPrefixOf(admin), keyPrefixOf(prefixed), keyPrefixOf({ options: { keyPrefix: Buffer.from('buffer:') } } as never),
     keyPrefixOf({ options: { keyPrefix: 7 } } as never)], ['', '', 'myapp:', 'buffer:', ''])
+})
+
+t.test('what is read from Redis is input: malformed publications and log records are refused, counted and logged, and the nodes keep serving', async t => {
+  const logs = new LogRecorder()
+  const a = await node(t, redis, 'a', { metrics: true, fastify: { logger: { level: 'warn', stream: logs.stream } } }, 'inputs')
+  const b = await node(t, redis, 'b', {}, 'inputs')
+  const alice = await connect(a)
+  await alice.linked('alice', 3)
+  const bob = await connect(b)
+  await bob.linked('bob', 5)
+  await alice.take(2)
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  const publications: Array<[string, string]> = [
+    ['{inputs}:broadcast', 'x'], // what redis-cli would send
+    ['{inputs}:to:a', 'garbage'],
+    ['{inputs}:broadcast', 'b\n\n{"type":"hello"}'], // a node before the wire format had a version
+    ['{inputs}:broadcast', 'v0\nb\n\n{"type":"hello"}'], // a node of another version
+    ['{inputs}:broadcast', 'v1\nb\n\n{"type":"krmx/joined","payload":{"username":"evil"}}'],
+    ['{inputs}:broadcast', 'v1\nb\n5\n{"type":"hello"}'],
+    ['{inputs}:broadcast', 'v1\nb\n\nnot json'],
+    ['{inputs}:to:a', 'v1\n"alice"\n[1]'],
+    ['{inputs}:to:a', 'v1\n[1,2]\n{"type":"hello"}'],
+    ['{inputs}:to:a', 'v1\n["alice",-1]\n{"type":"hello"}'],
+    ['{inputs}:to:a', 'v1\n{\n{"type":"hello"}']
+  ]
+  for (const [channel, message] of publications) {
+    await admin.publish(channel, message)
+  }
+  b.linkServer.broadcast({ type: 'after' })
+  t.strictSame(await alice.take(1), [{ type: 'after' }], 'none of them reached a client, and the next broadcast does')
+  const records = [['op', 'bogus', 'u', 'x', 'o', 'x'], ['op', 'unlink', 'u', 'ghost', 'o', 'x', 'g', '5', 'c', 'client'],
+    ['op', 'join', 'u', 'alice', 'o', 'x'], ['op', 'leave', 'u', 'ghost', 'o', 'x', 'c', 'kick'], ['op', 'link', 'u', 'x', 'o', 'x', 'g', 'NaN'],
+    ['op', 'unlink', 'u', 'bob', 'o', 'x', 'g', '5', 'c', 'nonsense'], ['op', 'leave', 'u', 'bob', 'o', 'x', 'c', 'nonsense'], ['u', 'odd']]
+  for (const fields of records) {
+    const seq = await admin.incr('{inputs}:seq')
+    await admin.xadd('{inputs}:log', `${seq}-0`, ...fields)
+  }
+  await a.linkServer.join('carol')
+  t.strictSame(await alice.take(1), [frames.joined('carol')], 'no record of them reached a client, and the next change does')
+  t.strictSame(await bob.take(2), [{ type: 'after' }, frames.joined('carol')], 'on the other node too')
+  t.strictSame([...await alice.settle(), ...await bob.settle()], [], 'and nothing else')
+  t.strictSame([a.linkServer.getUsers(), b.linkServer.getUsers()], [[
+    { username: 'alice', isLinked: true }, { username: 'bob', isLinked: true }, { username: 'carol', isLinked: false }
+  ], [{ username: 'alice', isLinked: true }, { username: 'bob', isLinked: true }, { username: 'carol', isLinked: false }]])
+  const samples = await scrape(a)
+  t.strictSame([samples['link_server_cluster_refused_inputs_total{input="publication"}'], samples['link_server_cluster_refused_inputs_total{input="record"}']],
+    [publications.length, records.length])
+  t.strictSame(logs.lines.map(({ msg, input, refused }) => ({ msg, input, refused })), [
+    { msg: 'Redis held a publication this node refused: it is not a publication of fastify-link-server (a foreign publisher, or a version before the wire format had one)', input: 'publication', refused: 1 },
+    { msg: 'Redis held a log record this node refused: log record 3-0 is not a change of fastify-link-server', input: 'record', refused: 1 }
+  ], 'the first refusal of each kind is logged; the others within a second are counted')
 })
 
 t.test('Redis stopped for 5 s and restarted empty: no crash, links refused meanwhile, local messages flow, and the views agree again within 5 s', async t => {

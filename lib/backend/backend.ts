@@ -105,8 +105,12 @@ export interface SnapshotUser {
 
 /** What the link server gives its backend: where changes, snapshots and messages from other nodes go. */
 export interface BackendSink {
-  /** A change committed by any node, in the order of the user space; called synchronously by the in-memory backend. */
-  apply (change: Change): void
+  /**
+   * A change committed by any node, in the order of the user space; called synchronously by the in-memory backend.
+   * Answers `false`, and changes nothing, for a change that does not fit the user space (the unlink of a user that
+   * is not linked, the join of one that exists, the leave of one that does not): only a foreign writer makes one.
+   */
+  apply (change: Change): boolean
   /**
    * The user space as it is (after a lost Redis, a node that fell behind the log, or at start); the mirror
    * is set to it and the differences sent to this node's connections, with no events. With `keepMissing`,
@@ -150,6 +154,8 @@ export interface Backend {
   readonly isLocal: boolean
   /** How many nodes share the user space, as this node last saw (1 for the in-memory backend). */
   readonly nodes: number
+  /** A shared backend: what it read and refused (publications of other nodes, records of its log), by kind. */
+  readonly refusedInputs?: Readonly<Record<'publication' | 'record', number>>
   /** Whether the store of the user space answers (always, for the in-memory backend). */
   readonly isAvailable: boolean
   /** Connects, and gives the sink the user space; rejects with a coded error when the store cannot be reached. */

@@ -13,6 +13,13 @@
  * Every key and channel, under the prefix `{namespace}`, is listed once, in docs/scaling-out.md#redis-keys.
  */
 
+/**
+ * The version of what nodes publish to each other (here, and in `RedisBackend`), the first line of every
+ * publication: a node drops (and says why) what a node of another version published, so that a rolling deploy
+ * across a change of it fails loudly instead of delivering what it misreads.
+ */
+export const wireVersion = 'v1'
+
 /** The log keeps about this many records: a node that falls further behind reloads the user space. */
 export const maxLogLength = 10_000
 
@@ -199,7 +206,7 @@ for _, user in ipairs(users) do
   end
 end
 for node, list in pairs(nodes) do
-  redis.call('PUBLISH', P .. ':to:' .. node, cjson.encode(list) .. '\\n' .. ARGV[8])
+  redis.call('PUBLISH', P .. ':to:' .. node, '${wireVersion}\\n' .. cjson.encode(list) .. '\\n' .. ARGV[8])
 end
 return {'ok'}
 `

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { ClusterRedisClient } from '../../types/index.js'
+import { leaveCauses, unlinkCauses } from '../counts.js'
 import { FST_LINK_CLUSTER_UNAVAILABLE } from '../errors.js'
 import type { ResolvedClusterOptions, Sessions } from '../options.js'
 import { type EncodedFrame, encodeText } from '../frames.js'
@@ -34,7 +35,8 @@ import {
   registerScript,
   releaseScript,
   snapshotScript,
-  unlinkScript
+  unlinkScript,
+  wireVersion
 } from './redis-scripts.js'
 
 /** How long `ready()` waits for Redis before it fails, at most; less when Fastify's `pluginTimeout` (which bounds `onReady`) is shorter. */
@@ -63,6 +65,11 @@ export function keyPrefixOf (redis: string | ClusterRedisClient): string {
   const prefix = (redis as { options?: { keyPrefix?: unknown } }).options?.keyPrefix
   return typeof prefix === 'string' || Buffer.isBuffer(prefix) ? prefix.toString() : ''
 }
+
+/** What a node reads from Redis and refuses, never applying it: a publication of another node, a record of the log. */
+export type RefusedInput = 'publication' | 'record'
+/** A refusal is logged at most this often for each kind of input, with how many were refused since. */
+const refusalLogMilliseconds = 1_000
 
 /** The ioredis module, as `import('ioredis')` gives it. */
 export interface IoredisModule {
@@ -165,6 +172,10 @@ export class RedisBackend implements Backend {
   readonly #confirmed = new Map<string, number>()
   /** The timers of the reconnection windows of the users this node unlinked. */
   readonly #windows = new Map<string, NodeJS.Timeout>()
+  /** What this node refused of what it read from Redis, by kind, since it started. */
+  readonly refusedInputs: Record<RefusedInput, number> = { publication: 0, record: 0 }
+  /** When a refusal of each kind was last logged, and how many were refused since. */
+  readonly #refusalLog = { publication: { at: -Infinity, since: 0 }, record: { at: -Infinity, since: 0 } }
 
   constructor (options: ResolvedClusterOptions, timeouts: Timeouts, log: FastifyBaseLogger, ioredis: IoredisModule) {
     this.#options = options
@@ -289,6 +300,12 @@ export class RedisBackend implements Backend {
         return
       }
       const change = changeOf(fields, seq)
+      if (change === undefined) {
+        this.#refuse('record', `log record ${id} is not a change of fastify-link-server`)
+        this.#applied = seq
+        this.#settle(seq)
+        continue
+      }
       if (change.op === 'link' && change.node === this.nodeId) {
         const replay = this.#replays.get(change.token)
         if (replay !== undefined) {
@@ -299,7 +316,9 @@ export class RedisBackend implements Backend {
         this.#inFlight.delete(change.token)
       }
       this.#applied = seq
-      this.#sink.apply(change)
+      if (!this.#sink.apply(change)) {
+        this.#refuse('record', `log record ${id} (${change.op} of ${JSON.stringify(change.username)}) does not fit the user space`)
+      }
       this.#window(change)
       this.#settle(seq)
     }
@@ -543,11 +562,11 @@ export class RedisBackend implements Backend {
   }
 
   deliver (node: string, username: string, text: string): void {
-    this.#publish(`${this.#prefix}:to:${node}`, `${JSON.stringify(username)}\n${text}`)
+    this.#publish(`${this.#prefix}:to:${node}`, `${wireVersion}\n${JSON.stringify(username)}\n${text}`)
   }
 
   broadcast (text: string, skip: string | undefined): void {
-    this.#publish(this.#broadcastChannel, `${this.nodeId}\n${skip === undefined ? '' : JSON.stringify(skip)}\n${text}`)
+    this.#publish(this.#broadcastChannel, `${wireVersion}\n${this.nodeId}\n${skip === undefined ? '' : JSON.stringify(skip)}\n${text}`)
   }
 
   /** One PUBLISH for the whole cluster; a message published while Redis is away is lost, as on any pub/sub. */
@@ -557,27 +576,61 @@ export class RedisBackend implements Backend {
     })
   }
 
+  /**
+   * A publication of another node: `v1`, then for this node's channel the recipients (a username, or with replay
+   * `[username, number, ...]`) and the frame; for the broadcast channel the sender, the user to skip and the frame.
+   * Anyone can PUBLISH to Redis: what does not parse as such is refused, never delivered.
+   */
   #onMessage (channel: string, message: string): void {
+    const lines = splitLines(message, channel === this.#nodeChannel ? 3 : 4)
+    if (lines?.[0] !== wireVersion) {
+      const version = lines?.[0] ?? message.slice(0, message.indexOf('\n'))
+      this.#refuse('publication', /^v\d+$/.test(version)
+        ? `a node of wire format ${version} published it (this node speaks ${wireVersion}): run one version of fastify-link-server in a cluster`
+        : 'it is not a publication of fastify-link-server (a foreign publisher, or a version before the wire format had one)')
+      return
+    }
+    const text = lines[lines.length - 1]
+    if (!isApplicationFrame(text)) {
+      this.#refuse('publication', 'its frame is not an application message')
+      return
+    }
     if (channel === this.#nodeChannel) {
-      const end = message.indexOf('\n')
-      const header = JSON.parse(message.slice(0, end)) as string | Array<string | number>
-      const frame = encodeText(message.slice(end + 1))
-      if (typeof header === 'string') {
-        this.#sink.deliver(header, frame, 0)
-        return
-      }
-      for (let i = 0; i < header.length; i += 2) {
-        this.#sink.deliver(header[i] as string, frame, header[i + 1] as number) // with replay: the users of this node, numbered
+      const recipients = parseJson(lines[1])
+      if (typeof recipients === 'string') {
+        this.#sink.deliver(recipients, encodeText(text), 0)
+      } else if (isNumberedRecipients(recipients)) {
+        const frame = encodeText(text)
+        for (let i = 0; i < recipients.length; i += 2) {
+          this.#sink.deliver(recipients[i] as string, frame, recipients[i + 1] as number) // with replay: the users of this node, numbered
+        }
+      } else {
+        this.#refuse('publication', 'its recipients are not a username or [username, number, ...]')
       }
       return
     }
-    const nodeEnd = message.indexOf('\n')
-    if (message.slice(0, nodeEnd) === this.nodeId) {
+    if (lines[1] === this.nodeId) {
       return // this node sent it to its own users already
     }
-    const skipEnd = message.indexOf('\n', nodeEnd + 1)
-    const skip = message.slice(nodeEnd + 1, skipEnd)
-    this.#sink.broadcast(message.slice(skipEnd + 1), skip === '' ? undefined : JSON.parse(skip) as string)
+    const skip = lines[2] === '' ? undefined : parseJson(lines[2])
+    if (skip !== undefined && typeof skip !== 'string') {
+      this.#refuse('publication', 'the user it skips is not a username')
+      return
+    }
+    this.#sink.broadcast(text, skip)
+  }
+
+  /** Counts what this node refused of what it read from Redis, and says why: at most once a second for each kind. */
+  #refuse (input: RefusedInput, reason: string): void {
+    this.refusedInputs[input]++
+    const log = this.#refusalLog[input]
+    log.since++
+    const now = performance.now()
+    if (now - log.at >= refusalLogMilliseconds) {
+      this.#log.warn({ input, refused: log.since }, `Redis held ${input === 'record' ? 'a log record' : 'a publication'} this node refused: ${reason}`)
+      log.at = now
+      log.since = 0
+    }
   }
 
   async unlinkOwn (): Promise<void> {
@@ -609,23 +662,94 @@ export class RedisBackend implements Backend {
   }
 }
 
-function changeOf (fields: string[], seq: number): Change {
-  const value: Record<string, string> = {}
+/** The change a log record holds, or `undefined` for a record that is not one (a foreign writer's). */
+function changeOf (fields: unknown, seq: number): Change | undefined {
+  if (!Array.isArray(fields) || fields.length % 2 !== 0) {
+    return undefined
+  }
+  const value = new Map<string, unknown>()
   for (let i = 0; i < fields.length; i += 2) {
-    value[fields[i]] = fields[i + 1]
+    value.set(String(fields[i]), fields[i + 1])
   }
-  switch (value.op) {
-    case 'link':
-      return {
-        op: 'link', username: value.u, origin: value.o, node: value.n, generation: Number(value.g), token: value.t, isNewUser: value.new === '1', data: value.d
+  const username = value.get('u')
+  const origin = value.get('o')
+  if (!isText(username) || typeof origin !== 'string') {
+    return undefined
+  }
+  const generation = Number(value.get('g'))
+  const cause = value.get('c')
+  switch (value.get('op')) {
+    case 'link': {
+      const node = value.get('n')
+      const token = value.get('t')
+      const data = value.get('d')
+      if (!isText(node) || !isText(token) || !isGeneration(generation) || (data !== undefined && typeof data !== 'string')) {
+        return undefined
       }
+      return { op: 'link', username, origin, node, generation, token, isNewUser: value.get('new') === '1', data }
+    }
     case 'unlink':
-      return { op: 'unlink', username: value.u, origin: value.o, generation: Number(value.g), cause: value.c as UnlinkCause }
+      return isGeneration(generation) && unlinkCauses.includes(cause as UnlinkCause)
+        ? { op: 'unlink', username, origin, generation, cause: cause as UnlinkCause }
+        : undefined
     case 'join':
-      return { op: 'join', username: value.u, origin: value.o, order: seq }
+      return { op: 'join', username, origin, order: seq }
+    case 'leave':
+      return leaveCauses.includes(cause as LeaveCause) ? { op: 'leave', username, origin, cause: cause as LeaveCause } : undefined
     default:
-      return { op: 'leave', username: value.u, origin: value.o, cause: value.c as LeaveCause }
+      return undefined
   }
+}
+
+function isText (value: unknown): value is string {
+  return typeof value === 'string' && value !== ''
+}
+
+function isGeneration (value: number): boolean {
+  return Number.isSafeInteger(value) && value > 0
+}
+
+/** The first `count - 1` lines of `message`, and the rest as the last; `undefined` when it has fewer lines. */
+function splitLines (message: string, count: number): string[] | undefined {
+  const lines: string[] = []
+  let start = 0
+  for (let i = 1; i < count; i++) {
+    const end = message.indexOf('\n', start)
+    if (end === -1) {
+      return undefined
+    }
+    lines.push(message.slice(start, end))
+    start = end + 1
+  }
+  lines.push(message.slice(start))
+  return lines
+}
+
+function parseJson (text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+/** `[username, number, ...]`: the users of this node a message with replay is for, each with its number. */
+function isNumberedRecipients (value: unknown): value is Array<string | number> {
+  if (!Array.isArray(value) || value.length === 0 || value.length % 2 !== 0) {
+    return false
+  }
+  for (let i = 0; i < value.length; i += 2) {
+    if (!isText(value[i]) || !Number.isSafeInteger(value[i + 1]) || (value[i + 1] as number) < 0) {
+      return false
+    }
+  }
+  return true
+}
+
+/** Whether `text` is the JSON of an application message: an object whose type is a string outside `krmx/`. */
+function isApplicationFrame (text: string): boolean {
+  const frame = parseJson(text) as { type?: unknown } | null | undefined
+  return typeof frame === 'object' && frame !== null && !Array.isArray(frame) && typeof frame.type === 'string' && !frame.type.startsWith('krmx/')
 }
 
 /** A new connection is never ready yet: it becomes ready, or the connect timeout ends the wait. */
