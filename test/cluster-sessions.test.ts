@@ -194,3 +194,35 @@ t.test('what a linked user confirmed is saved at the heartbeat; a message sent w
   const lines = await logs.count(1)
   t.strictSame(lines.map(line => line.msg).filter(msg => msg.startsWith('a message could not be kept')), ['a message could not be kept for replay and was lost: Redis does not answer'])
 })
+
+t.test('a confirmation never outlives its user: one that left before a heartbeat saved it leaves no trace, and a new user of its name replays from nothing', async t => {
+  const a = await node(t, redis, 'a', { replay: {} }, 'outlive')
+  const ops = await operator(t, redis)
+  const alice = await connect(a)
+  await alice.linked('alice', 3)
+  a.linkServer.send('alice', say('one'))
+  t.strictSame(await alice.take(1), [say('one')])
+  await alice.confirmed() // confirmed to the node, which saves it at its next heartbeat
+  alice.send({ type: 'krmx/leave' })
+  t.strictSame(await alice.take(2), [frames.unlinked('alice'), frames.left('alice')])
+  // Two heartbeats of the node after the leave: its score in {ns}:nodes is the time of its last one.
+  let last = await ops.zscore('{outlive}:nodes', 'a')
+  let beats = 0
+  const deadline = Date.now() + 10_000
+  while (beats < 2) {
+    if (Date.now() > deadline) {
+      throw new Error(`the node beat ${beats} times in 10 s (last at ${String(last)})`)
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const beat = await ops.zscore('{outlive}:nodes', 'a')
+    if (beat !== last) {
+      beats++
+      last = beat
+    }
+  }
+  const linked = next(a, 'link')
+  alice.requestLink('alice')
+  t.strictSame(await alice.take(3), [frames.accepted, frames.joined('alice'), frames.linked('alice')])
+  t.strictSame((await linked)[1].replay, { replayed: 0, lost: 0 }, 'the new alice lost nothing, and was replayed nothing')
+  t.strictSame(await ops.hgetall('{outlive}:mack'), {}, 'no confirmation was saved for the alice that left, nor for the new one')
+})

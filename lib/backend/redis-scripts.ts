@@ -47,7 +47,13 @@ end
 local function startWindow (user, window)
   if tonumber(window) > 0 then redis.call('ZADD', P .. ':expiry', now() + tonumber(window), user) end
 end
-local function confirm (user, number)
+-- A confirmation '<generation>:<number>': the last message a link of that generation confirmed. It counts only in
+-- the life of the user that link was part of: a user that left since (and maybe joined again, numbering anew) is not
+-- confirmed for, so a confirmation never outlives its user.
+local function confirm (user, confirmation)
+  local generation, number = string.match(confirmation, '^(%d+):(%d+)$')
+  local order = tonumber(redis.call('ZSCORE', P .. ':users', user))
+  if not generation or not order or order > tonumber(generation) then return end
   local n = tonumber(number)
   if n > (tonumber(redis.call('HGET', P .. ':mack', user)) or 0) then
     redis.call('HSET', P .. ':mack', user, n)
@@ -118,7 +124,7 @@ return 1
 
 /**
  * ARGV: prefix, epoch, node, username, token, acceptNewUsers (1/0), maxUsers, takeover (1/0), data (JSON, or ''
- * for none), replay (1/0), maxAgeMilliseconds, the number this node last saw the user confirm ('' for none).
+ * for none), replay (1/0), maxAgeMilliseconds, the user's last confirmation this node saw ('<generation>:<number>', '' for none).
  * A linked user (claimed with takeover) is unlinked first, in the same step. Answers {'ok', generation, isNewUser ('1'/'0')} or
  * {refusal}; with replay {'ok', generation, isNewUser ('1'/'0'), head, lost, messages}: the messages it did not confirm.
  */
@@ -234,7 +240,7 @@ return {'ok', seq}
 
 /**
  * ARGV: prefix, epoch, origin, username, generation ('' for whatever link the user has), reconnection window
- * (0: none), the number the user last confirmed ('' for none), the cause. Answers {'ok', seq}, {'ok', 0} for a fenced
+ * (0: none), the user's last confirmation ('<generation>:<number>', '' for none), the cause. Answers {'ok', seq}, {'ok', 0} for a fenced
  * unlink of a link that ended, or {refusal}.
  */
 export const unlinkScript = prelude + `
@@ -264,7 +270,7 @@ return {'ok', leaveUser(user, ARGV[3], ARGV[5])}
 `
 
 /**
- * ARGV: prefix, epoch, node, nodeTimeoutMilliseconds, reconnection window, then username, number pairs: what
+ * ARGV: prefix, epoch, node, nodeTimeoutMilliseconds, reconnection window, then username, confirmation (`<generation>:<number>`) pairs: what
  * this node's users confirmed since its last heartbeat. The node's heartbeat, and the sweep of every node
  * silent for longer than the timeout: its users are unlinked, once, by whichever node sweeps first; and the
  * users whose reconnection window ended leave. Answers {'ok', swept users, users that left, nodes alive} or {'epoch'}.

@@ -168,8 +168,11 @@ export class RedisBackend implements Backend {
   readonly #inFlight = new Map<string, LinkChange>()
   /** The links being committed, whose replies a reload waits for: their snapshot may cover them. */
   readonly #replying = new Set<Promise<LinkResult>>()
-  /** With replay on: what this node's users confirmed since the last heartbeat, which saves it. */
-  readonly #confirmed = new Map<string, number>()
+  /**
+   * With replay on: what this node's users confirmed since the last heartbeat, which saves it, as
+   * `<generation>:<number>` (the link that confirmed, so that Redis can tell the user's life it belongs to).
+   */
+  readonly #confirmed = new Map<string, string>()
   /** The timers of the reconnection windows of the users this node unlinked. */
   readonly #windows = new Map<string, NodeJS.Timeout>()
   /** What this node refused of what it read from Redis, by kind, since it started. */
@@ -316,6 +319,9 @@ export class RedisBackend implements Backend {
         this.#inFlight.delete(change.token)
       }
       this.#applied = seq
+      if (change.op === 'leave') {
+        this.#confirmed.delete(change.username) // it takes its messages with it, as in memory
+      }
       if (!this.#sink.apply(change)) {
         this.#refuse('record', `log record ${id} (${change.op} of ${JSON.stringify(change.username)}) does not fit the user space`)
       }
@@ -557,8 +563,8 @@ export class RedisBackend implements Backend {
     })
   }
 
-  confirm (username: string, _generation: number, number: number): void {
-    this.#confirmed.set(username, number) // saved by the next heartbeat, or by the unlink
+  confirm (username: string, generation: number, number: number): void {
+    this.#confirmed.set(username, `${generation}:${number}`) // saved by the next heartbeat, or by the unlink
   }
 
   deliver (node: string, username: string, text: string): void {
