@@ -25,6 +25,31 @@ t.test('an unreachable Redis fails ready() with FST_LINK_CLUSTER_UNAVAILABLE wit
     "one second within Fastify's pluginTimeout (which bounds onReady; default 10 s), at most 15 s")
 })
 
+t.test('a Redis that refuses the credentials fails ready() at once, saying so and never saying the password', async t => {
+  const secured = await RedisServer.start(t, ['--requirepass', 'the-right-one'])
+  const cases: Array<[string, string]> = [
+    [`redis://127.0.0.1:${secured.port}`, 'NOAUTH'],
+    [`redis://:hunter2@127.0.0.1:${secured.port}`, 'WRONGPASS']
+  ]
+  for (const [url, code] of cases) {
+    const app = Fastify()
+    await app.register(fastifyLinkServer, { cluster: { redis: url } })
+    const started = Date.now()
+    const error = await app.ready().then(() => undefined, (err: unknown) => err as { code: string, message: string })
+    t.strictSame({ code: error?.code, message: error?.message }, {
+      code: 'FST_LINK_CLUSTER_UNAVAILABLE',
+      message: `Cannot start the link server: the cluster is unavailable (Redis refused the credentials (${code}): check the password, and the user, of the Redis URL or client)`
+    })
+    t.ok(Date.now() - started < 3_000, `at once, not after the connect timeout (${Date.now() - started} ms)`)
+    await app.close()
+  }
+  const app = Fastify()
+  await app.register(fastifyLinkServer, { cluster: { redis: `redis://:the-right-one@127.0.0.1:${secured.port}` } })
+  await app.ready()
+  t.equal(app.linkServer.getStatus(), 'listening', 'the right password starts')
+  await app.close()
+})
+
 t.test('without ioredis installed, cluster mode fails with a coded error that names it', async t => {
   const options = { redis: redis.url, namespace: 'x', nodeId: 'a', nodeTimeoutMilliseconds: 10_000 }
   await t.rejects(createRedisBackend(options, { authTimeoutMilliseconds: 1_000, connectTimeoutMilliseconds: 1_000, sessions: { windowMilliseconds: 0, replay: undefined, takeover: false } }, Fastify().log, async () => { throw new Error("Cannot find package 'ioredis'") }), {

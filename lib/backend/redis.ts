@@ -217,12 +217,16 @@ export class RedisBackend implements Backend {
       this.#commands.defineCommand(name, { numberOfKeys: 1, lua })
     }
     this.#subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message))
+    const clients = [this.#commands, this.#subscriber, this.#reader]
+    const refused = refusedCredentials(clients)
     try {
-      await withTimeout(Promise.all([ready(this.#commands), ready(this.#subscriber), ready(this.#reader)]), this.#connectTimeoutMilliseconds,
+      await withTimeout(Promise.race([Promise.all(clients.map(ready)), refused.promise]), this.#connectTimeoutMilliseconds,
         `Redis did not answer within ${this.#connectTimeoutMilliseconds} ms`)
+      refused.stop()
       await this.#subscriber.subscribe(this.#broadcastChannel, this.#nodeChannel)
       await this.#register(randomUUID())
     } catch (err) {
+      refused.stop()
       this.#disconnect()
       throw new FST_LINK_CLUSTER_UNAVAILABLE('start the link server', (err as Error).message)
     }
@@ -756,6 +760,31 @@ function isNumberedRecipients (value: unknown): value is Array<string | number> 
 function isApplicationFrame (text: string): boolean {
   const frame = parseJson(text) as { type?: unknown } | null | undefined
   return typeof frame === 'object' && frame !== null && !Array.isArray(frame) && typeof frame.type === 'string' && !frame.type.startsWith('krmx/')
+}
+
+/** The replies of Redis that refuse a connection's credentials (never naming them), by their first word. */
+const credentialErrors = /^(WRONGPASS|NOAUTH|ERR AUTH|ERR invalid password|ERR Client sent AUTH)/
+
+/**
+ * Rejects when Redis refuses the credentials of one of `clients` (a wrong or missing password), so that a start
+ * says so at once instead of waiting out the connect timeout; `stop` removes its listeners.
+ */
+function refusedCredentials (clients: Array<Redis | Cluster>): { promise: Promise<never>, stop: () => void } {
+  const removals: Array<() => void> = []
+  const promise = new Promise<never>((_resolve, reject) => {
+    for (const client of clients) {
+      const onError = (err: Error): void => {
+        const code = credentialErrors.exec(err.message)?.[1]
+        if (code !== undefined) {
+          reject(new Error(`Redis refused the credentials (${code}): check the password, and the user, of the Redis URL or client`))
+        }
+      }
+      client.on('error', onError)
+      removals.push(() => client.off('error', onError))
+    }
+  })
+  promise.catch(() => {}) // answered by the race in start, or too late to matter
+  return { promise, stop: () => { for (const remove of removals) remove() } }
 }
 
 /** A new connection is never ready yet: it becomes ready, or the connect timeout ends the wait. */
