@@ -1,5 +1,8 @@
+import FakeTimers from '@sinonjs/fake-timers'
 import t from 'tap'
+import type { BackendSink } from '../lib/backend/backend.js'
 import { Mailbox } from '../lib/backend/mailbox.js'
+import { MemoryBackend } from '../lib/backend/memory.js'
 import { encodeText } from '../lib/frames.js'
 
 // The in-memory backend's buffer of one user, alone: numbering, confirmation, the two bounds and the count of what they dropped.
@@ -46,4 +49,28 @@ t.test('a long run of messages, confirmed as they go, keeps only what is unconfi
   }
   const { messages, lost } = texts(mailbox, 1_200, 60_000)
   t.strictSame([messages.length, messages[0], messages[99], lost], [100, '1101', '1200', 103])
+})
+
+t.test('the in-memory backend drops the messages of users that never come back once older than maxAge, a quarter of it late at most', async t => {
+  const clock = FakeTimers.install({ toFake: ['setInterval', 'clearInterval', 'performance'] })
+  t.teardown(() => clock.uninstall())
+  const backend = new MemoryBackend({ windowMilliseconds: 0, replay: { maxMessages: 100, maxAgeMilliseconds: 500 }, takeover: false })
+  const sink: BackendSink = { apply: () => true, reset: () => {}, deliver: () => {}, broadcast: () => {}, linkedHere: () => [] }
+  await backend.start(sink)
+  for (let user = 0; user < 100; user++) {
+    await backend.join(`user${user}`, 1_000)
+  }
+  for (let message = 0; message < 10; message++) {
+    backend.post(undefined, undefined, frame(`line ${message}`))
+  }
+  t.equal(backend.keptMessages, 1_000, '10 messages for each of 100 unlinked users')
+  clock.tick(400) // sweeps at 125, 250 and 375 ms: nothing is older than 500 ms yet
+  t.equal(backend.keptMessages, 1_000)
+  backend.post('user0', undefined, frame('later'))
+  clock.tick(225) // the sweep at 625 ms drops what is older than 500 ms: all but the later line
+  t.equal(backend.keptMessages, 1, 'what is past its age is dropped by the sweep, without a link or a new message')
+  await backend.leave('user0', 'kick')
+  t.equal(backend.keptMessages, 0, 'a user that leaves takes its messages with it')
+  await backend.stop()
+  t.equal(clock.countTimers(), 0, 'the sweep stops with the backend')
 })

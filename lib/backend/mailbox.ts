@@ -21,7 +21,8 @@ export class Mailbox {
   readonly #times: number[] = []
   #start = 0
 
-  get #kept (): number {
+  /** How many messages it keeps. */
+  get kept (): number {
     return this.#frames.length - this.#start
   }
 
@@ -29,7 +30,7 @@ export class Mailbox {
   add (frame: EncodedFrame, now: number, maxMessages: number, maxAgeMilliseconds: number): number {
     this.#frames.push(frame)
     this.#times.push(now)
-    if (this.#kept > maxMessages) {
+    if (this.kept > maxMessages) {
       this.#drop(1)
     }
     this.#expire(now, maxAgeMilliseconds)
@@ -42,7 +43,7 @@ export class Mailbox {
       return
     }
     this.confirmed = number
-    this.#drop(Math.min(this.#kept, number - (this.head - this.#kept)))
+    this.#drop(Math.min(this.kept, number - (this.head - this.kept)))
   }
 
   /** What a new link of the user is sent: the kept messages, and how many the bounds dropped unconfirmed. */
@@ -50,6 +51,12 @@ export class Mailbox {
     this.#expire(now, maxAgeMilliseconds)
     const messages = this.#frames.slice(this.#start)
     return { messages, lost: this.head - this.confirmed - messages.length, head: this.head }
+  }
+
+  /** Drops the messages older than `maxAgeMilliseconds`; answers whether it still keeps any. */
+  expire (now: number, maxAgeMilliseconds: number): boolean {
+    this.#expire(now, maxAgeMilliseconds)
+    return this.kept > 0
   }
 
   #expire (now: number, maxAgeMilliseconds: number): void {

@@ -19,6 +19,8 @@ import { Mailbox } from './mailbox.js'
 export const memoryNodeId = 'local'
 
 const committed: Commit = Promise.resolve()
+/** The sweep of expired messages runs a quarter of their age apart, and at most this often. */
+const minimumSweepMilliseconds = 100
 
 /** One user: the generation of its link, when it is linked. */
 interface MemoryUser {
@@ -48,6 +50,9 @@ export class MemoryBackend implements Backend {
   #tokens = 0
   #sink: BackendSink | undefined
   readonly #sessions: Sessions
+  /** With replay on: the mailboxes that keep messages, which the sweep expires. */
+  readonly #keeping = new Set<Mailbox>()
+  #sweep: NodeJS.Timeout | undefined
 
   constructor (sessions: Sessions) {
     this.#sessions = sessions
@@ -55,6 +60,32 @@ export class MemoryBackend implements Backend {
 
   async start (sink: BackendSink): Promise<void> {
     this.#sink = sink
+    const replay = this.#sessions.replay
+    if (replay !== undefined) {
+      // A user that never comes back would hold its messages past their age: they are dropped at most a quarter of
+      // their age late (or the sweep's least interval).
+      const maxAge = replay.maxAgeMilliseconds
+      this.#sweep = setInterval(() => this.#expireMail(maxAge), Math.max(minimumSweepMilliseconds, maxAge / 4))
+      this.#sweep.unref()
+    }
+  }
+
+  /** How many messages the mailboxes keep, for every user. */
+  get keptMessages (): number {
+    let kept = 0
+    for (const mailbox of this.#keeping) {
+      kept += mailbox.kept
+    }
+    return kept
+  }
+
+  #expireMail (maxAgeMilliseconds: number): void {
+    const now = performance.now()
+    for (const mailbox of this.#keeping) {
+      if (!mailbox.expire(now, maxAgeMilliseconds)) {
+        this.#keeping.delete(mailbox)
+      }
+    }
   }
 
   async claim (username: string, admission: Admission): Promise<ClaimResult> {
@@ -159,6 +190,7 @@ export class MemoryBackend implements Backend {
 
   #leave (username: string, user: MemoryUser, cause: LeaveCause): void {
     this.#stopExpiry(user)
+    this.#keeping.delete(user.mailbox as Mailbox) // its messages go with it (undefined with replay off)
     this.#users.delete(username)
     this.#seq++
     this.#apply({ op: 'leave', username, origin: memoryNodeId, cause })
@@ -199,7 +231,9 @@ export class MemoryBackend implements Backend {
   /** Keeps a message for a user, and delivers it if the user is linked. */
   #keep (username: string, user: MemoryUser, frame: EncodedFrame, now: number): void {
     const { maxMessages, maxAgeMilliseconds } = this.#sessions.replay as ResolvedReplay
-    const number = (user.mailbox as Mailbox).add(frame, now, maxMessages, maxAgeMilliseconds)
+    const mailbox = user.mailbox as Mailbox
+    const number = mailbox.add(frame, now, maxMessages, maxAgeMilliseconds)
+    this.#keeping.add(mailbox)
     if (user.generation !== undefined) {
       (this.#sink as BackendSink).deliver(username, frame, number)
     }
@@ -221,6 +255,7 @@ export class MemoryBackend implements Backend {
   }
 
   async stop (): Promise<void> {
+    clearInterval(this.#sweep)
     for (const user of this.#users.values()) {
       this.#stopExpiry(user)
     }
