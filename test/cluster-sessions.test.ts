@@ -226,3 +226,27 @@ t.test('a confirmation never outlives its user: one that left before a heartbeat
   t.strictSame((await linked)[1].replay, { replayed: 0, lost: 0 }, 'the new alice lost nothing, and was replayed nothing')
   t.strictSame(await ops.hgetall('{outlive}:mack'), {}, 'no confirmation was saved for the alice that left, nor for the new one')
 })
+
+t.test('10,000 users whose reconnection windows end together all leave within a heartbeat, in batches, not 1,000 a beat', async t => {
+  const ops = await operator(t)
+  const [seconds, micros] = await ops.time()
+  const deadline = Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000) + 2_000 // Redis' clock, as the scripts read it
+  const count = 10_000
+  const seed = ops.pipeline()
+  for (let user = 1; user <= count; user++) {
+    seed.zadd('{many}:users', user, `user${user}`)
+    seed.zadd('{many}:expiry', deadline, `user${user}`)
+  }
+  seed.set('{many}:seq', count)
+  await seed.exec()
+  // As a node holding them would have left them when it died: unlinked, each with the same deadline.
+  const a = await node(t, redis, 'a', { reconnectWindowMilliseconds: 1_000, maxUsers: 20_000 }, 'many')
+  t.equal(a.linkServer.getUsers().length, count)
+  const events = record(a)
+  await eventually(() => a.linkServer.getUsers().length === 0, () => `${a.linkServer.getUsers().length} users left to leave`, 20_000)
+  const [after, afterMicros] = await ops.time()
+  const late = Number(after) * 1_000 + Math.floor(Number(afterMicros) / 1_000) - deadline
+  t.ok(late < 2_500, `every user left ${late} ms after the deadline: within a heartbeat (500 ms) and the batches, not ten heartbeats`)
+  t.strictSame([await ops.zcard('{many}:users'), await ops.zcard('{many}:expiry')], [0, 0])
+  t.equal(events.filter(([name]) => name === 'leave').length, count, 'each leave emitted once, by the node that made it')
+})

@@ -20,6 +20,9 @@
  */
 export const wireVersion = 'v1'
 
+/** How many users whose reconnection window ended one script makes leave, at most: a batch keeps Redis responsive. */
+export const windowBatch = 1_000
+
 /** The log keeps about this many records: a node that falls further behind reloads the user space. */
 export const maxLogLength = 10_000
 
@@ -75,21 +78,33 @@ local function leaveUser (user, origin, cause)
   redis.call('DEL', P .. ':mail:' .. user)
   return record('leave', user, origin, 'c', cause)
 end
--- The unlinked users whose reconnection window ended leave, but not one whose link is being authenticated.
-local function expireDue (node, only)
-  local due = redis.call('ZRANGEBYSCORE', P .. ':expiry', '-inf', now(), 'LIMIT', 0, 1000)
-  local left = 0
-  for _, user in ipairs(due) do
-    if only == nil or only == user then
-      if redis.call('HEXISTS', P .. ':links', user) == 1 then
-        redis.call('ZREM', P .. ':expiry', user)
-      elseif redis.call('EXISTS', P .. ':claim:' .. user) == 0 then
-        leaveUser(user, node, 'window')
-        left = left + 1
-      end
-    end
+-- The unlinked user whose reconnection window ended leaves, but not one whose link is being authenticated, nor one
+-- that linked again. Answers 1 when it left, 0 when it did not; either way its deadline is done with but for a claim.
+local function expireUser (user, node)
+  if redis.call('HEXISTS', P .. ':links', user) == 1 then
+    redis.call('ZREM', P .. ':expiry', user)
+  elseif redis.call('EXISTS', P .. ':claim:' .. user) == 0 then
+    leaveUser(user, node, 'window')
+    return 1
   end
-  return left
+  return 0
+end
+-- One batch of the users whose window ended (or only the user named by only, when it is due). Answers how many left, and
+-- 1 when more may be due: the batch was full and made progress, so the caller runs another one at once.
+local windowBatch = ${windowBatch}
+local function expireDue (node, only)
+  if only ~= nil then
+    local deadline = tonumber(redis.call('ZSCORE', P .. ':expiry', only))
+    if deadline == nil or deadline > now() then return 0, 0 end
+    return expireUser(only, node), 0
+  end
+  local due = redis.call('ZRANGEBYSCORE', P .. ':expiry', '-inf', now(), 'LIMIT', 0, windowBatch)
+  local left, progress = 0, 0
+  for _, user in ipairs(due) do
+    left = left + expireUser(user, node)
+    if not redis.call('ZSCORE', P .. ':expiry', user) then progress = progress + 1 end
+  end
+  return left, (#due == windowBatch and progress > 0) and 1 or 0
 end
 `
 
@@ -227,6 +242,17 @@ if wait > 0 then return {'wait', wait} end
 return {'ok', expireDue(ARGV[3], ARGV[4])}
 `
 
+/**
+ * ARGV: prefix, epoch, node. One more batch of the users whose reconnection window ended, after a heartbeat whose own
+ * batch was full (a node with many users died): the node runs these one after another, each a short script, until
+ * none is full. Answers {'ok', users that left, 1 when more may be due} or {'epoch'}.
+ */
+export const windowsScript = prelude + `
+if not epochIs(ARGV[2]) then return {'epoch'} end
+local left, more = expireDue(ARGV[3], nil)
+return {'ok', left, more}
+`
+
 /** ARGV: prefix, epoch, origin, username, maxUsers. Answers {'ok', seq} or {refusal}. */
 export const joinScript = prelude + `
 if not epochIs(ARGV[2]) then return {'epoch'} end
@@ -302,7 +328,8 @@ for _, node in ipairs(dead) do
   end
   redis.call('DEL', P .. ':node:' .. node)
 end
-return {'ok', swept, expireDue(ARGV[3], nil), redis.call('ZCARD', P .. ':nodes')}
+local left, more = expireDue(ARGV[3], nil)
+return {'ok', swept, left, redis.call('ZCARD', P .. ':nodes'), more}
 `
 
 /**

@@ -36,6 +36,7 @@ import {
   releaseScript,
   snapshotScript,
   unlinkScript,
+  windowsScript,
   wireVersion
 } from './redis-scripts.js'
 
@@ -77,6 +78,7 @@ export interface IoredisModule {
 }
 
 type ScriptName = 'claim' | 'release' | 'link' | 'join' | 'unlink' | 'leave' | 'heartbeat' | 'register' | 'snapshot' | 'deregister' | 'post' | 'expire'
+  | 'windows'
 const scripts: Record<ScriptName, string> = {
   claim: claimScript,
   release: releaseScript,
@@ -89,7 +91,8 @@ const scripts: Record<ScriptName, string> = {
   snapshot: snapshotScript,
   deregister: deregisterScript,
   post: postScript,
-  expire: expireScript
+  expire: expireScript,
+  windows: windowsScript
 }
 
 type ScriptReply = Array<string | number | null | ScriptReply>
@@ -431,7 +434,7 @@ export class RedisBackend implements Backend {
     }
     this.#confirmed.clear()
     const replying = [...this.#replying]
-    const [status, swept, , nodes] = await this.#timed('heartbeat', this.#commands.heartbeat(this.#seqKey, this.#prefix, this.#epoch,
+    const [status, swept, , nodes, more] = await this.#timed('heartbeat', this.#commands.heartbeat(this.#seqKey, this.#prefix, this.#epoch,
       this.nodeId, this.#options.nodeTimeoutMilliseconds, this.#sessions.windowMilliseconds, ...confirmed))
     if (status === 'epoch') {
       this.#log.warn('Redis lost the user space; the users linked to this node are registered again')
@@ -445,6 +448,7 @@ export class RedisBackend implements Backend {
       if ((swept as number) > 0) {
         this.#log.warn({ swept }, 'a silent node was declared dead; its users are unlinked')
       }
+      await this.#expireWindows(more === 1)
     }
     if (this.#recoveringUntil !== 0 && performance.now() >= this.#recoveringUntil) {
       this.#recoveringUntil = 0
@@ -453,6 +457,17 @@ export class RedisBackend implements Backend {
     for (const [username, { generation, cause }] of this.#owed) {
       this.#owed.delete(username)
       await this.unlink(username, generation, cause)
+    }
+  }
+
+  /**
+   * After a heartbeat whose batch of ended reconnection windows was full: the next batches, one short script after
+   * the other, until one is not full, so that every user whose window ended leaves within this beat.
+   */
+  async #expireWindows (more: boolean): Promise<void> {
+    while (more && !this.#stopped) {
+      const [, , next] = await this.#run('windows', this.nodeId)
+      more = next === 1
     }
   }
 
