@@ -59,9 +59,11 @@ export interface NodeProcess {
 }
 
 /** A cluster node in a process of its own (test/fixtures/cluster-node.ts), with `options` of the plugin's, killed when the test ends. */
-export async function spawnNodeProcess (t: Test, redis: RedisServer, nodeId: string, namespace: string, options: Record<string, unknown> = {}): Promise<NodeProcess> {
+export async function spawnNodeProcess (
+  t: Test, redis: RedisServer, nodeId: string, namespace: string, options: Record<string, unknown> = {}, nodeTimeout = nodeTimeoutMilliseconds
+): Promise<NodeProcess> {
   const child = spawn(process.execPath, [...process.execArgv, fixture], {
-    env: { ...process.env, REDIS_URL: redis.url, NODE_ID: nodeId, NAMESPACE: namespace, NODE_TIMEOUT: String(nodeTimeoutMilliseconds), OPTIONS: JSON.stringify(options) },
+    env: { ...process.env, REDIS_URL: redis.url, NODE_ID: nodeId, NAMESPACE: namespace, NODE_TIMEOUT: String(nodeTimeout), OPTIONS: JSON.stringify(options) },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(async () => {

@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { linkTo, node, type NodeProcess, nodeTimeoutMilliseconds, spawnNodeProcess } from './cluster-helper.js'
@@ -64,4 +65,26 @@ t.test('a node that stalled past the timeout comes back: its stale link is ended
     'alice, who moved on, is still linked')
   t.strictSame(a.events, [{ event: 'join', username: 'alice' }, { event: 'link', username: 'alice' }, { event: 'join', username: 'bob' }, { event: 'link', username: 'bob' }],
     'the node that came back emits no unlink of its own for the sweep')
+})
+
+t.test('a node killed and started again with the same nodeId ends the links its previous life left at once, and emits their unlink', async t => {
+  const long = 60_000 // no timeout sweeps them within the test: only the new life can
+  const first = await spawnNodeProcess(t, redis, 'fixed', 'restarted', {}, long)
+  const c = await node(t, redis, 'c', { cluster: { nodeTimeoutMilliseconds: long } }, 'restarted')
+  const { client: alice } = await linkTo(first.port, 'alice', 3)
+  await linkTo(first.port, 'bob', 5)
+  const { client: carol } = await linkTo((c.server.address() as { port: number }).port, 'carol', 7)
+  alice.ws.on('close', () => {})
+  const exited = once(first.child, 'exit')
+  first.child.kill('SIGKILL')
+  await exited
+  const second = await spawnNodeProcess(t, redis, 'fixed', 'restarted', {}, long)
+  t.strictSame(await carol.take(2), [frames.unlinked('alice'), frames.unlinked('bob')], 'unlinked as the new life starts, not after the timeout')
+  await eventually(() => second.events.length >= 2, () => JSON.stringify(second.events))
+  t.strictSame(second.events, [{ event: 'unlink', username: 'alice' }, { event: 'unlink', username: 'bob' }], 'the new life emits their unlink, once')
+  const { frames: relinked } = await linkTo(second.port, 'alice', 6)
+  t.strictSame(relinked, [frames.accepted, frames.joined('alice'), frames.linked('alice'), frames.joined('bob'), frames.joined('carol'), frames.linked('carol')],
+    'alice links again on the restarted node')
+  t.strictSame(await carol.take(1), [frames.linked('alice')])
+  t.strictSame(c.linkServer.getUsers(), [{ username: 'alice', isLinked: true }, { username: 'bob', isLinked: false }, { username: 'carol', isLinked: true }])
 })

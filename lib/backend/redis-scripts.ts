@@ -50,6 +50,29 @@ end
 local function startWindow (user, window)
   if tonumber(window) > 0 then redis.call('ZADD', P .. ':expiry', now() + tonumber(window), user) end
 end
+-- Ends the links of a node that is gone (silent too long, or started again as a new life), in join order, once:
+-- the unlinks are recorded with origin as their node. Answers how many it unlinked.
+local function sweepNode (node, origin, window)
+  local users = redis.call('SMEMBERS', P .. ':node:' .. node)
+  local order = {}
+  for _, user in ipairs(users) do order[user] = tonumber(redis.call('ZSCORE', P .. ':users', user)) or 0 end
+  table.sort(users, function (a, b) return order[a] < order[b] end)
+  local swept = 0
+  for _, user in ipairs(users) do
+    local link = redis.call('HGET', P .. ':links', user)
+    if link then
+      local linkedTo, generation = parseLink(link)
+      if linkedTo == node then
+        redis.call('HDEL', P .. ':links', user)
+        startWindow(user, window)
+        record('unlink', user, origin, 'g', generation, 'c', 'node_death')
+        swept = swept + 1
+      end
+    end
+  end
+  redis.call('DEL', P .. ':node:' .. node)
+  return swept
+end
 -- A confirmation '<generation>:<number>': the last message a link of that generation confirmed. It counts only in
 -- the life of the user that link was part of: a user that left since (and maybe joined again, numbering anew) is not
 -- confirmed for, so a confirmation never outlives its user.
@@ -310,31 +333,18 @@ local swept = 0
 local dead = redis.call('ZRANGEBYSCORE', P .. ':nodes', '-inf', '(' .. (time - tonumber(ARGV[4])))
 for _, node in ipairs(dead) do
   redis.call('ZREM', P .. ':nodes', node)
-  local users = redis.call('SMEMBERS', P .. ':node:' .. node)
-  local order = {}
-  for _, user in ipairs(users) do order[user] = tonumber(redis.call('ZSCORE', P .. ':users', user)) or 0 end
-  table.sort(users, function (a, b) return order[a] < order[b] end) -- unlinked in join order
-  for _, user in ipairs(users) do
-    local link = redis.call('HGET', P .. ':links', user)
-    if link then
-      local linkedTo, generation = parseLink(link)
-      if linkedTo == node then
-        redis.call('HDEL', P .. ':links', user)
-        startWindow(user, ARGV[5])
-        record('unlink', user, ARGV[3], 'g', generation, 'c', 'node_death')
-        swept = swept + 1
-      end
-    end
-  end
-  redis.call('DEL', P .. ':node:' .. node)
+  swept = swept + sweepNode(node, ARGV[3], ARGV[5])
 end
 local left, more = expireDue(ARGV[3], nil)
 return {'ok', swept, left, redis.call('ZCARD', P .. ':nodes'), more}
 `
 
 /**
- * ARGV: prefix, new epoch, node, then the users linked to this node as username, generation, join order, data
- * ('' for none), the number of the last message sent to it.
+ * ARGV: prefix, new epoch, node, starting ('1' for the first registration of a process, '0' after Redis lost its
+ * data), reconnection window, then the users linked to this node as username, generation, join order, data ('' for
+ * none), the number of the last message sent to it. A node that starts ends, after the snapshot it answers, the links
+ * its previous life left under the same id (killed, then started again with a fixed nodeId): it reads their unlinks
+ * from the log and emits their events.
  * Registers the node, creating the user space (and its epoch) if there is none, and registering the
  * given users again where Redis lost them: after a flush, each node brings back the users linked to
  * it, in the order they had. Answers {epoch, seq, users and their join order, links}: the user space.
@@ -347,7 +357,7 @@ if not epoch then
 end
 redis.call('ZADD', P .. ':nodes', now(), ARGV[3])
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-for i = 4, #ARGV, 5 do
+for i = 6, #ARGV, 5 do
   local user, generation, order = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   if generation > seq then seq = generation end
   if order > seq then seq = order end
@@ -362,13 +372,15 @@ for i = 4, #ARGV, 5 do
   end
 end
 redis.call('SET', KEYS[1], seq)
-if #ARGV >= 4 then
+if #ARGV >= 6 then
   -- every node reloads the user space when it reads this
   seq = seq + 1
   redis.call('SET', KEYS[1], seq)
   redis.call('XADD', P .. ':log', 'MAXLEN', '~', ${maxLogLength}, seq .. '-0', 'op', 'restore')
 end
-return {epoch, seq, redis.call('ZRANGE', P .. ':users', 0, -1, 'WITHSCORES'), redis.call('HGETALL', P .. ':links'), redis.call('HGETALL', P .. ':data')}
+local answer = {epoch, seq, redis.call('ZRANGE', P .. ':users', 0, -1, 'WITHSCORES'), redis.call('HGETALL', P .. ':links'), redis.call('HGETALL', P .. ':data')}
+if ARGV[4] == '1' then sweepNode(ARGV[3], ARGV[3], ARGV[5]) end
+return answer
 `
 
 /** ARGV: prefix. The user space as it is: {epoch or false, seq, users and their join order, links, data}. */

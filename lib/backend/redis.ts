@@ -227,7 +227,7 @@ export class RedisBackend implements Backend {
         `Redis did not answer within ${this.#connectTimeoutMilliseconds} ms`)
       refused.stop()
       await this.#subscriber.subscribe(this.#broadcastChannel, this.#nodeChannel)
-      await this.#register(randomUUID())
+      await this.#register(randomUUID(), true)
     } catch (err) {
       refused.stop()
       this.#disconnect()
@@ -255,12 +255,13 @@ export class RedisBackend implements Backend {
   }
 
   /** Registers this node, with the users linked to it when Redis lost them, and loads the user space. */
-  async #register (epoch: string): Promise<void> {
+  async #register (epoch: string, starting: boolean): Promise<void> {
     const args: Array<string | number> = []
     for (const { username, generation, order, data, sent } of this.#sink.linkedHere()) {
       args.push(username, generation, order, data ?? '', sent)
     }
-    const [knownEpoch, seq, users, links, data] = await this.#commands.register(this.#seqKey, this.#prefix, epoch, this.nodeId, ...args)
+    const [knownEpoch, seq, users, links, data] = await this.#commands.register(this.#seqKey, this.#prefix, epoch, this.nodeId,
+      starting ? 1 : 0, this.#sessions.windowMilliseconds, ...args)
     this.#epoch = knownEpoch as string
     this.#load(seq as number, users as string[], links as string[], data as string[])
   }
@@ -442,7 +443,7 @@ export class RedisBackend implements Backend {
       this.#applyInFlight(Infinity) // the links made in the lost user space are this node's, and registered again
       this.#settle(Infinity) // what was waited for was lost with Redis' data
       this.#recoveringUntil = performance.now() + this.#recoveryMilliseconds
-      await this.#register(randomUUID())
+      await this.#register(randomUUID(), false)
     } else {
       this.nodes = nodes as number
       if ((swept as number) > 0) {
@@ -688,13 +689,10 @@ export class RedisBackend implements Backend {
 }
 
 /** The change a log record holds, or `undefined` for a record that is not one (a foreign writer's). */
-function changeOf (fields: unknown, seq: number): Change | undefined {
-  if (!Array.isArray(fields) || fields.length % 2 !== 0) {
-    return undefined
-  }
-  const value = new Map<string, unknown>()
+function changeOf (fields: string[], seq: number): Change | undefined {
+  const value = new Map<string, string>() // XADD stores field and value pairs of strings
   for (let i = 0; i < fields.length; i += 2) {
-    value.set(String(fields[i]), fields[i + 1])
+    value.set(fields[i], fields[i + 1])
   }
   const username = value.get('u')
   const origin = value.get('o')
@@ -708,7 +706,7 @@ function changeOf (fields: unknown, seq: number): Change | undefined {
       const node = value.get('n')
       const token = value.get('t')
       const data = value.get('d')
-      if (!isText(node) || !isText(token) || !isGeneration(generation) || (data !== undefined && typeof data !== 'string')) {
+      if (!isText(node) || !isText(token) || !isGeneration(generation)) {
         return undefined
       }
       return { op: 'link', username, origin, node, generation, token, isNewUser: value.get('new') === '1', data }
