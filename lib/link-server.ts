@@ -1114,8 +1114,22 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     }
     if (connection !== undefined && !connection.isOpen) {
       this.#unlinkConnection(connection, 'client') // it closed while its link was being committed
+    } else if (connection === undefined && change.node === this.#backend.nodeId) {
+      this.#unlinkOrphan(username, change.generation)
     }
     return connection
+  }
+
+  /**
+   * A link committed for this node that no connection here waits for: the reply of its commit was lost (a cut, a
+   * failover), so its connection was refused, and the link committed all the same. No user stays linked to no
+   * connection: it is unlinked, fenced by its generation (a link made since is not touched).
+   */
+  #unlinkOrphan (username: string, generation: number): void {
+    this.#log.warn({ username }, 'a link whose commit went unanswered was committed after all; its connection is gone, so it is unlinked')
+    this.#backend.unlink(username, generation, 'client').then(undefined, (err: unknown) => {
+      this.#log.warn({ err, username }, 'the unlink of a link with no connection could not be committed')
+    })
   }
 
   /**

@@ -3,9 +3,11 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import fastifyLinkServer from '../index.js'
 import { connectTimeoutFor, createRedisBackend, keyPrefixOf } from '../lib/backend/redis.js'
+import { claimScript, linkScript } from '../lib/backend/redis-scripts.js'
 import { agree, node } from './cluster-helper.js'
 import { build, connect, eventually, frames, LogRecorder, record, scrape, unhandledRejections } from './helper.js'
 import { freePort, RedisServer } from './redis-server.js'
+import { ReplyCutter } from './reply-cutter.js'
 
 const redis = await RedisServer.start(t)
 
@@ -146,6 +148,71 @@ t.test('what is read from Redis is input: malformed publications and log records
     { msg: 'Redis held a publication this node refused: it is not a publication of fastify-link-server (a foreign publisher, or a version before the wire format had one)', input: 'publication', refused: 1 },
     { msg: 'Redis held a log record this node refused: log record 3-0 is not a change of fastify-link-server', input: 'record', refused: 1 }
   ], 'the first refusal of each kind is logged; the others within a second are counted')
+})
+
+t.test('a link committed for a node whose reply was lost is unlinked there: no user stays linked to no connection', async t => {
+  const logs = new LogRecorder()
+  const a = await node(t, redis, 'a', { fastify: { logger: { level: 'warn', stream: logs.stream } } }, 'orphan')
+  const b = await node(t, redis, 'b', {}, 'orphan')
+  const eventsA = record(a)
+  const bob = await connect(b)
+  await bob.linked('bob', 3)
+  // What node a's link of ghost did in Redis, when the reply of its link script was lost on the way back: the claim
+  // and the link committed, with a token a no longer waits for (it refused the connection as unavailable).
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  const epoch = await admin.get('{orphan}:epoch') as string
+  const run = async (lua: string, ...args: Array<string | number>) => admin.eval(lua, 1, '{orphan}:seq', '{orphan}', epoch, ...args)
+  t.strictSame(await run(claimScript, 'a', 'ghost', 'a:lost', 1, 100, 15_000, 0), ['ok', 1, 0])
+  t.strictSame(await run(linkScript, 'a', 'ghost', 'a:lost', 1, 100, 0, '', 0, 0, ''), ['ok', 2, '1'])
+  t.strictSame(await bob.take(3), [frames.joined('ghost'), frames.linked('ghost'), frames.unlinked('ghost')], 'linked, then unlinked by a')
+  await eventually(() => !a.linkServer.isLinked('ghost') && !b.linkServer.isLinked('ghost'), () => JSON.stringify([a.linkServer.getUsers(), b.linkServer.getUsers()]))
+  t.strictSame(await admin.hgetall('{orphan}:links'), { bob: 'b 1' }, 'and in Redis')
+  t.strictSame(eventsA, [['join', 'ghost'], ['link', 'ghost'], ['unlink', 'ghost']], 'node a made these changes, and emitted them once')
+  t.strictSame(logs.lines.map(line => [line.msg, line.username]), [
+    ['a link whose commit went unanswered was committed after all; its connection is gone, so it is unlinked', 'ghost']
+  ])
+  const ghost = await connect(a)
+  t.strictSame(await ghost.linked('ghost', 5), [frames.accepted, frames.joined('bob'), frames.linked('bob'), frames.joined('ghost'), frames.linked('ghost')],
+    'the user links again')
+})
+
+t.test('a link whose reply is cut after it committed is read back and accepted, not refused and left as a ghost', async t => {
+  const cutter = await ReplyCutter.start(t, redis.port)
+  const a = await node(t, redis, 'a', {
+    cluster: { redis: cutter.url },
+    setup: app => app.linkServer.on('authenticate', () => { cutter.cutReplyTo(linkScript) }) // after the claim, before the link
+  }, 'cut')
+  const b = await node(t, redis, 'b', {}, 'cut')
+  const eventsA = record(a)
+  const watcher = await connect(b)
+  await watcher.linked('watcher', 3)
+  const lucky = await connect(a)
+  t.strictSame(await lucky.linked('lucky', 5), [frames.accepted, frames.joined('watcher'), frames.linked('watcher'), frames.joined('lucky'), frames.linked('lucky')],
+    'the link committed, so it is accepted')
+  t.equal(cutter.cuts, 1, 'its reply was cut')
+  t.strictSame(await watcher.take(2), [frames.joined('lucky'), frames.linked('lucky')])
+  t.strictSame(eventsA, [['join', 'lucky'], ['link', 'lucky']])
+  lucky.send({ type: 'krmx/unlink' })
+  t.strictSame(await watcher.take(1), [frames.unlinked('lucky')], 'and it is an ordinary link: it unlinks')
+  t.strictSame([...await watcher.settle(), ...await lucky.take(1)], [frames.unlinked('lucky')])
+
+  cutter.cutReplyTo(claimScript)
+  const unlucky = await connect(a)
+  t.strictSame(await unlucky.linked('unlucky', 1), [frames.rejected('cluster unavailable')], 'a claim whose answer was cut is refused')
+  t.equal(cutter.cuts, 2)
+  // A client tries again every 100 ms while the cut connection comes back and the claim is freed: it links within 2 s,
+  // not after the claim expired (15 s).
+  const answers: string[] = []
+  for (let attempt = 0; attempt < 20 && answers.at(-1) !== 'krmx/accepted'; attempt++) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    unlucky.requestLink('unlucky')
+    const [answer] = await unlucky.take(1)
+    answers.push(answer.type === 'krmx/rejected' ? (answer.payload as { reason: string }).reason : answer.type)
+  }
+  t.strictSame(answers.filter(answer => answer !== 'cluster unavailable' && answer !== 'user unlucky is already linked to a connection'), ['krmx/accepted'],
+    `and freed: a later try takes it, long before the claim would expire (${answers.join(', ')})`)
+  t.equal(answers.at(-1), 'krmx/accepted')
 })
 
 t.test('Redis stopped for 5 s and restarted empty: no crash, links refused meanwhile, local messages flow, and the views agree again within 5 s', async t => {

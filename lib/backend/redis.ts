@@ -171,6 +171,8 @@ export class RedisBackend implements Backend {
   readonly #inFlight = new Map<string, LinkChange>()
   /** The links being committed, whose replies a reload waits for: their snapshot may cover them. */
   readonly #replying = new Set<Promise<LinkResult>>()
+  /** The tokens of the links being committed, and the generation of each once its record is applied here. */
+  readonly #committing = new Map<string, number | undefined>()
   /**
    * With replay on: what this node's users confirmed since the last heartbeat, which saves it, as
    * `<generation>:<number>` (the link that confirmed, so that Redis can tell the user's life it belongs to).
@@ -318,6 +320,9 @@ export class RedisBackend implements Backend {
         continue
       }
       if (change.op === 'link' && change.node === this.nodeId) {
+        if (this.#committing.has(change.token)) {
+          this.#committing.set(change.token, change.generation) // for a read-back of its commit
+        }
         const replay = this.#replays.get(change.token)
         if (replay !== undefined) {
           // Its reply, with what the user missed, comes on the other connection, as soon as this record or sooner.
@@ -405,8 +410,15 @@ export class RedisBackend implements Backend {
     if (seq <= this.#applied) {
       return Promise.resolve()
     }
-    // The replies of one connection come in the order Redis ran the scripts: the waiters are in order of seq.
-    return new Promise(resolve => this.#waiters.push({ seq, resolve }))
+    // The waiters are kept in order of seq (the replies of one connection come in the order Redis ran the scripts,
+    // and a read-back waits for the seq it read).
+    return new Promise(resolve => {
+      let index = this.#waiters.length
+      while (index > 0 && this.#waiters[index - 1].seq > seq) {
+        index--
+      }
+      this.#waiters.splice(index, 0, { seq, resolve })
+    })
   }
 
   /** The heartbeat, every beat until the node stops; an outage is logged once, and so is the return. */
@@ -498,7 +510,10 @@ export class RedisBackend implements Backend {
   async claim (username: string, admission: Admission): Promise<ClaimResult> {
     const token = `${this.nodeId}:${++this.#tokens}`
     const reply = await this.#run('claim', this.nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
-      this.#authTimeoutMilliseconds + claimMarginMilliseconds, this.#sessions.takeover ? 1 : 0).then(undefined, unavailable)
+      this.#authTimeoutMilliseconds + claimMarginMilliseconds, this.#sessions.takeover ? 1 : 0).then(undefined, () => {
+      this.release(username, token) // it may have been taken, its answer lost: freed now, or it expires
+      return unavailable()
+    })
     if (reply[0] !== 'ok') {
       return { claimed: false, refusal: reply[0] as Refusal }
     }
@@ -506,7 +521,17 @@ export class RedisBackend implements Backend {
   }
 
   release (username: string, token: string): void {
-    this.#commands.release(this.#seqKey, this.#prefix, username, token, this.nodeId).then(undefined, () => {}) // else it expires
+    this.#release(username, token, performance.now() + commandTimeoutMilliseconds)
+  }
+
+  /** Frees a claim, trying again while a cut connection comes back, until `deadline`; else it expires. */
+  #release (username: string, token: string, deadline: number): void {
+    this.#commands.release(this.#seqKey, this.#prefix, username, token, this.nodeId).then(undefined, async () => {
+      await delay(reconnectMilliseconds)
+      if (!this.#stopped && performance.now() < deadline) {
+        this.#release(username, token, deadline)
+      }
+    })
   }
 
   async link (username: string, token: string, admission: Admission, data: string | undefined): Promise<LinkResult> {
@@ -528,9 +553,11 @@ export class RedisBackend implements Backend {
       this.#replays.set(token, new Promise(resolve => { answer = resolve }))
     }
     const confirmed = this.#confirmed.get(username)
+    this.#committing.set(token, undefined)
     const reply = await this.#run('link', this.nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
       this.#sessions.takeover ? 1 : 0, data ?? '', replay === undefined ? 0 : 1, replay?.maxAgeMilliseconds ?? 0,
-      confirmed ?? '').then(undefined, unavailable)
+      confirmed ?? '').then(undefined, async (err: unknown) => await this.#readBack(token, err, answer))
+    this.#committing.delete(token)
     if (reply[0] !== 'ok') {
       this.#replays.delete(token)
       answer(undefined)
@@ -543,6 +570,39 @@ export class RedisBackend implements Backend {
       this.#inFlight.set(token, { op: 'link', username, origin: this.nodeId, node: this.nodeId, generation, token, isNewUser: reply[2] === '1', data, replay: replayed })
     }
     return { linked: true, generation }
+  }
+
+  /**
+   * A link whose script call failed with no answer (a timeout, a cut connection): it may have committed. The outcome
+   * is read back, not guessed: once this node has read the log up to where it is now, the link committed if its
+   * record (found by its token) was applied. A link that committed answers as such (what a replay would have
+   * carried was lost with the reply); one that did not, or that cannot be read back (Redis is away), is refused,
+   * and if it committed after all its record finds no connection waiting, and the link is unlinked.
+   */
+  async #readBack (token: string, err: unknown, answer: (replay: Replay | undefined) => void): Promise<ScriptReply> {
+    answer(undefined) // the record of the link, if any, waits for this
+    if (outageMessages.has((err as Error).message)) {
+      return ['unavailable'] // Redis answered: the user space is lost, or this node was declared dead
+    }
+    const deadline = performance.now() + commandTimeoutMilliseconds
+    let seq: number | undefined
+    while (seq === undefined) {
+      try {
+        seq = Number(await this.#commands.get(this.#seqKey))
+      } catch {
+        if (performance.now() >= deadline || this.#stopped) {
+          return ['unavailable']
+        }
+        await delay(reconnectMilliseconds) // the connection that was cut comes back
+      }
+    }
+    try {
+      await withTimeout(this.#appliedAt(seq), Math.max(0, deadline - performance.now()) + readBlockMilliseconds, 'the log was not read in time')
+    } catch {
+      return ['unavailable']
+    }
+    const generation = this.#committing.get(token)
+    return generation === undefined ? ['unavailable'] : ['ok', generation, '0', 0, 0, []]
   }
 
   join (username: string, maxUsers: number): Commit {
@@ -820,6 +880,7 @@ const outages = new Map([
   ['epoch', 'Redis lost the user space'],
   ['dead', 'this node was declared dead']
 ])
+const outageMessages = new Set(outages.values())
 
 function delay (milliseconds: number): Promise<void> {
   return new Promise(resolve => setTimeout(resolve, milliseconds))

@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer, connect, type Server, type Socket } from 'node:net'
+import type { Test } from 'tap'
+
+/**
+ * A loopback proxy in front of a redis-server that can lose a reply as a network cut does: armed with the SHA of a
+ * script, it forwards the command that runs it, and cuts that connection when Redis answers it, so the script ran
+ * and its caller never hears how. Every other command and reply passes untouched.
+ */
+export class ReplyCutter {
+  readonly #server: Server
+  readonly #sockets = new Set<Socket>()
+  /** The SHA of the script (EVALSHA), and the end of its text (EVAL, the first time a connection runs it). */
+  #armed: [string, string] | undefined
+  /** How many replies it cut. */
+  cuts = 0
+
+  private constructor (server: Server) {
+    this.#server = server
+  }
+
+  static async start (t: Test, redisPort: number): Promise<ReplyCutter> {
+    const server = createServer()
+    const cutter = new ReplyCutter(server)
+    server.on('connection', client => cutter.#pipe(client, redisPort))
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    t.teardown(async () => {
+      for (const socket of cutter.#sockets) {
+        socket.destroy()
+      }
+      server.close()
+      await once(server, 'close')
+    })
+    return cutter
+  }
+
+  get url (): string {
+    return `redis://127.0.0.1:${(this.#server.address() as { port: number }).port}`
+  }
+
+  /** The next reply to a call of the script `lua` is cut, with its connection. */
+  cutReplyTo (lua: string): void {
+    this.#armed = [createHash('sha1').update(lua).digest('hex'), lua.slice(-200)]
+  }
+
+  #pipe (client: Socket, redisPort: number): void {
+    const redis = connect(redisPort, '127.0.0.1')
+    this.#sockets.add(client).add(redis)
+    let awaited = false
+    client.on('data', chunk => {
+      if (this.#armed !== undefined && (chunk.includes(this.#armed[0]) || chunk.includes(this.#armed[1]))) {
+        awaited = true
+        this.#armed = undefined
+      }
+      redis.write(chunk)
+    })
+    redis.on('data', chunk => {
+      if (awaited) {
+        this.cuts++
+        client.destroy()
+        redis.destroy()
+        return
+      }
+      client.write(chunk)
+    })
+    for (const socket of [client, redis]) {
+      socket.on('error', () => {})
+      socket.on('close', () => {
+        this.#sockets.delete(socket)
+        client.destroy()
+        redis.destroy()
+      })
+    }
+  }
+}
