@@ -215,6 +215,36 @@ t.test('a link whose reply is cut after it committed is read back and accepted, 
   t.equal(answers.at(-1), 'krmx/accepted')
 })
 
+t.test('an entry appended to the log with an automatic id is removed: readers heal the log, and so does the next change', async t => {
+  const a = await node(t, redis, 'a', { metrics: true }, 'heal')
+  const b = await node(t, redis, 'b', { metrics: true }, 'heal')
+  const alice = await connect(a)
+  await alice.linked('alice', 3)
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  const foreign = await admin.xadd('{heal}:log', '*', 'op', 'join', 'u', 'intruder', 'o', 'x') as string
+  let entries: unknown[] = ['not read yet']
+  for (let tries = 0; tries < 100 && entries.length > 0; tries++) {
+    entries = await admin.xrange('{heal}:log', foreign, foreign)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  t.strictSame(entries, [], 'the readers removed it')
+  const refused = async (app: typeof a) => (await scrape(app))['link_server_cluster_refused_inputs_total{input="record"}']
+  t.equal(await refused(a) + await refused(b), 1, 'counted once, by the node that removed it')
+  const bob = await connect(b)
+  t.strictSame(await bob.linked('bob', 5), [frames.accepted, frames.joined('alice'), frames.linked('alice'), frames.joined('bob'), frames.linked('bob')])
+
+  await admin.xadd('{heal}:log', '*', 'op', 'join', 'u', 'intruder', 'o', 'x')
+  await a.linkServer.join('carol') // its script appends past the foreign entry: it heals the log first
+  t.strictSame(await alice.take(3), [frames.joined('bob'), frames.linked('bob'), frames.joined('carol')])
+  t.strictSame(await bob.take(1), [frames.joined('carol')])
+  const seq = Number(await admin.get('{heal}:seq'))
+  t.strictSame((await admin.xrevrange('{heal}:log', '+', '-', 'COUNT', 1)).map(([id]) => id), [`${seq}-0`], 'the log ends at the sequence number')
+  const users = [{ username: 'alice', isLinked: true }, { username: 'bob', isLinked: true }, { username: 'carol', isLinked: false }]
+  await eventually(() => JSON.stringify([a.linkServer.getUsers(), b.linkServer.getUsers()]) === JSON.stringify([users, users]),
+    () => JSON.stringify([a.linkServer.getUsers(), b.linkServer.getUsers()]))
+})
+
 t.test('Redis stopped for 5 s and restarted empty: no crash, links refused meanwhile, local messages flow, and the views agree again within 5 s', async t => {
   const rejections = unhandledRejections(t)
   const a = await node(t, redis, 'a', {}, 'outage')

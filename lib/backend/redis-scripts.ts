@@ -31,9 +31,30 @@ local P = ARGV[1]
 local function epochIs (epoch)
   return redis.call('GET', P .. ':epoch') == epoch
 end
+-- Removes the entries of a stream past n-0 (which only another program adds: an XADD with an automatic id) and sets
+-- its last id back to n-0, so that entries numbered after n can be appended again. Answers how many it removed.
+local function heal (key, n)
+  local foreign = redis.call('XRANGE', key, '(' .. n .. '-0', '+')
+  for _, entry in ipairs(foreign) do redis.call('XDEL', key, entry[1]) end
+  if #foreign > 0 then redis.call('XSETID', key, n .. '-0') end
+  return #foreign
+end
+-- Appends entry n of a stream (log records, a user's messages), healing the stream first when a foreign entry is past
+-- it, so that a script never fails halfway through its writes.
+local function append (key, n, maxlen, approximate, ...)
+  local function add (call, ...)
+    if approximate then return call('XADD', key, 'MAXLEN', '~', maxlen, n .. '-0', ...) end
+    return call('XADD', key, 'MAXLEN', maxlen, n .. '-0', ...)
+  end
+  local added = add(redis.pcall, ...)
+  if type(added) == 'table' and added.err then
+    heal(key, n - 1)
+    add(redis.call, ...)
+  end
+end
 local function record (op, user, origin, ...)
   local seq = redis.call('INCR', KEYS[1])
-  redis.call('XADD', P .. ':log', 'MAXLEN', '~', ${maxLogLength}, seq .. '-0', 'op', op, 'u', user, 'o', origin, ...)
+  append(P .. ':log', seq, ${maxLogLength}, true, 'op', op, 'u', user, 'o', origin, ...)
   return seq
 end
 local function isAlive (node)
@@ -234,7 +255,7 @@ for _, user in ipairs(users) do
   if user ~= ARGV[5] then
     local number = redis.call('HINCRBY', P .. ':mhead', user, 1)
     local mail = P .. ':mail:' .. user
-    redis.call('XADD', mail, 'MAXLEN', ARGV[6], number .. '-0', 'm', ARGV[8], 't', time)
+    append(mail, number, ARGV[6], false, 'm', ARGV[8], 't', time)
     redis.call('PEXPIRE', mail, ARGV[7])
     local link = redis.call('HGET', P .. ':links', user)
     if link then
@@ -376,11 +397,19 @@ if #ARGV >= 6 then
   -- every node reloads the user space when it reads this
   seq = seq + 1
   redis.call('SET', KEYS[1], seq)
-  redis.call('XADD', P .. ':log', 'MAXLEN', '~', ${maxLogLength}, seq .. '-0', 'op', 'restore')
+  append(P .. ':log', seq, ${maxLogLength}, true, 'op', 'restore')
 end
 local answer = {epoch, seq, redis.call('ZRANGE', P .. ':users', 0, -1, 'WITHSCORES'), redis.call('HGETALL', P .. ':links'), redis.call('HGETALL', P .. ':data')}
 if ARGV[4] == '1' then sweepNode(ARGV[3], ARGV[3], ARGV[5]) end
 return answer
+`
+
+/**
+ * ARGV: prefix. Removes the entries of the log past the sequence number, which only another program adds (an XADD
+ * with an automatic id): a node that finds a gap in the log runs it before it reloads. Answers how many it removed.
+ */
+export const healScript = prelude + `
+return heal(P .. ':log', tonumber(redis.call('GET', KEYS[1]) or '0'))
 `
 
 /** ARGV: prefix. The user space as it is: {epoch or false, seq, users and their join order, links, data}. */

@@ -27,6 +27,7 @@ import {
   claimScript,
   deregisterScript,
   expireScript,
+  healScript,
   heartbeatScript,
   joinScript,
   leaveScript,
@@ -78,7 +79,7 @@ export interface IoredisModule {
 }
 
 type ScriptName = 'claim' | 'release' | 'link' | 'join' | 'unlink' | 'leave' | 'heartbeat' | 'register' | 'snapshot' | 'deregister' | 'post' | 'expire'
-  | 'windows'
+  | 'windows' | 'heal'
 const scripts: Record<ScriptName, string> = {
   claim: claimScript,
   release: releaseScript,
@@ -92,7 +93,8 @@ const scripts: Record<ScriptName, string> = {
   deregister: deregisterScript,
   post: postScript,
   expire: expireScript,
-  windows: windowsScript
+  windows: windowsScript,
+  heal: healScript
 }
 
 type ScriptReply = Array<string | number | null | ScriptReply>
@@ -309,6 +311,9 @@ export class RedisBackend implements Backend {
     for (const [id, fields] of records) {
       const seq = Number(id.slice(0, id.indexOf('-')))
       if (seq !== this.#applied + 1 || fields[1] === 'restore') {
+        if (fields[1] !== 'restore') {
+          await this.#healLog()
+        }
         await this.#reload() // a gap (this node fell behind the trimmed log), or users registered again after a loss
         return
       }
@@ -340,6 +345,18 @@ export class RedisBackend implements Backend {
       }
       this.#window(change)
       this.#settle(seq)
+    }
+  }
+
+  /**
+   * A gap in the log: this node fell behind the trimmed log, or another program appended past the sequence number (an
+   * XADD with an automatic id), which would make every reader reload and every script fail to append. The foreign
+   * entries are removed before the reload (a script that appends heals the log the same way).
+   */
+  async #healLog (): Promise<void> {
+    const removed = await this.#commands.heal(this.#seqKey, this.#prefix).then(reply => Number(reply), () => 0)
+    if (removed > 0) {
+      this.#refuse('record', `${removed} entries past the sequence number (not the plugin's) were removed from the log`)
     }
   }
 
