@@ -245,6 +245,22 @@ t.test('an entry appended to the log with an automatic id is removed: readers he
     () => JSON.stringify([a.linkServer.getUsers(), b.linkServer.getUsers()]))
 })
 
+t.test('two instances given one nodeId: the one that started last wins, the other learns it from its heartbeat and takes no more links', async t => {
+  const logs = new LogRecorder()
+  const first = await node(t, redis, 'twin', { fastify: { logger: { level: 'error', stream: logs.stream } } }, 'twins')
+  const alice = await connect(first)
+  await alice.linked('alice', 3)
+  const second = await node(t, redis, 'twin', {}, 'twins')
+  t.strictSame(await alice.take(1), [frames.unlinked('alice')], 'the second life ended the links the first one had')
+  const [line] = await logs.count(1)
+  t.strictSame([line.msg, line.nodeId], [
+    "another instance started as node twin, which ended this one's links; this instance takes no more links: give each instance a nodeId of its own", 'twin'])
+  alice.requestLink('alice')
+  t.strictSame(await alice.take(1), [frames.rejected('cluster unavailable')], 'the first takes no more links')
+  const bob = await connect(second)
+  t.strictSame(await bob.linked('bob', 4), [frames.accepted, frames.joined('alice'), frames.joined('bob'), frames.linked('bob')], 'the second does')
+})
+
 t.test('Redis stopped for 5 s and restarted empty: no crash, links refused meanwhile, local messages flow, and the views agree again within 5 s', async t => {
   const rejections = unhandledRejections(t)
   const a = await node(t, redis, 'a', {}, 'outage')

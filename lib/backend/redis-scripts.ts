@@ -340,16 +340,20 @@ return {'ok', leaveUser(user, ARGV[3], ARGV[5])}
 `
 
 /**
- * ARGV: prefix, epoch, node, nodeTimeoutMilliseconds, reconnection window, then username, confirmation (`<generation>:<number>`) pairs: what
+ * ARGV: prefix, epoch, node, nodeTimeoutMilliseconds, reconnection window, this process' life (the id its
+ * registration set: another life of the same node id answers 'replaced'), then username, confirmation
+ * (`<generation>:<number>`) pairs: what
  * this node's users confirmed since its last heartbeat. The node's heartbeat, and the sweep of every node
  * silent for longer than the timeout: its users are unlinked, once, by whichever node sweeps first; and the
  * users whose reconnection window ended leave. Answers {'ok', swept users, users that left, nodes alive} or {'epoch'}.
  */
 export const heartbeatScript = prelude + `
 if not epochIs(ARGV[2]) then return {'epoch'} end
+local life = redis.call('GET', P .. ':life:' .. ARGV[3])
+if life and life ~= ARGV[6] then return {'replaced'} end
 local time = now()
 redis.call('ZADD', P .. ':nodes', time, ARGV[3])
-for i = 6, #ARGV, 2 do confirm(ARGV[i], ARGV[i + 1]) end
+for i = 7, #ARGV, 2 do confirm(ARGV[i], ARGV[i + 1]) end
 local swept = 0
 local dead = redis.call('ZRANGEBYSCORE', P .. ':nodes', '-inf', '(' .. (time - tonumber(ARGV[4])))
 for _, node in ipairs(dead) do
@@ -362,7 +366,8 @@ return {'ok', swept, left, redis.call('ZCARD', P .. ':nodes'), more}
 
 /**
  * ARGV: prefix, new epoch, node, starting ('1' for the first registration of a process, '0' after Redis lost its
- * data), reconnection window, then the users linked to this node as username, generation, join order, data ('' for
+ * data), reconnection window, this process' life (a random id: a previous life still running learns from its
+ * heartbeat that it was replaced), then the users linked to this node as username, generation, join order, data ('' for
  * none), the number of the last message sent to it. A node that starts ends, after the snapshot it answers, the links
  * its previous life left under the same id (killed, then started again with a fixed nodeId): it reads their unlinks
  * from the log and emits their events.
@@ -378,7 +383,8 @@ if not epoch then
 end
 redis.call('ZADD', P .. ':nodes', now(), ARGV[3])
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-for i = 6, #ARGV, 5 do
+redis.call('SET', P .. ':life:' .. ARGV[3], ARGV[6])
+for i = 7, #ARGV, 5 do
   local user, generation, order = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   if generation > seq then seq = generation end
   if order > seq then seq = order end
@@ -393,7 +399,7 @@ for i = 6, #ARGV, 5 do
   end
 end
 redis.call('SET', KEYS[1], seq)
-if #ARGV >= 6 then
+if #ARGV >= 7 then
   -- every node reloads the user space when it reads this
   seq = seq + 1
   redis.call('SET', KEYS[1], seq)

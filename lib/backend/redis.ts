@@ -180,6 +180,10 @@ export class RedisBackend implements Backend {
    * `<generation>:<number>` (the link that confirmed, so that Redis can tell the user's life it belongs to).
    */
   readonly #confirmed = new Map<string, string>()
+  /** This process' life as node `nodeId`: a random id its registration sets, which its heartbeat checks. */
+  readonly #life = randomUUID()
+  /** Whether another instance started with this node's id: this one takes no more links, and beats no more. */
+  #replaced = false
   /** The timers of the reconnection windows of the users this node unlinked. */
   readonly #windows = new Map<string, NodeJS.Timeout>()
   /** What this node refused of what it read from Redis, by kind, since it started. */
@@ -265,7 +269,7 @@ export class RedisBackend implements Backend {
       args.push(username, generation, order, data ?? '', sent)
     }
     const [knownEpoch, seq, users, links, data] = await this.#commands.register(this.#seqKey, this.#prefix, epoch, this.nodeId,
-      starting ? 1 : 0, this.#sessions.windowMilliseconds, ...args)
+      starting ? 1 : 0, this.#sessions.windowMilliseconds, this.#life, ...args)
     this.#epoch = knownEpoch as string
     this.#load(seq as number, users as string[], links as string[], data as string[])
   }
@@ -440,14 +444,18 @@ export class RedisBackend implements Backend {
 
   /** The heartbeat, every beat until the node stops; an outage is logged once, and so is the return. */
   async #beatUntilStopped (): Promise<void> {
-    while (!this.#stopped) {
+    while (!this.#stopped && !this.#replaced) {
       await this.#beat().then(() => {
         if (!this.#available) {
           this.#log.info('the cluster is available again')
         }
         this.#available = true
       }, (err: unknown) => {
-        if (this.#available) {
+        if (err instanceof Replaced) {
+          this.#log.error({ nodeId: this.nodeId }, err.message)
+          this.#replaced = true
+          this.#available = false
+        } else if (this.#available) {
           this.#log.warn({ err }, 'the cluster is unavailable: Redis does not answer')
         }
         this.#available = false
@@ -465,7 +473,10 @@ export class RedisBackend implements Backend {
     this.#confirmed.clear()
     const replying = [...this.#replying]
     const [status, swept, , nodes, more] = await this.#timed('heartbeat', this.#commands.heartbeat(this.#seqKey, this.#prefix, this.#epoch,
-      this.nodeId, this.#options.nodeTimeoutMilliseconds, this.#sessions.windowMilliseconds, ...confirmed))
+      this.nodeId, this.#options.nodeTimeoutMilliseconds, this.#sessions.windowMilliseconds, this.#life, ...confirmed))
+    if (status === 'replaced') {
+      throw new Replaced(this.nodeId)
+    }
     if (status === 'epoch') {
       this.#log.warn('Redis lost the user space; the users linked to this node are registered again')
       await Promise.all(replying)
@@ -525,6 +536,9 @@ export class RedisBackend implements Backend {
   }
 
   async claim (username: string, admission: Admission): Promise<ClaimResult> {
+    if (this.#replaced) {
+      return { claimed: false, refusal: 'unavailable' } // another instance is this node now
+    }
     const token = `${this.nodeId}:${++this.#tokens}`
     const reply = await this.#run('claim', this.nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
       this.#authTimeoutMilliseconds + claimMarginMilliseconds, this.#sessions.takeover ? 1 : 0).then(undefined, () => {
@@ -890,6 +904,13 @@ function reconnect (): number {
 /** The reply of a script that could not run: Redis is away. */
 function unavailable (): ScriptReply {
   return ['unavailable']
+}
+
+/** What a heartbeat answers when another instance registered with this node's id since (a restart, or two instances given one id). */
+class Replaced extends Error {
+  constructor (nodeId: string) {
+    super(`another instance started as node ${nodeId}, which ended this one's links; this instance takes no more links: give each instance a nodeId of its own`)
+  }
 }
 
 /** The replies of a script that mean this node cannot change the user space until its next heartbeat. */
