@@ -1127,9 +1127,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    */
   #unlinkOrphan (username: string, generation: number): void {
     this.#log.warn({ username }, 'a link whose commit went unanswered was committed after all; its connection is gone, so it is unlinked')
-    this.#backend.unlink(username, generation, 'client').then(undefined, (err: unknown) => {
-      this.#log.warn({ err, username }, 'the unlink of a link with no connection could not be committed')
-    })
+    this.#commit(this.#backend.unlink(username, generation, 'client'), 'unlink a link with no connection', username) // logged if it fails
   }
 
   /**

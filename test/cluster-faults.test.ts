@@ -179,9 +179,16 @@ t.test('a link committed for a node whose reply was lost is unlinked there: no u
 
 t.test('a link whose reply is cut after it committed is read back and accepted, not refused and left as a ghost', async t => {
   const cutter = await ReplyCutter.start(t, redis.port)
+  let blackoutNext = false
   const a = await node(t, redis, 'a', {
     cluster: { redis: cutter.url },
-    setup: app => app.linkServer.on('authenticate', () => { cutter.cutReplyTo(linkScript) }) // after the claim, before the link
+    setup: app => app.linkServer.on('authenticate', () => { // after the claim, before the link
+      if (blackoutNext) {
+        cutter.blackout(2_500)
+      } else {
+        cutter.cutReplyTo(linkScript)
+      }
+    })
   }, 'cut')
   const b = await node(t, redis, 'b', {}, 'cut')
   const eventsA = record(a)
@@ -213,6 +220,11 @@ t.test('a link whose reply is cut after it committed is read back and accepted, 
   t.strictSame(answers.filter(answer => answer !== 'cluster unavailable' && answer !== 'user unlucky is already linked to a connection'), ['krmx/accepted'],
     `and freed: a later try takes it, long before the claim would expire (${answers.join(', ')})`)
   t.equal(answers.at(-1), 'krmx/accepted')
+
+  // The node is cut off Redis as it sends the link, for longer than it tries to read the outcome back (2 s): refused.
+  blackoutNext = true
+  const cutOff = await connect(a)
+  t.strictSame(await cutOff.linked('cutoff', 1), [frames.rejected('cluster unavailable')], 'an outcome that cannot be read back is a refusal')
 })
 
 t.test('an entry appended to the log with an automatic id is removed: readers heal the log, and so does the next change', async t => {

@@ -6,7 +6,8 @@ import type { Test } from 'tap'
 /**
  * A loopback proxy in front of a redis-server that can lose a reply as a network cut does: armed with the SHA of a
  * script, it forwards the command that runs it, and cuts that connection when Redis answers it, so the script ran
- * and its caller never hears how. Every other command and reply passes untouched.
+ * and its caller never hears how. Every other command and reply passes untouched. It can also cut every connection
+ * for a while (`blackout`), refusing new ones until it ends.
  */
 export class ReplyCutter {
   readonly #server: Server
@@ -15,6 +16,8 @@ export class ReplyCutter {
   #armed: [string, string] | undefined
   /** How many replies it cut. */
   cuts = 0
+  /** Until when (`Date.now()`) every connection is cut. */
+  #darkUntil = 0
 
   private constructor (server: Server) {
     this.#server = server
@@ -45,7 +48,24 @@ export class ReplyCutter {
     this.#armed = [createHash('sha1').update(lua).digest('hex'), lua.slice(-200)]
   }
 
+  /** When (`Date.now()`) the last blackout ends. */
+  get darkUntil (): number {
+    return this.#darkUntil
+  }
+
+  /** Cuts every connection, and each new one, for `milliseconds`: a network cut between the node and Redis. */
+  blackout (milliseconds: number): void {
+    this.#darkUntil = Date.now() + milliseconds
+    for (const socket of this.#sockets) {
+      socket.destroy()
+    }
+  }
+
   #pipe (client: Socket, redisPort: number): void {
+    if (Date.now() < this.#darkUntil) {
+      client.destroy()
+      return
+    }
     const redis = connect(redisPort, '127.0.0.1')
     this.#sockets.add(client).add(redis)
     let awaited = false
@@ -58,9 +78,16 @@ export class ReplyCutter {
     })
     redis.on('data', chunk => {
       if (awaited) {
+        // Nothing more reaches the client; the connection is cut a little later, so that Redis has run the command
+        // even if this was the answer to one sent before it.
+        awaited = false
         this.cuts++
-        client.destroy()
-        redis.destroy()
+        client.pause()
+        redis.removeAllListeners('data')
+        setTimeout(() => {
+          client.destroy()
+          redis.destroy()
+        }, 20)
         return
       }
       client.write(chunk)

@@ -587,7 +587,7 @@ export class RedisBackend implements Backend {
     this.#committing.set(token, undefined)
     const reply = await this.#run('link', this.nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
       this.#sessions.takeover ? 1 : 0, data ?? '', replay === undefined ? 0 : 1, replay?.maxAgeMilliseconds ?? 0,
-      confirmed ?? '').then(undefined, async (err: unknown) => await this.#readBack(token, err, answer))
+      confirmed ?? '').then(undefined, async () => await this.#readBack(token, answer))
     this.#committing.delete(token)
     if (reply[0] !== 'ok') {
       this.#replays.delete(token)
@@ -610,30 +610,31 @@ export class RedisBackend implements Backend {
    * carried was lost with the reply); one that did not, or that cannot be read back (Redis is away), is refused,
    * and if it committed after all its record finds no connection waiting, and the link is unlinked.
    */
-  async #readBack (token: string, err: unknown, answer: (replay: Replay | undefined) => void): Promise<ScriptReply> {
+  async #readBack (token: string, answer: (replay: Replay | undefined) => void): Promise<ScriptReply> {
     answer(undefined) // the record of the link, if any, waits for this
-    if (outageMessages.has((err as Error).message)) {
-      return ['unavailable'] // Redis answered: the user space is lost, or this node was declared dead
-    }
     const deadline = performance.now() + commandTimeoutMilliseconds
-    let seq: number | undefined
-    while (seq === undefined) {
-      try {
-        seq = Number(await this.#commands.get(this.#seqKey))
-      } catch {
-        if (performance.now() >= deadline || this.#stopped) {
-          return ['unavailable']
-        }
-        await delay(reconnectMilliseconds) // the connection that was cut comes back
-      }
-    }
     try {
-      await withTimeout(this.#appliedAt(seq), Math.max(0, deadline - performance.now()) + readBlockMilliseconds, 'the log was not read in time')
+      await withTimeout(this.#readLogToNow(deadline), commandTimeoutMilliseconds + readBlockMilliseconds, 'the log could not be read back')
     } catch {
-      return ['unavailable']
+      return ['unavailable'] // it may still commit: then its record finds no connection waiting, and it is unlinked
     }
     const generation = this.#committing.get(token)
     return generation === undefined ? ['unavailable'] : ['ok', generation, '0', 0, 0, []]
+  }
+
+  /** Reads Redis' sequence number (trying again while a cut connection comes back, until `deadline`), and waits until this node applied it. */
+  async #readLogToNow (deadline: number): Promise<void> {
+    for (;;) {
+      const seq = await this.#commands.get(this.#seqKey).then(Number, () => undefined)
+      if (seq !== undefined) {
+        await this.#appliedAt(seq)
+        return
+      }
+      if (performance.now() >= deadline || this.#stopped) {
+        throw new Error('Redis does not answer')
+      }
+      await delay(reconnectMilliseconds)
+    }
   }
 
   join (username: string, maxUsers: number): Commit {
@@ -918,7 +919,6 @@ const outages = new Map([
   ['epoch', 'Redis lost the user space'],
   ['dead', 'this node was declared dead']
 ])
-const outageMessages = new Set(outages.values())
 
 function delay (milliseconds: number): Promise<void> {
   return new Promise(resolve => setTimeout(resolve, milliseconds))
