@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
 import fc from 'fast-check'
-import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t from 'tap'
-import WebSocket from 'ws'
 import { claimScript, leaveScript, linkScript, unlinkScript } from '../lib/backend/redis-scripts.js'
-import { node } from './cluster-helper.js'
-import { Client, eventually, version } from './helper.js'
+import { type ClientCommand, liveClients, node, probeLinkedUsers, runClientCommand, settleCluster } from './cluster-helper.js'
+import type { Client } from './helper.js'
 import { RedisServer } from './redis-server.js'
 import { ReplyCutter } from './reply-cutter.js'
 
@@ -27,9 +24,7 @@ t.teardown(() => admin.disconnect())
 let namespaces = 0
 
 type Command =
-  | { kind: 'link', client: number, node: number, username: string }
-  | { kind: 'unlink' | 'leave', client: number }
-  | { kind: 'drop', client: number }
+  | ClientCommand
   | { kind: 'cutReply', node: number, script: number }
   | { kind: 'blackout', node: number, milliseconds: number }
 
@@ -41,13 +36,6 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('cutReply' as const), node: nodeIndex, script: fc.integer({ min: 0, max: scripts.length - 1 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('blackout' as const), node: nodeIndex, milliseconds: fc.integer({ min: 50, max: 600 }) }) }
 )
-
-async function open (app: FastifyInstance): Promise<Client> {
-  const ws = new WebSocket(`ws://127.0.0.1:${(app.server.address() as { port: number }).port}/`)
-  ws.on('error', () => {})
-  await once(ws, 'open')
-  return new Client(ws)
-}
 
 t.test(`${runs} random runs on three nodes with lost replies and cuts leave no user linked without a connection`, async t => {
   let commandsRun = 0
@@ -61,20 +49,14 @@ t.test(`${runs} random runs on three nodes with lost replies and cuts leave no u
     try {
       for (const step of commands) {
         commandsRun++
-        if (step.kind === 'link') {
-          clients[step.client] ??= await open(nodes[step.node])
-          ;(clients[step.client] as Client).send({ type: 'krmx/link', payload: { username: step.username, version } })
-        } else if (step.kind === 'unlink' || step.kind === 'leave') {
-          clients[step.client]?.send({ type: `krmx/${step.kind}` })
-        } else if (step.kind === 'drop') {
-          clients[step.client]?.ws.terminate()
-          clients[step.client] = undefined
-        } else if (step.kind === 'cutReply') {
+        if (step.kind === 'cutReply') {
           faults++
           proxies[step.node].cutReplyTo(scripts[step.script])
         } else if (step.kind === 'blackout') {
           faults++
           proxies[step.node].blackout(step.milliseconds)
+        } else {
+          await runClientCommand(nodes, clients, step)
         }
         await new Promise(resolve => setTimeout(resolve, 10)) // the faults need commands in flight to hit
       }
@@ -82,42 +64,13 @@ t.test(`${runs} random runs on three nodes with lost replies and cuts leave no u
         proxy.cutReplyTo('') // disarmed: an empty script is never run
       }
       // Every cut is over, and the connections it cut are back (what was published meanwhile is lost: pub/sub is at
-      // most once).
+      // most once); then the cluster settles (a lost reply is read back, an owed unlink is paid at a heartbeat).
       const quiet = Math.max(...proxies.map(proxy => proxy.darkUntil)) + 1_000
       await new Promise(resolve => setTimeout(resolve, Math.max(0, quiet - Date.now())))
-      const live = (): Client[] => clients.filter((client): client is Client => client !== undefined && client.ws.readyState === WebSocket.OPEN)
-      // Settled: every node has the same user list and the same local links, and they stay so for 300 ms (a lost reply
-      // is read back, an owed unlink is paid at a heartbeat).
-      const state = (): string => JSON.stringify(nodes.map(app => [app.linkServer.getUsers(), app.linkServer.getStats().linkedUsers]))
-      const same = (): boolean => nodes.every(app => JSON.stringify(app.linkServer.getUsers()) === JSON.stringify(nodes[0].linkServer.getUsers()))
-      let settled = ''
-      while (settled !== state()) {
-        settled = state()
-        await Promise.all(live().map(async client => await client.settle(10_000).catch(() => {})))
-        await eventually(same, state, 15_000)
-        await new Promise(resolve => setTimeout(resolve, 300))
-      }
+      await settleCluster(nodes, () => liveClients(clients), 300, 15_000)
       const users = nodes[0].linkServer.getUsers()
       const linked = users.filter(user => user.isLinked).map(user => user.username)
-
-      // No user linked without a connection: a message to each linked user reaches exactly one connection.
-      const probes = new Map<Client, string[]>(live().map(client => [client, []]))
-      for (const client of probes.keys()) {
-        client.ws.on('message', data => {
-          const frame = JSON.parse(data.toString()) as { type: string, payload: string }
-          if (frame.type === 'probe') {
-            (probes.get(client) as string[]).push(frame.payload)
-          }
-        })
-      }
-      for (const [index, user] of linked.entries()) {
-        nodes[index % 3].linkServer.send(user, { type: 'probe', payload: user })
-      }
-      await eventually(() => [...probes.values()].flat().length >= linked.length,
-        () => `probes ${JSON.stringify([...probes.values()])} for ${JSON.stringify(linked)}; ${state()}`)
-      await Promise.all([...probes.keys()].map(async client => await client.settle()))
-      assert.deepEqual([...probes.values()].flat().sort(), [...linked].sort(), 'each linked user has exactly one connection in the cluster')
-      assert.equal(nodes.reduce((sum, app) => sum + app.linkServer.getStats().linkedUsers, 0), linked.length, `the nodes count as many local links: ${state()}`)
+      await probeLinkedUsers(nodes, liveClients(clients))
 
       // Redis holds links only of users that exist, each in the set of the node it is linked to, and no node set
       // holds a user that is not linked to it.

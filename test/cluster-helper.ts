@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
@@ -5,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import WebSocket from 'ws'
 import type { ClusterOptions, LinkUser } from '../index.js'
-import { build, type BuildOptions, Client, eventually, type Received } from './helper.js'
+import { build, type BuildOptions, Client, eventually, type Received, version } from './helper.js'
 import type { RedisServer } from './redis-server.js'
 
 /** How long a silent node is trusted in the cluster tests. */
@@ -101,4 +102,84 @@ export async function linkTo (port: number, username: string, frameCount: number
   await once(ws, 'open')
   const client = new Client(ws)
   return { client, frames: await client.linked(username, frameCount) }
+}
+
+/** What a client of a randomized cluster run does (test/cluster-fuzz.test.ts, test/cluster-fault-fuzz.soak.ts). */
+export type ClientCommand =
+  | { kind: 'link', client: number, node: number, username: string }
+  | { kind: 'unlink' | 'leave', client: number }
+  | { kind: 'drop', client: number }
+
+/** A client of a randomized run: a real loopback connection to `app`, whose errors (a drop) are expected. */
+export async function openClient (app: FastifyInstance): Promise<Client> {
+  const ws = new WebSocket(`ws://127.0.0.1:${(app.server.address() as { port: number }).port}/`)
+  ws.on('error', () => {})
+  await once(ws, 'open')
+  return new Client(ws)
+}
+
+/** Runs a client command of a randomized run: `clients[i]` is opened on its first link, and forgotten when it drops. */
+export async function runClientCommand (nodes: FastifyInstance[], clients: Array<Client | undefined>, step: ClientCommand): Promise<void> {
+  if (step.kind === 'link') {
+    clients[step.client] ??= await openClient(nodes[step.node])
+    ;(clients[step.client] as Client).send({ type: 'krmx/link', payload: { username: step.username, version } })
+  } else if (step.kind === 'drop') {
+    clients[step.client]?.ws.terminate()
+    clients[step.client] = undefined
+  } else {
+    clients[step.client]?.send({ type: `krmx/${step.kind}` })
+  }
+}
+
+/** The clients of a randomized run whose sockets are open. */
+export function liveClients (clients: Array<Client | undefined>): Client[] {
+  return clients.filter((client): client is Client => client !== undefined && client.ws.readyState === WebSocket.OPEN)
+}
+
+/**
+ * Waits until every node has the same user list and the same local links, and they stay so for `pause` ms (frames
+ * that waited behind a change being committed are handled after it, so one round of answers is not enough).
+ */
+export async function settleCluster (nodes: FastifyInstance[], live: () => Client[], pause: number, timeoutMilliseconds = 10_000): Promise<void> {
+  const same = (): boolean => nodes.every(app => JSON.stringify(app.linkServer.getUsers()) === JSON.stringify(nodes[0].linkServer.getUsers()))
+  let settled = ''
+  while (settled !== clusterState(nodes)) {
+    settled = clusterState(nodes)
+    await Promise.all(live().map(async client => await client.settle(timeoutMilliseconds).catch(() => {})))
+    await eventually(same, () => clusterState(nodes), timeoutMilliseconds)
+    await new Promise(resolve => setTimeout(resolve, pause))
+  }
+}
+
+/** Every node's user list and count of local links, as JSON. */
+export function clusterState (nodes: FastifyInstance[]): string {
+  return JSON.stringify(nodes.map(app => [app.linkServer.getUsers(), app.linkServer.getStats().linkedUsers]))
+}
+
+/**
+ * Asserts that each linked user has exactly one connection in the whole cluster: a message to it, sent from a node it
+ * is not necessarily on, reaches exactly one of `live`, no connection is linked to two users, and the nodes count as
+ * many local links. Answers what each client received.
+ */
+export async function probeLinkedUsers (nodes: FastifyInstance[], live: Client[]): Promise<Map<Client, string[]>> {
+  const linked = nodes[0].linkServer.getUsers().filter(user => user.isLinked).map(user => user.username)
+  const probes = new Map<Client, string[]>(live.map(client => [client, []]))
+  for (const client of live) {
+    client.ws.on('message', data => {
+      const frame = JSON.parse(data.toString()) as { type: string, payload: string }
+      if (frame.type === 'probe') {
+        (probes.get(client) as string[]).push(frame.payload)
+      }
+    })
+  }
+  for (const [index, user] of linked.entries()) {
+    nodes[index % nodes.length].linkServer.send(user, { type: 'probe', payload: user })
+  }
+  await eventually(() => [...probes.values()].flat().length >= linked.length,
+    () => `probes ${JSON.stringify([...probes.values()])} for ${JSON.stringify(linked)}; ${clusterState(nodes)}`)
+  await Promise.all(live.map(async client => await client.settle()))
+  assert.deepEqual([...probes.values()].flat().sort(), [...linked].sort(), 'each linked user has exactly one connection in the cluster')
+  assert.ok([...probes.values()].every(received => received.length <= 1), 'no connection is linked to two users')
+  assert.equal(nodes.reduce((sum, app) => sum + app.linkServer.getStats().linkedUsers, 0), linked.length, `the nodes count as many local links: ${clusterState(nodes)}`)
+  return probes
 }
