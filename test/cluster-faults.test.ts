@@ -179,12 +179,14 @@ t.test('a link committed for a node whose reply was lost is unlinked there: no u
 
 t.test('a link whose reply is cut after it committed is read back and accepted, not refused and left as a ghost', async t => {
   const cutter = await ReplyCutter.start(t, redis.port)
-  let blackoutNext = false
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  let blackoutNext = 0
   const a = await node(t, redis, 'a', {
     cluster: { redis: cutter.url },
     setup: app => app.linkServer.on('authenticate', () => { // after the claim, before the link
-      if (blackoutNext) {
-        cutter.blackout(2_500)
+      if (blackoutNext > 0) {
+        cutter.blackout(blackoutNext)
       } else {
         cutter.cutReplyTo(linkScript)
       }
@@ -221,8 +223,15 @@ t.test('a link whose reply is cut after it committed is read back and accepted, 
     `and freed: a later try takes it, long before the claim would expire (${answers.join(', ')})`)
   t.equal(answers.at(-1), 'krmx/accepted')
 
+  // The node is cut off Redis as it sends the link, for 300 ms: the script never ran, the log read back holds no record
+  // of it, and the link is refused.
+  blackoutNext = 300
+  const brief = await connect(a)
+  t.strictSame(await brief.linked('brief', 1), [frames.rejected('cluster unavailable')], 'read back: not committed')
+  t.strictSame(await admin.hget('{cut}:links', 'brief'), null)
+
   // The node is cut off Redis as it sends the link, for longer than it tries to read the outcome back (2 s): refused.
-  blackoutNext = true
+  blackoutNext = 2_500
   const cutOff = await connect(a)
   t.strictSame(await cutOff.linked('cutoff', 1), [frames.rejected('cluster unavailable')], 'an outcome that cannot be read back is a refusal')
 })

@@ -630,7 +630,7 @@ export class RedisBackend implements Backend {
         await this.#appliedAt(seq)
         return
       }
-      if (performance.now() >= deadline || this.#stopped) {
+      if (performance.now() >= deadline) {
         throw new Error('Redis does not answer')
       }
       await delay(reconnectMilliseconds)
