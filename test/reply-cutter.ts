@@ -48,6 +48,11 @@ export class ReplyCutter {
     this.#armed = [createHash('sha1').update(lua).digest('hex'), lua.slice(-200)]
   }
 
+  /** No reply is cut any more (the cut armed last is dropped if it did not happen). */
+  disarm (): void {
+    this.#armed = undefined
+  }
+
   /** When (`Date.now()`) the last blackout ends. */
   get darkUntil (): number {
     return this.#darkUntil
