@@ -76,8 +76,8 @@ export class ReplyCutter {
     let awaited = false
     client.on('data', chunk => {
       if (this.#armed !== undefined && (chunk.includes(this.#armed[0]) || chunk.includes(this.#armed[1]))) {
-        awaited = true
         this.#armed = undefined
+        awaited = true
       }
       redis.write(chunk)
     })
