@@ -557,12 +557,24 @@ export class RedisBackend implements Backend {
 
   /** Frees a claim, trying again while a cut connection comes back, until `deadline`; else it expires. */
   #release (username: string, token: string, deadline: number): void {
-    this.#commands.release(this.#seqKey, this.#prefix, username, token, this.nodeId).then(undefined, async () => {
-      await delay(reconnectMilliseconds)
-      if (!this.#stopped && performance.now() < deadline) {
-        this.#release(username, token, deadline)
+    this.#whileReconnecting(async () => await this.#commands.release(this.#seqKey, this.#prefix, username, token, this.nodeId), deadline)
+  }
+
+  /**
+   * Runs `command`, and again after each failure while a cut connection comes back, until it answers or `deadline`
+   * passes (or the node stops); answers its answer, or `undefined` when it gave up.
+   */
+  async #whileReconnecting<T> (command: () => Promise<T>, deadline: number): Promise<T | undefined> {
+    for (;;) {
+      const result = await command().then(answer => ({ answer }), () => undefined)
+      if (result !== undefined) {
+        return result.answer
       }
-    })
+      if (performance.now() >= deadline || this.#stopped) {
+        return undefined
+      }
+      await delay(reconnectMilliseconds)
+    }
   }
 
   async link (username: string, token: string, admission: Admission, data: string | undefined): Promise<LinkResult> {
@@ -624,17 +636,11 @@ export class RedisBackend implements Backend {
 
   /** Reads Redis' sequence number (trying again while a cut connection comes back, until `deadline`), and waits until this node applied it. */
   async #readLogToNow (deadline: number): Promise<void> {
-    for (;;) {
-      const seq = await this.#commands.get(this.#seqKey).then(Number, () => undefined)
-      if (seq !== undefined) {
-        await this.#appliedAt(seq)
-        return
-      }
-      if (performance.now() >= deadline) {
-        throw new Error('Redis does not answer')
-      }
-      await delay(reconnectMilliseconds)
+    const seq = await this.#whileReconnecting(async () => await this.#commands.get(this.#seqKey), deadline)
+    if (seq === undefined) {
+      throw new Error('Redis does not answer')
     }
+    await this.#appliedAt(Number(seq))
   }
 
   join (username: string, maxUsers: number): Commit {
