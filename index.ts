@@ -6,10 +6,10 @@ import type { LinkSchemas, LinkServer, LinkServerOptions } from './types/index.j
 import type { Backend } from './lib/backend/backend.js'
 import { MemoryBackend } from './lib/backend/memory.js'
 import { LinkServerImpl } from './lib/link-server.js'
-import { type ResolvedClusterOptions, type ResolvedMetrics, type ResolvedOptions, resolveOptions } from './lib/options.js'
+import { type ResolvedClusterOptions, type ResolvedMetrics, type ResolvedOptions, resolveOptions } from './lib/options/resolve.js'
 import { FST_LINK_ALREADY_REGISTERED } from './lib/errors.js'
-import { logName } from './lib/connection.js'
-import { acceptInjectedVersion } from './lib/upgrade.js'
+import { logName } from './lib/transport/connection.js'
+import { acceptInjectedVersion } from './lib/transport/upgrade.js'
 
 async function fastifyLinkServer (fastify: FastifyInstance, options: LinkServerOptions): Promise<void> {
   if (fastify.hasDecorator('linkServer')) {

@@ -14,7 +14,7 @@ import { type TSchema, Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
 import fastifyLinkServer, { type LinkServerOptions } from '../index.js'
-import { compileMessageSchemas } from '../lib/messages.js'
+import { compileMessageSchemas } from '../lib/messages/schemas.js'
 
 const { values } = parseArgs({
   options: {

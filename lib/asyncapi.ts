@@ -1,7 +1,7 @@
 import type { TSchema } from '@sinclair/typebox'
 import type { TypeCheck } from '@sinclair/typebox/compiler'
 import type { AsyncApiDocument } from '../types/index.js'
-import type { MessageChecks } from './messages.js'
+import type { MessageChecks } from './messages/schemas.js'
 
 /** What the AsyncAPI document is made of. */
 export interface AsyncApiSource {

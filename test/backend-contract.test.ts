@@ -4,7 +4,7 @@ import t, { type Test } from 'tap'
 import type { Backend, BackendSink, Change, LinkedHere, SnapshotUser } from '../lib/backend/backend.js'
 import { CommitRefused } from '../lib/backend/backend.js'
 import type { EncodedFrame } from '../lib/frames.js'
-import type { Sessions } from '../lib/options.js'
+import type { Sessions } from '../lib/options/resolve.js'
 import { MemoryBackend } from '../lib/backend/memory.js'
 import { createRedisBackend } from '../lib/backend/redis.js'
 import { eventually } from './helper.js'
@@ -52,7 +52,7 @@ async function refusalOf (commit: Promise<void>): Promise<string> {
   }
 }
 
-function contract (name: string, make: Make, nodeId: string): void {
+function contract (name: string, make: Make, nodeId: string, isShared: boolean): void {
   t.test(`${name}: a claim reserves a user for one link, and the link is handed back as a change`, async t => {
     const { backend, sink } = await make(t, nodeId)
     const claim = await backend.claim('alice', open)
@@ -115,7 +115,7 @@ function contract (name: string, make: Make, nodeId: string): void {
     ])
   })
 
-  t.test(`${name}: a linked user that leaves is unlinked with it; unlinkOwn unlinks this node's users`, async t => {
+  t.test(`${name}: a linked user that leaves is unlinked with it; closeNode ${isShared ? "unlinks this node's users" : 'makes every user leave'}`, async t => {
     const { backend, sink } = await make(t, nodeId)
     const alice = await backend.claim('alice', open) as { token: string }
     await backend.link('alice', alice.token, open, undefined)
@@ -124,15 +124,23 @@ function contract (name: string, make: Make, nodeId: string): void {
     await backend.link('bob', bob.token, open, undefined)
     await backend.join('carol', 100)
     sink.linked = [{ username: 'bob', generation: 3, order: 3, data: undefined, sent: 0 }]
-    await backend.unlinkOwn()
-    t.strictSame(sink.changes, [
+    await backend.closeNode()
+    const before = [
       { op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 1, token: alice.token, isNewUser: true, data: undefined },
       { op: 'leave', username: 'alice', origin: nodeId, cause: 'client' },
       { op: 'link', username: 'bob', origin: nodeId, node: nodeId, generation: 3, token: bob.token, isNewUser: true, data: undefined },
-      { op: 'join', username: 'carol', origin: nodeId, order: 4 },
-      { op: 'unlink', username: 'bob', origin: nodeId, generation: 3, cause: 'close' }
-    ])
-    t.match(await backend.claim('bob', closed), { claimed: true, isNewUser: false, data: undefined }, 'the unlinked user stays, and may link again')
+      { op: 'join', username: 'carol', origin: nodeId, order: 4 }
+    ]
+    if (isShared) {
+      t.strictSame(sink.changes, [...before, { op: 'unlink', username: 'bob', origin: nodeId, generation: 3, cause: 'close' }])
+      t.match(await backend.claim('bob', closed), { claimed: true, isNewUser: false, data: undefined }, 'the unlinked user stays, and may link again')
+    } else {
+      t.strictSame(sink.changes, [
+        ...before,
+        { op: 'leave', username: 'bob', origin: nodeId, cause: 'close' },
+        { op: 'leave', username: 'carol', origin: nodeId, cause: 'close' }
+      ])
+    }
   })
 
   t.test(`${name}: deliver and broadcast reach the other nodes of a shared backend (a process has none)`, async t => {
@@ -142,16 +150,16 @@ function contract (name: string, make: Make, nodeId: string): void {
     backend.broadcast('{"type":"all"}', 'bob')
     backend.broadcast('{"type":"all"}', undefined)
     other.broadcast('{"type":"back"}', undefined)
-    const arrived = (): boolean => backend.isLocal || (otherSink.delivered.length === 1 && otherSink.broadcasts.length === 2 && sink.broadcasts.length === 1)
+    const arrived = (): boolean => !isShared || (otherSink.delivered.length === 1 && otherSink.broadcasts.length === 2 && sink.broadcasts.length === 1)
     await eventually(arrived, () => JSON.stringify([otherSink.delivered, otherSink.broadcasts, sink.broadcasts]))
-    t.strictSame(otherSink.delivered, backend.isLocal ? [] : [['bob', '{"type":"direct"}', 0]])
-    t.strictSame(otherSink.broadcasts, backend.isLocal ? [] : [['{"type":"all"}', 'bob'], ['{"type":"all"}', undefined]])
-    t.strictSame(sink.broadcasts, backend.isLocal ? [] : [['{"type":"back"}', undefined]], 'a node does not hear its own broadcasts')
+    t.strictSame(otherSink.delivered, !isShared ? [] : [['bob', '{"type":"direct"}', 0]])
+    t.strictSame(otherSink.broadcasts, !isShared ? [] : [['{"type":"all"}', 'bob'], ['{"type":"all"}', undefined]])
+    t.strictSame(sink.broadcasts, !isShared ? [] : [['{"type":"back"}', undefined]], 'a node does not hear its own broadcasts')
   })
 }
 
 const sessionsOff: Sessions = { windowMilliseconds: 0, replay: undefined, takeover: false }
-contract('in memory', async t => started(t, new MemoryBackend(sessionsOff)), 'local')
+contract('in memory', async t => started(t, new MemoryBackend(sessionsOff)), 'local', false)
 
 const redis = await RedisServer.start(t)
 const namespaceOf = new WeakMap<Backend, string>()
@@ -163,7 +171,7 @@ for (const { name, load } of ioredisMajors) {
     const made = await started(t, await createRedisBackend(options, timeouts, log, load))
     namespaceOf.set(made.backend, namespace)
     return made
-  }, 'node-a')
+  }, 'node-a', true)
 }
 
 t.test('the contract runs on every major of ioredis that the peer range allows', async t => {

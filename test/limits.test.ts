@@ -167,7 +167,9 @@ t.test('rateLimit: tokens come back at the rate, up to the burst', async t => {
   let now = 1_000
   const clock = { 'node:perf_hooks': { performance: { now: () => now } } }
   const { default: plugin } = await t.mockImport<typeof import('../index.js')>('../index.js', {
-    '../lib/link-server.js': await t.mockImport('../lib/link-server.js', clock)
+    '../lib/link-server.js': await t.mockImport('../lib/link-server.js', {
+      '../lib/transport/gateway.js': await t.mockImport('../lib/transport/gateway.js', clock)
+    })
   })
   const app = Fastify()
   await app.register(plugin, { rateLimit: { rate: 10, burst: 3 }, pingIntervalMilliseconds: 0, linkTimeoutMilliseconds: 0 })

@@ -4,7 +4,8 @@ import TypeBox1 from 'typebox'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyLinkServer from '../index.js'
-import { optionMinimums, resolveOptions } from '../lib/options.js'
+import { optionMinimums } from '../lib/options/defaults.js'
+import { resolveOptions } from '../lib/options/resolve.js'
 import { isValidKrmxUsername } from '../lib/username.js'
 
 t.test('defaults', async t => {

@@ -4,7 +4,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { build, Client, inject, urlOf } from './helper.js'
 import { encodeText } from '../lib/frames.js'
-import { acceptInjectedVersion } from '../lib/upgrade.js'
+import { acceptInjectedVersion } from '../lib/transport/upgrade.js'
 
 // What a connection keeps of its upgrade request (lib/upgrade.ts): the request that authenticate gets on every
 // link, with its decorations, headers, query, ip and signal, without the rest of the HTTP machinery.

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { UserSpace } from '../lib/user-space.js'
+import { Mirror as UserSpace } from '../lib/space/mirror.js'
 
 /** The frames of a user list, as the texts a client reads. */
 function texts (bytes: Buffer): string[] {

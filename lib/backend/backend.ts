@@ -150,8 +150,6 @@ export type Commit = Promise<void>
 export interface Backend {
   /** This node's id, the `origin` of the changes it makes. */
   readonly nodeId: string
-  /** Whether state changes are applied as they are committed, synchronously (the in-memory backend). */
-  readonly isLocal: boolean
   /** How many nodes share the user space, as this node last saw (1 for the in-memory backend). */
   readonly nodes: number
   /** A shared backend: what it read and refused (publications of other nodes, records of its log), by kind. */
@@ -190,12 +188,13 @@ export interface Backend {
   /** With replay on: the link `generation` of `username` confirmed every message up to `number`: they are not replayed. */
   confirm (username: string, generation: number, number: number): void
   /**
-   * Stops. A graceful stop of a shared backend first unlinks this node's users (`unlinkOwn`); the caller
-   * awaits that before it closes its sockets, so that they hear of it.
+   * This node closes: the in-memory backend makes every user leave, in join order; a shared backend unlinks the
+   * users linked to this node, whose user space outlives it. The caller awaits it before it closes its sockets,
+   * so that they hear of it; its changes have the cause `close`.
    */
+  closeNode (): Promise<void>
+  /** Stops, after `closeNode`. */
   stop (): Promise<void>
-  /** Unlinks every user linked to this node (a shared backend, when this node closes). */
-  unlinkOwn (): Promise<void>
 }
 
 /** Why a commit was refused; the link server turns it into the coded error of the method that asked. */

@@ -12,7 +12,7 @@ import {
   type UnlinkCause
 } from './backend.js'
 import type { EncodedFrame } from '../frames.js'
-import type { ResolvedReplay, Sessions } from '../options.js'
+import type { ResolvedReplay, Sessions } from '../options/resolve.js'
 import { Mailbox } from './mailbox.js'
 
 /** The node id of the in-memory backend, the origin of every change. */
@@ -39,7 +39,6 @@ interface MemoryUser {
  */
 export class MemoryBackend implements Backend {
   readonly nodeId = memoryNodeId
-  readonly isLocal = true
   readonly nodes = 1
   readonly isAvailable = true
   readonly #users = new Map<string, MemoryUser>()
@@ -246,10 +245,11 @@ export class MemoryBackend implements Backend {
     }
   }
 
-  async unlinkOwn (): Promise<void> {
-    for (const [username, user] of this.#users) {
-      if (user.generation !== undefined) {
-        await this.unlink(username, user.generation, 'close')
+  async closeNode (): Promise<void> {
+    for (const username of [...this.#users.keys()]) {
+      const user = this.#users.get(username)
+      if (user !== undefined) { // a leave listener may have kicked it
+        this.#leave(username, user, 'close')
       }
     }
   }

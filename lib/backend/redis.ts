@@ -5,7 +5,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { ClusterRedisClient } from '../../types/index.js'
 import { leaveCauses, unlinkCauses } from '../counts.js'
 import { FST_LINK_CLUSTER_UNAVAILABLE } from '../errors.js'
-import type { ResolvedClusterOptions, Sessions } from '../options.js'
+import type { ResolvedClusterOptions, Sessions } from '../options/resolve.js'
 import { type EncodedFrame, encodeText } from '../frames.js'
 import {
   type Admission,
@@ -120,7 +120,6 @@ interface Waiter {
  */
 export class RedisBackend implements Backend {
   readonly nodeId: string
-  readonly isLocal = false
   /** How many nodes are alive, as the last heartbeat found. */
   nodes = 1
   readonly #options: ResolvedClusterOptions
@@ -757,7 +756,7 @@ export class RedisBackend implements Backend {
     }
   }
 
-  async unlinkOwn (): Promise<void> {
+  async closeNode (): Promise<void> {
     const unlinks = this.#sink.linkedHere().map(async ({ username, generation }) => await this.unlink(username, generation, 'close'))
     await withTimeout(Promise.all(unlinks), unlinkOwnTimeoutMilliseconds, 'the unlinks took too long').then(undefined, (err: unknown) => {
       this.#log.warn({ err }, 'the users of this node could not all be unlinked; the other nodes will unlink them when this node times out')

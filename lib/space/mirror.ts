@@ -1,5 +1,5 @@
-import type { LinkUser } from '../types/index.js'
-import { EncodedFrame, userFrames } from './frames.js'
+import type { LinkUser } from '../../types/index.js'
+import { EncodedFrame, userFrames } from '../frames.js'
 
 /** Where a linked user is linked: the node holding its connection, and the generation of the link. */
 export interface UserLink {
@@ -9,7 +9,7 @@ export interface UserLink {
 
 /** One user of the user space as this node knows it. */
 export class MirroredUser {
-  /** Where it is linked; set through `UserSpace.setLink` only, which keeps the user list right. */
+  /** Where it is linked; set through `Mirror.setLink` only, which keeps the user list right. */
   link: UserLink | undefined = undefined
   /** Where the user is in join order, as the backend numbers it. */
   readonly order: number
@@ -21,7 +21,7 @@ export class MirroredUser {
   readonly joinedEnd: number
   /** The JSON of the data its last link attached, if any. */
   data: string | undefined = undefined
-  /** The edition of the user list its frames are in, if any (see `UserSpace.list`). */
+  /** The edition of the user list its frames are in, if any (see `Mirror.list`). */
   listedIn = -1
 
   constructor (username: string, order: number) {
@@ -66,7 +66,7 @@ export interface UserList {
  * It keeps the user list that every link sends (see `list`) as one buffer, shared by every link until a
  * listed user changes.
  */
-export class UserSpace {
+export class Mirror {
   readonly #users = new Map<string, MirroredUser>()
   /** The user list, as far as it is made, with room to grow; `undefined` when it must be made again. */
   #list: Buffer | undefined = undefined

@@ -1,5 +1,5 @@
-import type { AttachUserData, AuthenticateInfo, AuthenticateReject, LinkServerEvents, MarkAsync } from '../types/index.js'
-import { isThenable } from './thenable.js'
+import type { AttachUserData, AuthenticateInfo, AuthenticateReject, LinkServerEvents, MarkAsync } from '../../types/index.js'
+import { isThenable } from '../thenable.js'
 
 export type AuthenticateListener = LinkServerEvents['authenticate']
 

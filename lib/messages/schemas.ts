@@ -1,8 +1,8 @@
 import { Kind, KindGuard, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
-import type { LinkMessageError } from '../types/index.js'
-import { FST_LINK_INVALID_OPTION } from './errors.js'
-import { isProtocolType } from './frames.js'
+import type { LinkMessageError } from '../../types/index.js'
+import { FST_LINK_INVALID_OPTION } from '../errors.js'
+import { isProtocolType } from '../frames.js'
 
 /** At most this many errors of one invalid message are reported, however many its payload has. */
 export const maxReportedErrors = 10

@@ -1,0 +1,118 @@
+import type { Replay } from '../backend/backend.js'
+import { type EncodedFrame, encodeText } from '../frames.js'
+import type { Parts } from '../parts.js'
+import { FST_LINK_UNKNOWN_USER } from '../errors.js'
+import { LocalLink } from '../space/local-links.js'
+import type { Connection } from '../transport/connection.js'
+import { confirmedBy, confirmSent } from './confirmations.js'
+
+/**
+ * With replay on, how often each linked connection that was sent messages since its last confirmation is
+ * pinged to confirm them: a pong for every flush would double the reads of a busy server.
+ */
+export const confirmIntervalMilliseconds = 100
+
+/**
+ * Where the application's messages go: to this node's connections, to the nodes holding the others, or, with
+ * replay on, through the backend that numbers and keeps them until confirmed; replays, messages that come before
+ * the link they are for, and confirmations.
+ */
+export class Delivery {
+  readonly #parts: Parts
+  #confirming: NodeJS.Timeout | undefined
+
+  constructor (parts: Parts) {
+    this.#parts = parts
+  }
+
+  start (): void {
+    if (this.#parts.options.sessions.replay !== undefined) {
+      this.#confirming = setInterval(() => {
+        for (const link of this.#parts.space.localLinks()) {
+          confirmSent(link.connection, link)
+        }
+      }, confirmIntervalMilliseconds)
+    }
+  }
+
+  stop (): void {
+    clearInterval(this.#confirming)
+  }
+
+  /** Sends a message to a user; throws the coded error of a user that does not exist, or with replay off is not linked. */
+  send (username: string, frame: EncodedFrame): void {
+    const { backend, space, options } = this.#parts
+    if (options.sessions.replay !== undefined) {
+      if (space.get(username) === undefined) {
+        throw new FST_LINK_UNKNOWN_USER('send a message', username)
+      }
+      backend.post(username, undefined, frame) // kept for it until it confirms it, linked or not
+      return
+    }
+    const link = space.linkOf('send a message', username)
+    if (link instanceof LocalLink) {
+      link.connection.send(frame)
+    } else {
+      backend.deliver(link.node, username, frame.payload.toString())
+    }
+  }
+
+  /** Sends a message to every user but `skip`. */
+  broadcast (frame: EncodedFrame, skip: string | undefined): void {
+    const { backend, space, options } = this.#parts
+    if (options.sessions.replay !== undefined) {
+      backend.post(undefined, skip, frame)
+      return
+    }
+    space.broadcast(frame, skip)
+    backend.broadcast(frame.payload.toString(), skip)
+  }
+
+  /** A frame for every linked user of this node but `skip`, sent by another node. */
+  broadcastHere (text: string, skip: string | undefined): void {
+    this.#parts.space.broadcast(encodeText(text), skip)
+  }
+
+  /**
+   * A message for `username`, sent here by the backend: to its connection, unless the connection had it in its
+   * replay; one that comes before the link it is for is applied waits for it.
+   */
+  deliver (username: string, frame: EncodedFrame, number: number): void {
+    const link = this.#parts.space.localLink(username)
+    if (link === undefined) {
+      this.#parts.flow.earlyFor(username)?.push(frame, number)
+      return
+    }
+    if (number === 0) {
+      link.connection.send(frame)
+    } else if (number > link.sent) {
+      link.sent = number
+      link.connection.send(frame)
+    }
+  }
+
+  /**
+   * What a link missed, after the user list and before anything new: its replay, then what reached this node for it
+   * while it was committed (`early`), which another node may have sent already.
+   */
+  replay (link: LocalLink, replay: Replay | undefined, early: Array<EncodedFrame | number> | undefined): void {
+    for (const message of replay?.messages ?? []) {
+      link.connection.send(message)
+    }
+    if (early !== undefined) {
+      for (let i = 0; i < early.length; i += 2) {
+        this.deliver(link.username, early[i] as EncodedFrame, early[i + 1] as number)
+      }
+    }
+  }
+
+  /** A pong: the connection is alive, and with replay on it confirms the messages its ping named. */
+  pong (connection: Connection, data: Buffer): void {
+    connection.isAlive = true
+    const link = connection.link
+    const number = link === undefined || link.sent === 0 ? undefined : confirmedBy(link, data)
+    if (number !== undefined) {
+      this.#parts.backend.confirm((link as LocalLink).username, (link as LocalLink).generation, number)
+    }
+  }
+}
