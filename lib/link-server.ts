@@ -172,14 +172,14 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     if (space.size >= options.maxUsers) {
       throw new FST_LINK_SERVER_FULL(username, options.maxUsers)
     }
-    return codedCommit(this.#parts, backend.join(username, options.maxUsers), 'join a user', username)
+    return codedCommit(this.#parts, backend.store.join(username, options.maxUsers), 'join a user', username)
   }
 
   unlink (username: string): Promise<void> {
     const { lifecycle, space, backend } = this.#parts
     lifecycle.assert('unlink a user', whileRunningOrClosing)
     space.linkOf('unlink a user', username)
-    return codedCommit(this.#parts, backend.unlink(username, undefined, 'server'), 'unlink a user', username)
+    return codedCommit(this.#parts, backend.store.unlink(username, undefined, 'server'), 'unlink a user', username)
   }
 
   kick (username: string): Promise<void> {
@@ -189,7 +189,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
       throw new FST_LINK_UNKNOWN_USER('kick a user', username)
     }
     log.info({ username }, 'user kicked')
-    return codedCommit(this.#parts, backend.leave(username, 'kick'), 'kick a user', username)
+    return codedCommit(this.#parts, backend.store.leave(username, 'kick'), 'kick a user', username)
   }
 
   getUsers (): LinkUser[] {

@@ -3,7 +3,8 @@ import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import type { Backend, BackendSink, Change, LinkedHere, SnapshotUser } from '../lib/backend/backend.js'
 import { CommitRefused } from '../lib/backend/backend.js'
-import type { EncodedFrame } from '../lib/frames.js'
+import { type EncodedFrame, encodeText } from '../lib/frames.js'
+import { Mirror, type MirroredUser } from '../lib/space/mirror.js'
 import type { Sessions } from '../lib/options/resolve.js'
 import { MemoryBackend } from '../lib/backend/memory.js'
 import { createRedisBackend } from '../lib/backend/redis.js'
@@ -15,17 +16,38 @@ import { RedisServer } from './redis-server.js'
 // Both number their changes alike (one sequence for joins, links, unlinks and leaves), so the same
 // exact values hold for both.
 
+/** The users as a node's mirror has them after the changes it was handed. */
+class MirrorOfChanges extends Mirror {
+  apply (change: Change): void {
+    switch (change.op) {
+      case 'join':
+        this.join(change.username, change.order)
+        break
+      case 'link':
+        this.setLink(this.get(change.username) ?? this.join(change.username, change.generation), { node: change.node, generation: change.generation })
+        break
+      case 'unlink':
+        this.setLink(this.get(change.username) as MirroredUser, undefined)
+        break
+      case 'leave':
+        this.leave(change.username)
+    }
+  }
+}
+
 class RecordingSink implements BackendSink {
   readonly changes: Change[] = []
   readonly resets: Array<{ users: SnapshotUser[], keepMissing: boolean }> = []
   readonly delivered: Array<[string, string, number]> = []
   readonly broadcasts: Array<[string, string | undefined]> = []
   linked: LinkedHere[] = []
-  apply (change: Change): boolean { this.changes.push(change); return true }
+  apply (change: Change): boolean { this.changes.push(change); this.users.apply(change); return true }
   reset (users: SnapshotUser[], keepMissing: boolean): void { this.resets.push({ users, keepMissing }) }
   deliver (username: string, frame: EncodedFrame, number: number): void { this.delivered.push([username, frame.payload.toString(), number]) }
-  broadcast (text: string, skip: string | undefined): void { this.broadcasts.push([text, skip]) }
+  broadcast (frame: EncodedFrame, skip: string | undefined): void { this.broadcasts.push([frame.payload.toString(), skip]) }
   linkedHere (): LinkedHere[] { return this.linked }
+  /** The users as the applied changes made them, which the in-memory store reads. */
+  readonly users = new MirrorOfChanges()
 }
 
 type Make = (t: Test, nodeId: string, sharing?: Backend) => Promise<{ backend: Backend, sink: RecordingSink }>
@@ -55,33 +77,33 @@ async function refusalOf (commit: Promise<void>): Promise<string> {
 function contract (name: string, make: Make, nodeId: string, isShared: boolean): void {
   t.test(`${name}: a claim reserves a user for one link, and the link is handed back as a change`, async t => {
     const { backend, sink } = await make(t, nodeId)
-    const claim = await backend.claim('alice', open)
+    const claim = await backend.store.claim('alice', open)
     t.match(claim, { claimed: true, isNewUser: true, data: undefined })
-    t.strictSame(await backend.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'a claimed user cannot be claimed twice')
-    backend.release('alice', 'not-the-token')
-    t.strictSame(await backend.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'only its own token releases a claim')
+    t.strictSame(await backend.store.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'a claimed user cannot be claimed twice')
+    backend.store.release('alice', 'not-the-token')
+    t.strictSame(await backend.store.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'only its own token releases a claim')
     const token = (claim as { token: string }).token
-    t.strictSame(await backend.link('alice', token, open, undefined), { linked: true, generation: 1 })
+    t.strictSame(await backend.store.link('alice', token, open, undefined), { linked: true, generation: 1 })
     t.strictSame(sink.changes, [{ op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 1, token, isNewUser: true, data: undefined }])
-    t.strictSame(await backend.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'a linked user cannot be claimed')
+    t.strictSame(await backend.store.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'a linked user cannot be claimed')
   })
 
   t.test(`${name}: a released claim frees the user; the limits refuse claims and links`, async t => {
     const { backend, sink } = await make(t, nodeId)
-    const first = await backend.claim('alice', open) as { token: string }
-    backend.release('alice', first.token)
-    const second = await backend.claim('alice', open)
+    const first = await backend.store.claim('alice', open) as { token: string }
+    backend.store.release('alice', first.token)
+    const second = await backend.store.claim('alice', open)
     t.match(second, { claimed: true, isNewUser: true, data: undefined }, 'the released user can be claimed again')
-    t.strictSame(await backend.claim('bob', closed), { claimed: false, refusal: 'not-accepting-new-users' })
-    await backend.join('carol', 100)
-    t.strictSame(await backend.claim('dave', { acceptNewUsers: true, maxUsers: 1 }), { claimed: false, refusal: 'full' })
-    const carol = await backend.claim('carol', closed)
+    t.strictSame(await backend.store.claim('bob', closed), { claimed: false, refusal: 'not-accepting-new-users' })
+    await backend.store.join('carol', 100)
+    t.strictSame(await backend.store.claim('dave', { acceptNewUsers: true, maxUsers: 1 }), { claimed: false, refusal: 'full' })
+    const carol = await backend.store.claim('carol', closed)
     t.match(carol, { claimed: true, isNewUser: false, data: undefined }, 'an existing user may link when new ones may not')
-    t.strictSame(await backend.link('alice', (second as { token: string }).token, { acceptNewUsers: true, maxUsers: 1 }, undefined),
+    t.strictSame(await backend.store.link('alice', (second as { token: string }).token, { acceptNewUsers: true, maxUsers: 1 }, undefined),
       { linked: false, refusal: 'full' }, 'a user made while alice was authenticated filled the server')
-    const again = await backend.claim('alice', open) as { token: string }
-    t.strictSame(await backend.link('alice', again.token, closed, undefined), { linked: false, refusal: 'not-accepting-new-users' })
-    t.strictSame(await backend.link('carol', (carol as { token: string }).token, closed, undefined), { linked: true, generation: 2 })
+    const again = await backend.store.claim('alice', open) as { token: string }
+    t.strictSame(await backend.store.link('alice', again.token, closed, undefined), { linked: false, refusal: 'not-accepting-new-users' })
+    t.strictSame(await backend.store.link('carol', (carol as { token: string }).token, closed, undefined), { linked: true, generation: 2 })
     t.strictSame(sink.changes, [
       { op: 'join', username: 'carol', origin: nodeId, order: 1 },
       { op: 'link', username: 'carol', origin: nodeId, node: nodeId, generation: 2, token: (carol as { token: string }).token, isNewUser: false, data: undefined }
@@ -90,21 +112,21 @@ function contract (name: string, make: Make, nodeId: string, isShared: boolean):
 
   t.test(`${name}: join, unlink and leave commit changes, or are refused with a reason`, async t => {
     const { backend, sink } = await make(t, nodeId)
-    await backend.join('alice', 100)
-    t.equal(await refusalOf(backend.join('alice', 100)), 'exists')
-    t.equal(await refusalOf(backend.join('bob', 1)), 'full')
-    t.equal(await refusalOf(backend.unlink('bob', undefined, 'server')), 'unknown')
-    t.equal(await refusalOf(backend.unlink('alice', undefined, 'server')), 'not-linked')
-    t.equal(await refusalOf(backend.unlink('alice', 7, 'client')), 'committed', 'a fenced unlink of a link that ended does nothing')
-    t.equal(await refusalOf(backend.leave('bob', 'kick')), 'unknown')
-    const claim = await backend.claim('alice', open) as { token: string }
-    await backend.link('alice', claim.token, open, undefined)
-    t.equal(await refusalOf(backend.unlink('alice', 1, 'client')), 'committed', 'a fenced unlink of another generation does nothing')
-    await backend.unlink('alice', 2, 'heartbeat')
-    const relinked = await backend.claim('alice', open) as { token: string }
-    await backend.link('alice', relinked.token, open, undefined)
-    await backend.unlink('alice', undefined, 'server')
-    await backend.leave('alice', 'kick')
+    await backend.store.join('alice', 100)
+    t.equal(await refusalOf(backend.store.join('alice', 100)), 'exists')
+    t.equal(await refusalOf(backend.store.join('bob', 1)), 'full')
+    t.equal(await refusalOf(backend.store.unlink('bob', undefined, 'server')), 'unknown')
+    t.equal(await refusalOf(backend.store.unlink('alice', undefined, 'server')), 'not-linked')
+    t.equal(await refusalOf(backend.store.unlink('alice', 7, 'client')), 'committed', 'a fenced unlink of a link that ended does nothing')
+    t.equal(await refusalOf(backend.store.leave('bob', 'kick')), 'unknown')
+    const claim = await backend.store.claim('alice', open) as { token: string }
+    await backend.store.link('alice', claim.token, open, undefined)
+    t.equal(await refusalOf(backend.store.unlink('alice', 1, 'client')), 'committed', 'a fenced unlink of another generation does nothing')
+    await backend.store.unlink('alice', 2, 'heartbeat')
+    const relinked = await backend.store.claim('alice', open) as { token: string }
+    await backend.store.link('alice', relinked.token, open, undefined)
+    await backend.store.unlink('alice', undefined, 'server')
+    await backend.store.leave('alice', 'kick')
     t.strictSame(sink.changes, [
       { op: 'join', username: 'alice', origin: nodeId, order: 1 },
       { op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 2, token: claim.token, isNewUser: false, data: undefined },
@@ -117,12 +139,12 @@ function contract (name: string, make: Make, nodeId: string, isShared: boolean):
 
   t.test(`${name}: a linked user that leaves is unlinked with it; closeNode ${isShared ? "unlinks this node's users" : 'makes every user leave'}`, async t => {
     const { backend, sink } = await make(t, nodeId)
-    const alice = await backend.claim('alice', open) as { token: string }
-    await backend.link('alice', alice.token, open, undefined)
-    await backend.leave('alice', 'client')
-    const bob = await backend.claim('bob', open) as { token: string }
-    await backend.link('bob', bob.token, open, undefined)
-    await backend.join('carol', 100)
+    const alice = await backend.store.claim('alice', open) as { token: string }
+    await backend.store.link('alice', alice.token, open, undefined)
+    await backend.store.leave('alice', 'client')
+    const bob = await backend.store.claim('bob', open) as { token: string }
+    await backend.store.link('bob', bob.token, open, undefined)
+    await backend.store.join('carol', 100)
     sink.linked = [{ username: 'bob', generation: 3, order: 3, data: undefined, sent: 0 }]
     await backend.closeNode()
     const before = [
@@ -133,7 +155,7 @@ function contract (name: string, make: Make, nodeId: string, isShared: boolean):
     ]
     if (isShared) {
       t.strictSame(sink.changes, [...before, { op: 'unlink', username: 'bob', origin: nodeId, generation: 3, cause: 'close' }])
-      t.match(await backend.claim('bob', closed), { claimed: true, isNewUser: false, data: undefined }, 'the unlinked user stays, and may link again')
+      t.match(await backend.store.claim('bob', closed), { claimed: true, isNewUser: false, data: undefined }, 'the unlinked user stays, and may link again')
     } else {
       t.strictSame(sink.changes, [
         ...before,
@@ -143,18 +165,26 @@ function contract (name: string, make: Make, nodeId: string, isShared: boolean):
     }
   })
 
-  t.test(`${name}: deliver and broadcast reach the other nodes of a shared backend (a process has none)`, async t => {
+  t.test(`${name}: a broadcast reaches this node's sink at once${isShared ? ' and every other node once' : ''}; a message reaches its user's node`, async t => {
     const { backend, sink } = await make(t, nodeId)
+    if (!isShared) {
+      backend.bus.deliver(nodeId, 'bob', encodeText('{"type":"direct"}'))
+      backend.bus.broadcast(encodeText('{"type":"all"}'), 'bob')
+      t.strictSame(sink.delivered, [['bob', '{"type":"direct"}', 0]])
+      t.strictSame(sink.broadcasts, [['{"type":"all"}', 'bob']])
+      return
+    }
     const { backend: other, sink: otherSink } = await make(t, `${nodeId}-other`, backend)
-    backend.deliver(other.nodeId, 'bob', '{"type":"direct"}')
-    backend.broadcast('{"type":"all"}', 'bob')
-    backend.broadcast('{"type":"all"}', undefined)
-    other.broadcast('{"type":"back"}', undefined)
-    const arrived = (): boolean => !isShared || (otherSink.delivered.length === 1 && otherSink.broadcasts.length === 2 && sink.broadcasts.length === 1)
+    backend.bus.deliver(other.nodeId, 'bob', encodeText('{"type":"direct"}'))
+    backend.bus.broadcast(encodeText('{"type":"all"}'), 'bob')
+    backend.bus.broadcast(encodeText('{"type":"all"}'), undefined)
+    t.strictSame(sink.broadcasts, [['{"type":"all"}', 'bob'], ['{"type":"all"}', undefined]], 'this node\'s users hear it at once, without a round trip')
+    other.bus.broadcast(encodeText('{"type":"back"}'), undefined)
+    const arrived = (): boolean => otherSink.delivered.length === 1 && otherSink.broadcasts.length === 3 && sink.broadcasts.length === 3
     await eventually(arrived, () => JSON.stringify([otherSink.delivered, otherSink.broadcasts, sink.broadcasts]))
-    t.strictSame(otherSink.delivered, !isShared ? [] : [['bob', '{"type":"direct"}', 0]])
-    t.strictSame(otherSink.broadcasts, !isShared ? [] : [['{"type":"all"}', 'bob'], ['{"type":"all"}', undefined]])
-    t.strictSame(sink.broadcasts, !isShared ? [] : [['{"type":"back"}', undefined]], 'a node does not hear its own broadcasts')
+    t.strictSame(otherSink.delivered, [['bob', '{"type":"direct"}', 0]])
+    t.strictSame(otherSink.broadcasts, [['{"type":"back"}', undefined], ['{"type":"all"}', 'bob'], ['{"type":"all"}', undefined]])
+    t.strictSame(sink.broadcasts, [['{"type":"all"}', 'bob'], ['{"type":"all"}', undefined], ['{"type":"back"}', undefined]], 'a node hears its own broadcasts once')
   })
 }
 

@@ -3,6 +3,7 @@ import t from 'tap'
 import type { BackendSink } from '../lib/backend/backend.js'
 import { Mailbox } from '../lib/backend/mailbox.js'
 import { MemoryBackend } from '../lib/backend/memory.js'
+import { Mirror } from '../lib/space/mirror.js'
 import { encodeText } from '../lib/frames.js'
 
 // The in-memory backend's buffer of one user, alone: numbering, confirmation, the two bounds and the count of what they dropped.
@@ -55,22 +56,23 @@ t.test('the in-memory backend drops the messages of users that never come back o
   const clock = FakeTimers.install({ toFake: ['setInterval', 'clearInterval', 'performance'] })
   t.teardown(() => clock.uninstall())
   const backend = new MemoryBackend({ windowMilliseconds: 0, replay: { maxMessages: 100, maxAgeMilliseconds: 500 }, takeover: false })
-  const sink: BackendSink = { apply: () => true, reset: () => {}, deliver: () => {}, broadcast: () => {}, linkedHere: () => [] }
+  const users = new Mirror()
+  const sink: BackendSink = { apply: change => { if (change.op === 'join') users.join(change.username, change.order); else users.leave(change.username); return true }, reset: () => {}, deliver: () => {}, broadcast: () => {}, linkedHere: () => [], users }
   await backend.start(sink)
   for (let user = 0; user < 100; user++) {
-    await backend.join(`user${user}`, 1_000)
+    await backend.store.join(`user${user}`, 1_000)
   }
   for (let message = 0; message < 10; message++) {
-    backend.post(undefined, undefined, frame(`line ${message}`))
+    backend.store.post(undefined, undefined, frame(`line ${message}`))
   }
-  t.equal(backend.keptMessages, 1_000, '10 messages for each of 100 unlinked users')
+  t.equal(backend.store.keptMessages, 1_000, '10 messages for each of 100 unlinked users')
   clock.tick(400) // sweeps at 125, 250 and 375 ms: nothing is older than 500 ms yet
-  t.equal(backend.keptMessages, 1_000)
-  backend.post('user0', undefined, frame('later'))
+  t.equal(backend.store.keptMessages, 1_000)
+  backend.store.post('user0', undefined, frame('later'))
   clock.tick(225) // the sweep at 625 ms drops what is older than 500 ms: all but the later line
-  t.equal(backend.keptMessages, 1, 'what is past its age is dropped by the sweep, without a link or a new message')
-  await backend.leave('user0', 'kick')
-  t.equal(backend.keptMessages, 0, 'a user that leaves takes its messages with it')
+  t.equal(backend.store.keptMessages, 1, 'what is past its age is dropped by the sweep, without a link or a new message')
+  await backend.store.leave('user0', 'kick')
+  t.equal(backend.store.keptMessages, 0, 'a user that leaves takes its messages with it')
   await backend.stop()
   t.equal(clock.countTimers(), 0, 'the sweep stops with the backend')
 })

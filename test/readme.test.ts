@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
@@ -60,9 +60,10 @@ t.test('the Redis keys are listed in one place, docs/scaling-out.md, and that li
   const guide = readFileSync(join(root, 'docs/scaling-out.md'), 'utf8')
   const rows = guide.split('\n').filter(line => line.startsWith('| `{ns}'))
   const listed = new Set(rows.flatMap(row => [...row.split('|')[1].matchAll(/`\{ns\}(:[a-z]+:?)/g)].map(([, key]) => key)))
-  // The scripts build keys as P .. ':users'; the backend names the ones it passes and the channels as ${this.#prefix}:seq.
-  const sources = readFileSync(join(root, 'lib/backend/redis-scripts.ts'), 'utf8') + readFileSync(join(root, 'lib/backend/redis.ts'), 'utf8')
-  const used = new Set([...sources.matchAll(/(?:P \.\. '|\$\{this\.#prefix\})(:[a-z]+:?)/g)].map(([, key]) => key))
+  // The scripts build keys as P .. ':users'; the backend names the ones it passes and the channels as ${this.prefix}:seq.
+  const directory = join(root, 'lib/backend/redis')
+  const sources = readdirSync(directory).map(file => readFileSync(join(directory, file), 'utf8')).join('\n')
+  const used = new Set([...sources.matchAll(/(?:P \.\. '|\$\{this\.prefix\})(:[a-z]+:?)/g)].map(([, key]) => key))
   t.strictSame([...listed].sort(), [...used].sort())
   for (const page of userPages().filter(page => page !== 'docs/scaling-out.md')) {
     t.notMatch(readFileSync(join(root, page), 'utf8'), /^\| `\{ns\}:/m, `${page} has no table of keys of its own`)

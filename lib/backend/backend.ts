@@ -123,12 +123,25 @@ export interface BackendSink {
    * one this node sent the user already (in a replay) is not sent again.
    */
   deliver (username: string, frame: EncodedFrame, number: number): void
-  /** A frame for every linked user of this node but `skip`, sent by another node with `broadcast`. */
-  broadcast (text: string, skip: string | undefined): void
+  /** A frame for every linked user of this node but `skip`: a broadcast of this node or another. */
+  broadcast (frame: EncodedFrame, skip: string | undefined): void
   /** The users linked to this node by open connections, for a backend that lost its data to register them again. */
   linkedHere (): LinkedHere[]
+  /**
+   * The mirror, read only: the users as the changes applied so far made them. The in-memory store keeps no copy
+   * of its own: in one process, the mirror is the user space.
+   */
+  readonly users: UserView
   /** With metrics on: how long a round trip to a shared store took, by the script it ran. */
   roundTrip?: (script: string, seconds: number) => void
+}
+
+/** The users of the mirror, read only. */
+export interface UserView {
+  readonly size: number
+  get (username: string): { readonly link: { readonly generation: number } | undefined } | undefined
+  /** Every user in join order. */
+  usernames (): string[]
 }
 
 /** A user linked to this node: its link and its place in join order. */
@@ -147,17 +160,12 @@ export interface LinkedHere {
  */
 export type Commit = Promise<void>
 
-export interface Backend {
-  /** This node's id, the `origin` of the changes it makes. */
-  readonly nodeId: string
-  /** How many nodes share the user space, as this node last saw (1 for the in-memory backend). */
-  readonly nodes: number
-  /** A shared backend: what it read and refused (publications of other nodes, records of its log), by kind. */
-  readonly refusedInputs?: Readonly<Record<'publication' | 'record', number>>
-  /** Whether the store of the user space answers (always, for the in-memory backend). */
-  readonly isAvailable: boolean
-  /** Connects, and gives the sink the user space; rejects with a coded error when the store cannot be reached. */
-  start (sink: BackendSink): Promise<void>
+/**
+ * The store of the user space: it decides every change (claims, links, joins, unlinks, leaves) and hands it back,
+ * in the one order of the user space, to the `apply` of every node; with replay on, it keeps and numbers the
+ * messages of every user until they are confirmed.
+ */
+export interface Store {
   /** Reserves `username` for one pending link, if it is free and may link. */
   claim (username: string, admission: Admission): Promise<ClaimResult>
   /** Gives up a claim that did not become a link. */
@@ -176,10 +184,6 @@ export interface Backend {
   unlink (username: string, generation: number | undefined, cause: UnlinkCause): Commit
   /** Makes `username` leave, unlinked first; rejects with `FST_LINK_UNKNOWN_USER` when it does not exist. */
   leave (username: string, cause: LeaveCause): Commit
-  /** Sends a frame to `username`, linked to `node` (replay off). */
-  deliver (node: string, username: string, text: string): void
-  /** Sends a frame to every linked user of the other nodes but `skip` (replay off). */
-  broadcast (text: string, skip: string | undefined): void
   /**
    * With replay on: keeps a message for `username`, or for every user but `skip` when `username` is
    * undefined, numbered per user, and delivers it to those linked (through `BackendSink.deliver`).
@@ -187,6 +191,33 @@ export interface Backend {
   post (username: string | undefined, skip: string | undefined, frame: EncodedFrame): void
   /** With replay on: the link `generation` of `username` confirmed every message up to `number`: they are not replayed. */
   confirm (username: string, generation: number, number: number): void
+}
+
+/**
+ * The message bus, with replay off: what the application sends reaches the users linked to any node. A broadcast
+ * reaches this node's users through the same sink as another node's (`BackendSink.broadcast`), at once.
+ */
+export interface Bus {
+  /** Sends a frame to `username`, linked to `node`. */
+  deliver (node: string, username: string, frame: EncodedFrame): void
+  /** Sends a frame to every linked user of every node, this one's at once, but `skip`. */
+  broadcast (frame: EncodedFrame, skip: string | undefined): void
+}
+
+/** Where the user space is held: this process (`memory.ts`), or a Redis shared by many nodes (`redis.ts`). */
+export interface Backend {
+  /** This node's id, the `origin` of the changes it makes. */
+  readonly nodeId: string
+  /** How many nodes share the user space, as this node last saw (1 for the in-memory backend). */
+  readonly nodes: number
+  /** A shared backend: what it read and refused (publications of other nodes, records of its log), by kind. */
+  readonly refusedInputs?: Readonly<Record<'publication' | 'record', number>>
+  /** Whether the store of the user space answers (always, for the in-memory backend). */
+  readonly isAvailable: boolean
+  readonly store: Store
+  readonly bus: Bus
+  /** Connects, and gives the sink the user space; rejects with a coded error when the store cannot be reached. */
+  start (sink: BackendSink): Promise<void>
   /**
    * This node closes: the in-memory backend makes every user leave, in join order; a shared backend unlinks the
    * users linked to this node, whose user space outlives it. The caller awaits it before it closes its sockets,

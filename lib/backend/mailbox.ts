@@ -79,3 +79,54 @@ export class Mailbox {
     }
   }
 }
+
+/** The sweep of expired messages runs a quarter of their age apart, and at most this often. */
+const minimumSweepMilliseconds = 100
+
+/** The mailboxes of the in-memory store that keep messages, and the sweep that expires them. */
+export class Mailboxes {
+  readonly #keeping = new Set<Mailbox>()
+  #sweep: NodeJS.Timeout | undefined
+
+  /**
+   * A user that never comes back would hold its messages past their age: they are dropped at most a quarter of
+   * their age late (or the sweep's least interval).
+   */
+  sweepEvery (maxAgeMilliseconds: number): void {
+    this.#sweep = setInterval(() => this.#expire(maxAgeMilliseconds), Math.max(minimumSweepMilliseconds, maxAgeMilliseconds / 4))
+    this.#sweep.unref()
+  }
+
+  /** How many messages the mailboxes keep. */
+  get kept (): number {
+    let kept = 0
+    for (const mailbox of this.#keeping) {
+      kept += mailbox.kept
+    }
+    return kept
+  }
+
+  /** Keeps one more message in `mailbox`; returns its number. */
+  add (mailbox: Mailbox, frame: EncodedFrame, now: number, maxMessages: number, maxAgeMilliseconds: number): number {
+    this.#keeping.add(mailbox)
+    return mailbox.add(frame, now, maxMessages, maxAgeMilliseconds)
+  }
+
+  /** A mailbox whose user left (`undefined` with replay off). */
+  forget (mailbox: Mailbox | undefined): void {
+    this.#keeping.delete(mailbox as Mailbox)
+  }
+
+  stop (): void {
+    clearInterval(this.#sweep)
+  }
+
+  #expire (maxAgeMilliseconds: number): void {
+    const now = performance.now()
+    for (const mailbox of this.#keeping) {
+      if (!mailbox.expire(now, maxAgeMilliseconds)) {
+        this.#keeping.delete(mailbox)
+      }
+    }
+  }
+}

@@ -98,13 +98,13 @@ export class LinkFlow {
     const { backend, lifecycle, options } = this.#parts
     const { connection, username } = pending
     const requested = performance.now()
-    const claim = await backend.claim(username, this.#admission)
+    const claim = await backend.store.claim(username, this.#admission)
     if (!claim.claimed) {
       this.#refuseLink(connection, username, claim.refusal)
       return
     }
     if (!connection.isOpen || !lifecycle.isListening) {
-      backend.release(username, claim.token) // it closed while a shared backend answered the claim
+      backend.store.release(username, claim.token) // it closed while a shared backend answered the claim
       return
     }
     const info: AuthenticateInfo = { isNewUser: claim.isNewUser, auth, request: connection.request, isLinked: claim.isLinked }
@@ -123,7 +123,7 @@ export class LinkFlow {
       reason = authenticationFailedReason
     }
     if (!connection.isOpen || !lifecycle.isListening || reason !== undefined) {
-      backend.release(username, claim.token)
+      backend.store.release(username, claim.token)
       if (reason !== undefined && connection.isOpen && lifecycle.isListening) {
         this.reject(connection, reason, authenticationLabel(reason))
       }
@@ -137,7 +137,7 @@ export class LinkFlow {
     }
     // The link is applied (accepted, attached, told who is there) when the backend hands it back, which the
     // in-memory backend does before it returns.
-    const linked = backend.link(username, claim.token, this.#admission, data as string | undefined)
+    const linked = backend.store.link(username, claim.token, this.#admission, data as string | undefined)
     const result = isThenable(linked) ? await linked : linked
     this.#forget(pending) // refused (what arrived for it stays in its mailbox), or applied already
     if (!result.linked) {

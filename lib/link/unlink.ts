@@ -17,7 +17,7 @@ import type { Connection } from '../transport/connection.js'
 export function unlinkConnection (parts: Parts, connection: Connection, cause: UnlinkCause): void {
   const link = connection.link as NonNullable<Connection['link']>
   const username = link.username
-  const commit = parts.backend.unlink(username, link.generation, cause)
+  const commit = parts.backend.store.unlink(username, link.generation, cause)
   holdUntilApplied(parts, connection, link, commit.then(undefined, (err: unknown) => {
     connection.log.warn({ err, username }, 'the unlink of a connection could not be committed')
   }))
@@ -27,7 +27,7 @@ export function unlinkConnection (parts: Parts, connection: Connection, cause: U
 export function leaveConnection (parts: Parts, connection: Connection): void {
   const link = connection.link as NonNullable<Connection['link']>
   const username = link.username
-  const commit = codedCommit(parts, parts.backend.leave(username, 'client'), 'leave', username)
+  const commit = codedCommit(parts, parts.backend.store.leave(username, 'client'), 'leave', username)
   holdUntilApplied(parts, connection, link, commit.then(undefined, () => {})) // codedCommit logged it
 }
 

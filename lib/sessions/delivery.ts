@@ -1,5 +1,5 @@
 import type { Replay } from '../backend/backend.js'
-import { type EncodedFrame, encodeText } from '../frames.js'
+import type { EncodedFrame } from '../frames.js'
 import type { Parts } from '../parts.js'
 import { FST_LINK_UNKNOWN_USER } from '../errors.js'
 import { LocalLink } from '../space/local-links.js'
@@ -46,31 +46,25 @@ export class Delivery {
       if (space.get(username) === undefined) {
         throw new FST_LINK_UNKNOWN_USER('send a message', username)
       }
-      backend.post(username, undefined, frame) // kept for it until it confirms it, linked or not
+      backend.store.post(username, undefined, frame) // kept for it until it confirms it, linked or not
       return
     }
     const link = space.linkOf('send a message', username)
     if (link instanceof LocalLink) {
       link.connection.send(frame)
     } else {
-      backend.deliver(link.node, username, frame.payload.toString())
+      backend.bus.deliver(link.node, username, frame)
     }
   }
 
   /** Sends a message to every user but `skip`. */
   broadcast (frame: EncodedFrame, skip: string | undefined): void {
-    const { backend, space, options } = this.#parts
+    const { backend, options } = this.#parts
     if (options.sessions.replay !== undefined) {
-      backend.post(undefined, skip, frame)
+      backend.store.post(undefined, skip, frame)
       return
     }
-    space.broadcast(frame, skip)
-    backend.broadcast(frame.payload.toString(), skip)
-  }
-
-  /** A frame for every linked user of this node but `skip`, sent by another node. */
-  broadcastHere (text: string, skip: string | undefined): void {
-    this.#parts.space.broadcast(encodeText(text), skip)
+    backend.bus.broadcast(frame, skip)
   }
 
   /**
@@ -112,7 +106,7 @@ export class Delivery {
     const link = connection.link
     const number = link === undefined || link.sent === 0 ? undefined : confirmedBy(link, data)
     if (number !== undefined) {
-      this.#parts.backend.confirm((link as LocalLink).username, (link as LocalLink).generation, number)
+      this.#parts.backend.store.confirm((link as LocalLink).username, (link as LocalLink).generation, number)
     }
   }
 }

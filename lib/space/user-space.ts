@@ -34,8 +34,9 @@ export class UserSpace {
       apply: change => this.#apply(change),
       reset: (users, keepMissing) => this.#reset(users, keepMissing),
       deliver: (username, frame, number) => parts.delivery.deliver(username, frame, number),
-      broadcast: (text, skip) => parts.delivery.broadcastHere(text, skip),
+      broadcast: (frame, skip) => this.broadcast(frame, skip),
       linkedHere: () => this.#linkedHere(),
+      users: this.#mirror,
       get roundTrip () { return parts.observer?.roundTrip } // with metrics on
     }
   }
@@ -217,7 +218,7 @@ export class UserSpace {
    */
   #unlinkOrphan (username: string, generation: number): void {
     this.#parts.log.warn({ username }, 'a link whose commit went unanswered was committed after all; its connection is gone, so it is unlinked')
-    codedCommit(this.#parts, this.#parts.backend.unlink(username, generation, 'client'), 'unlink a link with no connection', username) // logged if it fails
+    codedCommit(this.#parts, this.#parts.backend.store.unlink(username, generation, 'client'), 'unlink a link with no connection', username) // logged if it fails
   }
 
   /**

@@ -1,0 +1,220 @@
+import { performance } from 'node:perf_hooks'
+import type { Cluster, Redis } from 'ioredis'
+import type { ClusterRedisClient } from '../../../types/index.js'
+import type { ResolvedClusterOptions } from '../../options/resolve.js'
+import { CommitRefused } from '../backend.js'
+import { scripts, type ScriptName } from './scripts.js'
+
+/** How long `ready()` waits for Redis before it fails, at most; less when Fastify's `pluginTimeout` (which bounds `onReady`) is shorter. */
+export const maxConnectTimeoutMilliseconds = 15_000
+/** The connect timeout under a Fastify `pluginTimeout` (0: none): one second less, so that the coded error wins the race. */
+export function connectTimeoutFor (pluginTimeout: number): number {
+  return pluginTimeout > 0 ? Math.max(100, Math.min(maxConnectTimeoutMilliseconds, pluginTimeout - 1_000)) : maxConnectTimeoutMilliseconds
+}
+/** A command that takes longer than this fails, so that a hung Redis is an outage, not a hang. */
+export const commandTimeoutMilliseconds = 2_000
+/** How long the log reader blocks for new records before it asks again. */
+export const readBlockMilliseconds = 1_000
+/** How soon a lost connection to Redis is tried again. */
+export const reconnectMilliseconds = 200
+
+/** The ioredis module, as `import('ioredis')` gives it. */
+export interface IoredisModule {
+  Redis: new (url: string, options: Record<string, unknown>) => Redis
+}
+
+export type ScriptReply = Array<string | number | null | ScriptReply>
+type Client = (Redis | Cluster) & Record<ScriptName, (key: string, ...args: Array<string | number>) => Promise<ScriptReply>>
+
+/** The `keyPrefix` of an application's ioredis client (`Redis`, or `Cluster`), or `''`: a URL or a client without one. */
+export function keyPrefixOf (redis: string | ClusterRedisClient): string {
+  if (typeof redis === 'string') {
+    return ''
+  }
+  const prefix = (redis as { options?: { keyPrefix?: unknown } }).options?.keyPrefix
+  return typeof prefix === 'string' || Buffer.isBuffer(prefix) ? prefix.toString() : ''
+}
+
+/** The replies of a script that mean this node cannot change the user space until its next heartbeat. */
+const outages = new Map([
+  ['epoch', 'Redis lost the user space'],
+  ['dead', 'this node was declared dead']
+])
+
+/**
+ * This node's three connections to Redis (commands and scripts; the subscriber; the log's blocking reader), the
+ * names of the keys and channels, and the epoch of the user space the scripts run in.
+ */
+export class RedisConnections {
+  /** `{namespace}`, after the `keyPrefix` of the application's client if it has one: what every key and channel starts with. */
+  readonly prefix: string
+  readonly seqKey: string
+  readonly logKey: string
+  readonly broadcastChannel: string
+  readonly nodeChannel: string
+  /** The epoch of the user space this node is registered in. */
+  epoch = ''
+  /** Set when the node stops: the loops end, and nothing is tried again. */
+  stopped = false
+  /** With metrics on: observes a script's round trip. */
+  roundTrip: ((script: string, seconds: number) => void) | undefined
+  commands!: Client
+  subscriber!: Redis | Cluster
+  reader!: Redis | Cluster
+  readonly #options: ResolvedClusterOptions
+  readonly #ioredis: IoredisModule
+
+  constructor (options: ResolvedClusterOptions, ioredis: IoredisModule) {
+    this.#options = options
+    this.#ioredis = ioredis
+    // An application's client with a keyPrefix isolates its keys under it: ours go there too. The duplicates
+    // are made without it (see #connect), since scripts build their key names from the prefix themselves.
+    this.prefix = `${keyPrefixOf(options.redis)}{${options.namespace}}`
+    this.seqKey = `${this.prefix}:seq`
+    this.logKey = `${this.prefix}:log`
+    this.broadcastChannel = `${this.prefix}:broadcast`
+    this.nodeChannel = this.channelOf(options.nodeId)
+  }
+
+  /** The channel of the messages to the users of `node`. */
+  channelOf (node: string): string {
+    return `${this.prefix}:to:${node}`
+  }
+
+  /** Opens the connections, named so that CLIENT LIST shows which node and which part of it each one is. */
+  open (): Array<Redis | Cluster> {
+    const name = `fastify-link-server:${this.#options.nodeId}`
+    this.commands = this.#connect({ commandTimeout: commandTimeoutMilliseconds, connectionName: `${name}:commands` }) as Client
+    this.subscriber = this.#connect({ connectionName: `${name}:subscriber` })
+    this.reader = this.#connect({ commandTimeout: readBlockMilliseconds + commandTimeoutMilliseconds, connectionName: `${name}:reader` })
+    for (const [name, lua] of Object.entries(scripts)) {
+      this.commands.defineCommand(name, { numberOfKeys: 1, lua })
+    }
+    return [this.commands, this.subscriber, this.reader]
+  }
+
+  /** A connection of this node's own: a duplicate of the application's client, or a new client of the URL. */
+  #connect (override: Record<string, unknown>): Redis | Cluster {
+    const options = { ...override, enableOfflineQueue: false, lazyConnect: false, retryStrategy: reconnect, maxRetriesPerRequest: 0 }
+    const redis = this.#options.redis
+    if (typeof redis === 'string') {
+      const client = new this.#ioredis.Redis(redis, options)
+      client.on('error', () => {}) // every failure is answered where a command fails; ioredis reconnects
+      return client
+    }
+    const base = redis as unknown as (Redis | Cluster) & { isCluster: boolean }
+    const client = base.isCluster
+      ? (base as Cluster).duplicate([], { enableOfflineQueue: false, clusterRetryStrategy: reconnect, keyPrefix: '', redisOptions: { ...override, maxRetriesPerRequest: 0 } })
+      : (base as Redis).duplicate({ ...options, keyPrefix: '' })
+    client.on('error', () => {})
+    return client
+  }
+
+  /** A script's reply; with metrics on, its round trip is observed, a failed one's too (a timeout is one). */
+  timed<T> (name: ScriptName, reply: Promise<T>): Promise<T> {
+    const observe = this.roundTrip
+    if (observe !== undefined) {
+      const start = performance.now()
+      const observed = (): void => observe(name, (performance.now() - start) / 1000)
+      reply.then(observed, observed)
+    }
+    return reply
+  }
+
+  /** Runs a script that changes the user space; its refusals are answered as they are, a lost user space or node as an outage. */
+  async run (name: ScriptName, ...args: Array<string | number>): Promise<ScriptReply> {
+    const reply = await this.timed(name, this.commands[name](this.seqKey, this.prefix, this.epoch, ...args)).catch((err: unknown) => {
+      throw new CommitRefused('unavailable', (err as Error).message)
+    })
+    const outage = outages.get(reply[0] as string)
+    if (outage !== undefined) {
+      throw new CommitRefused('unavailable', outage) // the next heartbeat registers this node again, and recovers
+    }
+    return reply
+  }
+
+  /**
+   * Runs `command`, and again after each failure while a cut connection comes back, until it answers or `deadline`
+   * passes (or the node stops); answers its answer, or `undefined` when it gave up.
+   */
+  async whileReconnecting<T> (command: () => Promise<T>, deadline: number): Promise<T | undefined> {
+    for (;;) {
+      const result = await command().then(answer => ({ answer }), () => undefined)
+      if (result !== undefined) {
+        return result.answer
+      }
+      if (performance.now() >= deadline || this.stopped) {
+        return undefined
+      }
+      await delay(reconnectMilliseconds)
+    }
+  }
+
+  /** Waits until every connection is ready; rejects at once when Redis refuses the credentials, or after `timeoutMilliseconds`. */
+  async ready (clients: Array<Redis | Cluster>, timeoutMilliseconds: number): Promise<void> {
+    const refused = refusedCredentials(clients)
+    try {
+      await withTimeout(Promise.race([Promise.all(clients.map(ready)), refused.promise]), timeoutMilliseconds,
+        `Redis did not answer within ${timeoutMilliseconds} ms`)
+    } finally {
+      refused.stop()
+    }
+  }
+
+  disconnect (): void {
+    for (const client of [this.commands, this.subscriber, this.reader]) {
+      client.disconnect()
+    }
+  }
+}
+
+/** The replies of Redis that refuse a connection's credentials (never naming them), by their first word. */
+const credentialErrors = /^(WRONGPASS|NOAUTH|ERR AUTH|ERR invalid password|ERR Client sent AUTH)/
+
+/**
+ * Rejects when Redis refuses the credentials of one of `clients` (a wrong or missing password), so that a start
+ * says so at once instead of waiting out the connect timeout; `stop` removes its listeners.
+ */
+function refusedCredentials (clients: Array<Redis | Cluster>): { promise: Promise<never>, stop: () => void } {
+  const removals: Array<() => void> = []
+  const promise = new Promise<never>((_resolve, reject) => {
+    for (const client of clients) {
+      const onError = (err: Error): void => {
+        const code = credentialErrors.exec(err.message)?.[1]
+        if (code !== undefined) {
+          reject(new Error(`Redis refused the credentials (${code}): check the password, and the user, of the Redis URL or client`))
+        }
+      }
+      client.on('error', onError)
+      removals.push(() => client.off('error', onError))
+    }
+  })
+  promise.catch(() => {}) // answered by the race in ready, or too late to matter
+  return { promise, stop: () => { for (const remove of removals) remove() } }
+}
+
+/** A new connection is never ready yet: it becomes ready, or the connect timeout ends the wait. */
+function ready (client: Redis | Cluster): Promise<void> {
+  return new Promise(resolve => client.once('ready', () => resolve()))
+}
+
+/** The retry strategy of every connection: again soon, forever (an outage ends when Redis is back). */
+function reconnect (): number {
+  return reconnectMilliseconds
+}
+
+export function delay (milliseconds: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, milliseconds))
+}
+
+export async function withTimeout<T> (promise: Promise<T>, milliseconds: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), milliseconds)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -1,0 +1,164 @@
+import { performance } from 'node:perf_hooks'
+import type { SnapshotUser } from '../backend.js'
+import { delay, readBlockMilliseconds, reconnectMilliseconds, type ScriptReply } from './connections.js'
+import type { RedisParts } from './parts.js'
+import { changeOf } from './wire.js'
+
+/** A change waiting to be applied on this node, and who waits for it. */
+interface Waiter {
+  seq: number
+  resolve: () => void
+}
+
+/**
+ * Reads the log of the user space and applies every change in order, on a connection of its own; a gap (this node
+ * fell behind the trimmed log) or a restore reloads the user space. It knows which change this node applied last,
+ * and resolves who waits for a change to be applied here.
+ */
+export class LogReader {
+  readonly #parts: RedisParts
+  /** The sequence number of the last change applied here. */
+  #applied = 0
+  readonly #waiters: Waiter[] = []
+  #reading: Promise<void> | undefined
+
+  constructor (parts: RedisParts) {
+    this.#parts = parts
+  }
+
+  get applied (): number {
+    return this.#applied
+  }
+
+  start (): void {
+    this.#reading = this.#read()
+  }
+
+  /** The read loop ended: the node stopped, and its reader was disconnected. */
+  async finished (): Promise<void> {
+    await this.#reading
+  }
+
+  async #read (): Promise<void> {
+    const redis = this.#parts.redis
+    while (!redis.stopped) {
+      try {
+        const reply = await redis.reader.xread('COUNT', 1000, 'BLOCK', readBlockMilliseconds, 'STREAMS', redis.logKey, `${this.#applied}-0`) as Array<[string, Array<[string, string[]]>]> | null
+        await this.#applyRecords(reply?.[0][1] ?? [])
+      } catch {
+        await delay(reconnectMilliseconds) // Redis is away: the heartbeat says so, and this reads again
+      }
+    }
+  }
+
+  async #applyRecords (records: Array<[string, string[]]>): Promise<void> {
+    const { links, refusals, store, windows } = this.#parts
+    for (const [id, fields] of records) {
+      const seq = Number(id.slice(0, id.indexOf('-')))
+      if (seq !== this.#applied + 1 || fields[1] === 'restore') {
+        if (fields[1] !== 'restore') {
+          await this.#healLog()
+        }
+        await this.reload() // a gap (this node fell behind the trimmed log), or users registered again after a loss
+        return
+      }
+      const change = changeOf(fields, seq)
+      if (change === undefined) {
+        refusals.refuse('record', `log record ${id} is not a change of fastify-link-server`)
+        this.#applied = seq
+        this.settle(seq)
+        continue
+      }
+      if (change.op === 'link' && change.node === this.#parts.nodeId) {
+        await links.recorded(change)
+      }
+      this.#applied = seq
+      if (change.op === 'leave') {
+        store.forgetConfirmed(change.username) // it takes its messages with it, as in memory
+      }
+      if (!this.#parts.sink.apply(change)) {
+        refusals.refuse('record', `log record ${id} (${change.op} of ${JSON.stringify(change.username)}) does not fit the user space`)
+      }
+      windows.follow(change)
+      this.settle(seq)
+    }
+  }
+
+  /**
+   * A gap in the log: this node fell behind the trimmed log, or another program appended past the sequence number (an
+   * XADD with an automatic id), which would make every reader reload and every script fail to append. The foreign
+   * entries are removed before the reload (a script that appends heals the log the same way).
+   */
+  async #healLog (): Promise<void> {
+    const redis = this.#parts.redis
+    const removed = await redis.commands.heal(redis.seqKey, redis.prefix).then(reply => Number(reply), () => 0)
+    if (removed > 0) {
+      this.#parts.refusals.refuse('record', `${removed} entries past the sequence number (not the plugin's) were removed from the log`)
+    }
+  }
+
+  /** Loads the user space anew, unless it is not the one this node is registered in (the heartbeat notices that). */
+  async reload (): Promise<void> {
+    const { redis, links } = this.#parts
+    let snapshot: ScriptReply
+    do {
+      const replying = links.replying()
+      snapshot = await redis.commands.snapshot(redis.seqKey, redis.prefix)
+      // The replies of the links committed before the snapshot came before it, but their handling may not have run.
+      await Promise.all(replying)
+      // The reader, on a connection of its own, may have applied changes the snapshot predates: it is taken again.
+    } while (snapshot[0] === redis.epoch && (snapshot[1] as number) < this.#applied)
+    const [epoch, seq, users, linked, data] = snapshot
+    if (epoch === redis.epoch) {
+      this.load(seq as number, users as string[], linked as string[], data as string[])
+    }
+  }
+
+  /**
+   * Sets the mirror to the user space as Redis has it, at sequence number `seq`. While the nodes register
+   * their users again after Redis lost its data, a user missing from Redis is kept: its node may not have
+   * registered it yet; the reload at the end of that time removes those that stayed missing.
+   */
+  load (seq: number, users: string[], links: string[], data: string[]): void {
+    const linkOf = new Map<string, { node: string, generation: number }>()
+    for (let i = 0; i < links.length; i += 2) {
+      const [node, generation] = links[i + 1].split(' ')
+      linkOf.set(links[i], { node, generation: Number(generation) })
+    }
+    const dataOf = new Map<string, string>()
+    for (let i = 0; i < data.length; i += 2) {
+      dataOf.set(data[i], data[i + 1])
+    }
+    const snapshot: SnapshotUser[] = []
+    for (let i = 0; i < users.length; i += 2) {
+      snapshot.push({ username: users[i], order: Number(users[i + 1]), link: linkOf.get(users[i]), data: dataOf.get(users[i]) })
+    }
+    this.#parts.links.applyCovered(seq)
+    this.#applied = seq
+    this.#parts.sink.reset(snapshot, performance.now() < this.#parts.liveness.recoveringUntil)
+    this.settle(seq)
+  }
+
+  /** Resolves the commits whose change is applied here. */
+  settle (seq: number): void {
+    while (this.#waiters.length > 0 && this.#waiters[0].seq <= seq) {
+      (this.#waiters.shift() as Waiter).resolve()
+    }
+  }
+
+  /** Waits until the change of `seq` is applied here. */
+  appliedAt (seq: number): Promise<void> {
+    if (seq <= this.#applied) {
+      return Promise.resolve()
+    }
+    // The waiters are kept in order of seq (the replies of one connection come in the order Redis ran the scripts,
+    // and a read-back waits for the seq it read).
+    return new Promise(resolve => {
+      let index = this.#waiters.length
+      while (index > 0 && this.#waiters[index - 1].seq > seq) {
+        index--
+      }
+      this.#waiters.splice(index, 0, { seq, resolve })
+    })
+  }
+}
