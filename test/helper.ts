@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { Test } from 'tap'
 import WebSocket from 'ws'
 import fastifyLinkServer, { type LinkServerEvents, type LinkServerOptions } from '../index.js'
-import { injectSocket, LinkTestClient, type TestFrame, testClientVersion } from '../lib/testing.js'
+import { injectSocket, LinkTestClient, type TestFrame, testClientVersion } from '../testing.js'
 
 /** The Krmx client version the tests link with. */
 export const version = testClientVersion

@@ -28,7 +28,7 @@ await app.close()
 `
 
 t.test('after a build, plain Node can require and import the package by name', async t => {
-  for (const file of ['dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/esm/lib/testing.d.ts', 'dist/cjs/lib/testing.js']) {
+  for (const file of ['dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/esm/testing.d.ts', 'dist/cjs/testing.js']) {
     t.ok(existsSync(join(root, file)), `${file} is built`)
   }
   const expected = {

@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
-import { LinkTestClient } from '../lib/testing.js'
+import { LinkTestClient } from '../testing.js'
 import { eventually } from './helper.js'
 import { asPublished, readmeSnippets, root, userPages } from './readme-snippets.js'
 

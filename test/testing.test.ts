@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import fastifyLinkServer, { type LinkServerOptions } from '../index.js'
 import { eventually } from './helper.js'
-import { LinkRejectedError, LinkTestClient, linkUser, testClientVersion } from '../lib/testing.js'
+import { LinkRejectedError, LinkTestClient, linkUser, testClientVersion } from '../testing.js'
 
 // The test kit (fastify-link-server/testing), as an application's tests use it: over injectWS, no port.
 

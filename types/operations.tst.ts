@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import { Registry } from 'prom-client'
 import { expect, test } from 'tstyche'
 import fastifyLinkServer, { type LinkMessage, type LinkServerOptions, type LinkUser, type MetricsRegistry } from '../index.js'
-import { type LinkRejectedError, LinkTestClient, linkUser, type ProtocolFrame, type TestFrame } from '../lib/testing.js'
+import { type LinkRejectedError, LinkTestClient, linkUser, type ProtocolFrame, type TestFrame } from '../testing.js'
 
 const app = Fastify()
 

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { IncomingMessage, LinkMessage, LinkSchemas, LinkServerSchemas, LinkUser, MessageSchemas, MessageUnion } from '../types/index.js'
+import type { IncomingMessage, LinkMessage, LinkSchemas, LinkServerSchemas, LinkUser, MessageSchemas, MessageUnion } from './types/index.js'
 
 /** A frame of the Krmx protocol that a client receives. */
 export type ProtocolFrame =
