@@ -5,8 +5,8 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { readmeSnippets, root } from '../test/readme-snippets.js'
-import { RedisServer } from '../test/redis-server.js'
+import { readmeSnippets, root } from '../test/helpers/readme-snippets.js'
+import { RedisServer } from '../test/helpers/redis-server.js'
 import { clusterApp, minimalApp, strictConfig } from './apps.js'
 
 // The package as a user installs it today: packed from a clean clone of this repository (HEAD, not the work

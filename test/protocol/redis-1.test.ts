@@ -1,0 +1,20 @@
+// The protocol suites link, leave, unlink, messages, krmx-client, listeners, api, route, jwt, user-queries again, every instance a one-node cluster on a real Redis: the Redis
+// backend keeps the protocol.
+import t from 'tap'
+import { onRedis } from '../helpers/app.js'
+import { RedisServer } from '../helpers/redis-server.js'
+import link from './link.js'
+import leave from './leave.js'
+import unlink from './unlink.js'
+import messages from './messages.js'
+import krmxClient from './krmx-client.js'
+import listeners from './listeners.js'
+import api from './api.js'
+import route from './route.js'
+import jwt from './jwt.js'
+import userQueries from './user-queries.js'
+
+const backend = onRedis((await RedisServer.start(t)).url)
+for (const suite of [link, leave, unlink, messages, krmxClient, listeners, api, route, jwt, userQueries]) {
+  suite(backend)
+}
