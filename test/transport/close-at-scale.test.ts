@@ -8,7 +8,7 @@ import { eventually, nextMacrotask } from '../helpers/waits.js'
 // 10,000 users (the default maxUsers), of which 200 are linked over real loopback sockets. Before, the
 // close queued every user's unlinked and left frames to every connection (O(users × connections), here
 // 4 million frames held in memory before the first byte left); now each connection hears of its own
-// user only. bench/close.ts measures the time and the heap at 2,000 linked and more.
+// user only. perf/bench/close.ts measures the time and the heap at 2,000 linked and more.
 const users = 10_000
 const linked = 200
 

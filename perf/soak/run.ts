@@ -1,6 +1,6 @@
-// npm run soak [-- --connections 5000 --rate 1 --duration 60 --drops 300 --cuts 300]
+// npm run soak:load [-- --connections 5000 --rate 1 --duration 60 --drops 300 --cuts 300]
 //
-// Starts the example chat server (soak/server.ts) and the load generator (soak/load.ts), each in a
+// Starts the example chat server (perf/soak/server.ts) and the load generator (perf/soak/load.ts), each in a
 // process of its own, on loopback, and prints one JSON line: connections held, messages sent and
 // received on both sides, broadcast frames written and received, latency, memory and errors.
 import { fork, spawn } from 'node:child_process'

@@ -1,6 +1,6 @@
-// The load generator of the benchmark, in a process of its own, driven over IPC by bench/run.ts.
+// The load generator of the benchmark, in a process of its own, driven over IPC by perf/bench/run.ts.
 import { performance } from 'node:perf_hooks'
-import { clientFrame, RawClient } from './raw-client.js'
+import { clientFrame, RawClient } from '../../support/raw-client.js'
 
 const port = Number(process.argv[2])
 /** The prefix of the usernames this load generator links, so that two of them can load one cluster. */

@@ -1,4 +1,4 @@
-// Prints the functions with the most self time in a CPU profile: node --import tsx bench/profile-summary.ts <file.cpuprofile>
+// Prints the functions with the most self time in a CPU profile: node --import tsx perf/bench/profile-summary.ts <file.cpuprofile>
 import { readFileSync } from 'node:fs'
 
 interface Node { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, hitCount?: number }

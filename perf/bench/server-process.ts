@@ -1,4 +1,4 @@
-// One benchmarked server in a process of its own, driven over IPC by bench/run.ts.
+// One benchmarked server in a process of its own, driven over IPC by perf/bench/run.ts.
 import { performance } from 'node:perf_hooks'
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import { type ServerKind, startServer } from './servers.js'

@@ -1,6 +1,6 @@
-// The clients of bench/close.ts, in a process of their own so that their memory is not the server's
+// The clients of perf/bench/close.ts, in a process of their own so that their memory is not the server's
 // heap: `linked` raw connections that link, count what they receive, and report the goodbye.
-import { clientFrame, RawClient } from './raw-client.js'
+import { clientFrame, RawClient } from '../../support/raw-client.js'
 
 const port = Number(process.argv[2])
 const linked = Number(process.argv[3])

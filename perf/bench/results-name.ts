@@ -1,6 +1,6 @@
 // Which results a run of `npm run bench` writes: only a full run (every server and scenario at the
-// default sizes, three repetitions or more, not profiled) replaces the published bench/results/latest.*,
-// which docs/benchmarks.md shows; any other run writes bench/results/partial.* (not committed), unless
+// default sizes, three repetitions or more, not profiled) replaces the published perf/results/side-by-side.*,
+// which docs/benchmarks.md shows; any other run writes perf/results/partial.* (not committed), unless
 // --out names a file.
 
 /** The flags of `npm run bench` that decide whether a run is full. */
@@ -31,7 +31,7 @@ export function isFullRun (flags: RunFlags): boolean {
     sizeFlags.every(flag => flags[flag] === undefined)
 }
 
-/** The name of the results files (bench/results/<name>.json and .svg) a run with these flags writes. */
+/** The name of the results files (perf/results/<name>.json and .svg) a run with these flags writes. */
 export function resultsName (flags: RunFlags): string {
   if (flags.out !== undefined) {
     return flags.out
@@ -39,5 +39,5 @@ export function resultsName (flags: RunFlags): string {
   if (flags.profile === true) {
     return 'profile'
   }
-  return isFullRun(flags) ? 'latest' : 'partial'
+  return isFullRun(flags) ? 'side-by-side' : 'partial'
 }

@@ -2,8 +2,8 @@
 //
 // Runs the same load against this plugin (in Fastify), the Krmx reference server (@krmx/server) and a
 // bare `ws` server, one after another, each server and the load generator in processes of their own
-// on loopback. Prints a table of medians and ratios, and writes bench/results/latest.json and
-// bench/results/latest.svg when the run is full, bench/results/partial.* otherwise (--out names another pair).
+// on loopback. Prints a table of medians and ratios, and writes perf/results/side-by-side.json and
+// perf/results/side-by-side.svg when the run is full, perf/results/partial.* otherwise (--out names another pair).
 import { type ChildProcess, fork } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -60,7 +60,7 @@ const here = (file: string): string => fileURLToPath(new URL(file, import.meta.u
 
 /** A fresh server and load generator for one scenario; both are gone afterwards. */
 async function withProcesses<T> (kind: ServerKind, run: (server: ChildProcess, load: ChildProcess) => Promise<T>): Promise<T> {
-  // --profile writes a CPU profile of each server process to bench/profiles/, for flame graphs (Chrome DevTools, speedscope).
+  // --profile writes a CPU profile of each server process to perf/bench/profiles/, for flame graphs (Chrome DevTools, speedscope).
   const profile = values.profile === true ? ['--cpu-prof', `--cpu-prof-dir=${here('profiles')}`] : []
   const server = fork(here('server-process.ts'), [kind], { execArgv: ['--expose-gc', ...profile, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const { port } = await reply<{ port: number }>(server)
@@ -230,11 +230,11 @@ for (const row of rows) {
 
 const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 1024 ** 3), node: process.version, platform: process.platform }
 const results = { date: new Date().toISOString(), minutes: Number(((Date.now() - started) / 60_000).toFixed(1)), machine, repetitions, settings, rows, samples, timeouts }
-mkdirSync(here('results'), { recursive: true })
+mkdirSync(here('../results'), { recursive: true })
 // Only a full run replaces the published results; a quick, partial or profiled one writes beside them.
 const out = resultsName(values)
-writeFileSync(here(`results/${out}.json`), JSON.stringify(results, null, 2) + '\n')
-writeFileSync(here(`results/${out}.svg`), chart(rows.filter(row => row.vsReference !== undefined || row.vsBare !== undefined || row.vsCoalesced !== undefined), machine, repetitions))
+writeFileSync(here(`../results/${out}.json`), JSON.stringify(results, null, 2) + '\n')
+writeFileSync(here(`../results/${out}.svg`), chart(rows.filter(row => row.vsReference !== undefined || row.vsBare !== undefined || row.vsCoalesced !== undefined), machine, repetitions))
 for (const { repetition, scenario, server } of timeouts) {
   console.log(`repetition ${repetition}: ${scenario} on ${server} did not finish in ${String(values['scenario-timeout'])} s`)
 }
@@ -250,9 +250,9 @@ for (const [metric, scenario] of [['messagesPerSecondWithMetrics', 'inbound'], [
     console.log(`metrics: ${scenario} with Prometheus metrics on runs at ${(on / off).toFixed(2)}× the rate without`)
   }
 }
-console.log(`\nwritten: bench/results/${out}.json, bench/results/${out}.svg (${results.minutes} min)`)
+console.log(`\nwritten: perf/results/${out}.json, perf/results/${out}.svg (${results.minutes} min)`)
 
-// Cluster mode (Redis + 2 instances), beside the single instance of its own run: bench/cluster.ts.
+// Cluster mode (Redis + 2 instances), beside the single instance of its own run: perf/bench/cluster.ts.
 if (values.cluster !== false) {
   console.log('')
   const cluster = fork(here('cluster.ts'), [...(quick ? ['--quick'] : []), '--repetitions', String(repetitions)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' })

@@ -5,7 +5,7 @@ import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
-import fastifyLinkServer from '../index.js'
+import fastifyLinkServer from '../../index.js'
 
 export type ServerKind = 'plugin' | 'plugin-typed' | 'plugin-replay' | 'plugin-metrics' | 'plugin-cluster' | 'plugin-cluster-replay' | 'krmx' | 'bare' | 'bare-coalesced'
 export type Message = { type: string, payload?: unknown }
@@ -37,7 +37,7 @@ export async function startServer (kind: ServerKind): Promise<BenchServer> {
 
 /**
  * `typed`: with TypeBox schemas for the message types of the benchmark, checked on every message.
- * `redis`: a node of a cluster on that Redis (bench/cluster.ts). `replay`: missed-message replay on (every
+ * `redis`: a node of a cluster on that Redis (perf/bench/cluster.ts). `replay`: missed-message replay on (every
  * message kept for its recipients until they confirm it). `metrics`: Prometheus metrics on, scraped every second.
  */
 async function startPlugin (typed: boolean, redis?: string, replay = false, metrics = false): Promise<BenchServer> {

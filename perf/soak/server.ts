@@ -1,9 +1,9 @@
-// The server side of `npm run soak`: the example chat server, plus one broadcast a second and the
+// The server side of `npm run soak:load`: the example chat server, plus one broadcast a second and the
 // counters the soak run compares with what its clients saw, served at GET /soak/stats.
-import { buildExample } from '../example/app.js'
+import { buildExample } from '../../example/app.js'
 
 const app = await buildExample({ logger: { level: 'warn' } })
-const linkServer = app.linkServer.typed<typeof import('../example/app.js').chatOptions>()
+const linkServer = app.linkServer.typed<typeof import('../../example/app.js').chatOptions>()
 const counters = { pingsReceived: 0, broadcasts: 0, broadcastDeliveries: 0, replayed: 0, replayLost: 0 }
 /** The first tick each user was addressed: from it on, every tick must reach it once (or twice within the span replay allows). */
 const firstTicks: Record<string, number> = {}

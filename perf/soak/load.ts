@@ -1,4 +1,4 @@
-// The load generator of `npm run soak`, in a process of its own: opens and links the connections,
+// The load generator of `npm run soak:load`, in a process of its own: opens and links the connections,
 // sends `chat/ping` at the given rate from each, drops and relinks some of them, and counts
 // everything it sends and receives. Prints one JSON object when done.
 import { once } from 'node:events'

@@ -13,8 +13,8 @@ import { parseArgs } from 'node:util'
 import { type TSchema, Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
-import fastifyLinkServer, { type LinkServerOptions } from '../index.js'
-import { compileMessageSchemas } from '../lib/messages/schemas.js'
+import fastifyLinkServer, { type LinkServerOptions } from '../../index.js'
+import { compileMessageSchemas } from '../../lib/messages/schemas.js'
 
 const { values } = parseArgs({
   options: {

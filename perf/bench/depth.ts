@@ -3,7 +3,7 @@
 // What the maxDepth check costs beside the JSON.parse every frame pays anyway: frames of 128 bytes
 // or less are never scanned; longer ones are scanned byte by byte once.
 import { performance } from 'node:perf_hooks'
-import { isDeeperThan } from '../lib/frames.js'
+import { isDeeperThan } from '../../lib/frames.js'
 
 console.log('| frame (bytes) | depth scan (µs) | toString + JSON.parse (µs) | ratio |')
 console.log('|---|---|---|---|')

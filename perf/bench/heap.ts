@@ -4,7 +4,7 @@
 // collection) before and after `--connections` raw clients link, and the difference summed by what V8
 // calls each object (its constructor, or the kind of internal object), divided by the connections.
 // Prints the largest rows of each server side by side; the servers and load generator are those of
-// `npm run bench` (bench/servers.ts), in processes of their own.
+// `npm run bench` (perf/bench/servers.ts), in processes of their own.
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util'
 import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
-import fastifyLinkServer from '../index.js'
+import fastifyLinkServer from '../../index.js'
 
 const { values } = parseArgs({
   options: {
