@@ -100,9 +100,8 @@ export class Delivery {
     }
   }
 
-  /** A pong: the connection is alive, and with replay on it confirms the messages its ping named. */
+  /** A pong: with replay on, it confirms the messages its ping named (a heartbeat's pong confirms nothing). */
   pong (connection: Connection, data: Buffer): void {
-    connection.isAlive = true
     const link = connection.link
     const number = link === undefined || link.sent === 0 ? undefined : confirmedBy(link, data)
     if (number !== undefined) {

@@ -48,7 +48,7 @@ export class Gateway {
     })
     const gateway = this
     this.#onMessage = function (data, isBinary) { gateway.#receive((this as LinkSocket)[kConnection], data, isBinary) }
-    this.#onPong = function (data) { parts.delivery.pong((this as LinkSocket)[kConnection], data) }
+    this.#onPong = function (data) { gateway.#pong((this as LinkSocket)[kConnection], data) }
     this.#onError = function (err) { gateway.#socketError((this as LinkSocket)[kConnection], err) }
     this.#onClose = function () { gateway.#disconnect((this as LinkSocket)[kConnection]) }
   }
@@ -120,6 +120,12 @@ export class Gateway {
     socket.on('pong', this.#onPong)
     socket.on('error', this.#onError)
     socket.on('close', this.#onClose)
+  }
+
+  /** A pong: the connection is alive, and with replay on it confirms the messages its ping named. */
+  #pong (connection: Connection, data: Buffer): void {
+    this.#heartbeat.answered(connection)
+    this.#parts.delivery.pong(connection, data)
   }
 
   #receive (connection: Connection, data: Buffer, isBinary: boolean): void {

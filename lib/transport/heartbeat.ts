@@ -2,7 +2,7 @@ import type { Connection } from './connection.js'
 
 /**
  * One timer for all connections: every interval, a connection that did not answer the previous
- * ping is terminated (by `onSilent`), and every other one is pinged again.
+ * ping is terminated (by `onSilent`), and every other one is pinged again. It alone writes `Connection.isAlive`.
  */
 export class Heartbeat {
   readonly #intervalMilliseconds: number
@@ -15,6 +15,11 @@ export class Heartbeat {
     this.#intervalMilliseconds = intervalMilliseconds
     this.#connections = connections
     this.#onSilent = onSilent
+  }
+
+  /** A pong of `connection`: it is alive. */
+  answered (connection: Connection): void {
+    connection.isAlive = true
   }
 
   start (): void {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Mirror as UserSpace } from '../../lib/space/mirror.js'
+import { Mirror } from '../../lib/space/mirror.js'
 
 /** The frames of a user list, as the texts a client reads. */
 function texts (bytes: Buffer): string[] {
@@ -15,7 +15,7 @@ const joined = (username: string): string => JSON.stringify({ type: 'krmx/joined
 const linked = (username: string): string => JSON.stringify({ type: 'krmx/linked', payload: { username } })
 
 t.test('the user list is one buffer that joins extend, shared by the links in between, and made again after a listed user changes', async t => {
-  const space = new UserSpace()
+  const space = new Mirror()
   const link = { node: 'n', generation: 1 }
   space.setLink(space.join('alice', 1), link)
   const first = space.list()
@@ -62,7 +62,7 @@ t.test('the user list is one buffer that joins extend, shared by the links in be
 })
 
 t.test('the first list is made from every user when it is first asked for', async t => {
-  const space = new UserSpace()
+  const space = new Mirror()
   for (let index = 0; index < 3; index++) {
     space.join(`u${index}`, index)
   }

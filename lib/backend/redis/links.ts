@@ -7,26 +7,30 @@ import type { RedisParts } from './parts.js'
 /** A claim outlives the longest authentication by this much, and then expires (its node may have died). */
 const claimMarginMilliseconds = 5_000
 
+/** A link of this node from its commit until its log record is applied here, or a reload covers it. */
+interface CommittingLink {
+  /** While the reply of its script is awaited: that reply (a reload waits for it: its snapshot may cover the link). */
+  reply: Promise<LinkResult> | undefined
+  /** With replay on, until its record takes it: what the reply says the user missed. */
+  replay: Promise<Replay | undefined> | undefined
+  /** The generation its record was applied with, if it was before the reply came (for a read-back of a lost reply). */
+  recorded: number | undefined
+  /**
+   * Committed, its record not applied yet: a reload that covers the record (a gap, a restore) applies it before it
+   * sets the mirror to the snapshot, so that its connection is accepted and its events emitted as the record would have.
+   */
+  change: LinkChange | undefined
+}
+
 /**
  * The links of this node, from their claim until their log record is applied here: claims and their release, the
- * commit of a link, the read-back of one whose reply was lost, and what a record or a reload that covers it needs.
- * Every map is keyed by the link's token.
+ * commit of a link, the read-back of one whose reply was lost, and what a record or a reload that covers it needs,
+ * in one map by the link's token.
  */
 export class RedisLinks {
   readonly #parts: RedisParts
   #tokens = 0
-  /** With replay on: the replies of this node's links being committed, which their log records wait for. */
-  readonly #replays = new Map<string, Promise<Replay | undefined>>()
-  /**
-   * The links of this node that are committed but whose log record is not applied yet: a reload that covers the
-   * record (a gap, a restore) applies them before it sets the mirror to the snapshot, so that their connections
-   * are accepted and their events emitted as the record would have.
-   */
-  readonly #inFlight = new Map<string, LinkChange>()
-  /** The links being committed, whose replies a reload waits for: their snapshot may cover them. */
-  readonly #replying = new Set<Promise<LinkResult>>()
-  /** The links being committed, and the generation of each once its record is applied here. */
-  readonly #committing = new Map<string, number | undefined>()
+  readonly #committing = new Map<string, CommittingLink>()
 
   constructor (parts: RedisParts) {
     this.#parts = parts
@@ -58,9 +62,13 @@ export class RedisLinks {
 
   async link (username: string, token: string, admission: Admission, data: string | undefined): Promise<LinkResult> {
     const replied = this.#commit(username, token, admission, data)
-    this.#replying.add(replied)
+    const committing = this.#committing.get(token) as CommittingLink // made before the script was called
+    committing.reply = replied
     const result = await replied
-    this.#replying.delete(replied)
+    committing.reply = undefined
+    if (committing.change === undefined) {
+      this.#committing.delete(token) // refused, or its record applied (or covered) already: nothing waits for it
+    }
     if (result.linked) {
       await this.#parts.reader.appliedAt(result.generation)
     }
@@ -72,16 +80,17 @@ export class RedisLinks {
     const { nodeId, redis, sessions, store, reader } = this.#parts
     const replay = sessions.replay
     let answer: (replay: Replay | undefined) => void = () => {}
-    if (replay !== undefined) {
-      this.#replays.set(token, new Promise(resolve => { answer = resolve }))
+    const committing: CommittingLink = {
+      reply: undefined,
+      replay: replay === undefined ? undefined : new Promise(resolve => { answer = resolve }),
+      recorded: undefined,
+      change: undefined
     }
-    this.#committing.set(token, undefined)
+    this.#committing.set(token, committing)
     const reply = await redis.run('link', nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
       sessions.takeover ? 1 : 0, data ?? '', replay === undefined ? 0 : 1, replay?.maxAgeMilliseconds ?? 0,
-      store.confirmedOf(username) ?? '').then(undefined, async () => await this.#readBack(token, answer))
-    this.#committing.delete(token)
+      store.confirmedOf(username) ?? '').then(undefined, async () => await this.#readBack(committing, answer))
     if (reply[0] !== 'ok') {
-      this.#replays.delete(token)
       answer(undefined)
       return { linked: false, refusal: reply[0] as Refusal }
     }
@@ -89,7 +98,7 @@ export class RedisLinks {
     answer(replayed)
     const generation = reply[1] as number
     if (generation > reader.applied) {
-      this.#inFlight.set(token, { op: 'link', username, origin: nodeId, node: nodeId, generation, token, isNewUser: reply[2] === '1', data, replay: replayed })
+      committing.change = { op: 'link', username, origin: nodeId, node: nodeId, generation, token, isNewUser: reply[2] === '1', data, replay: replayed }
     }
     return { linked: true, generation }
   }
@@ -101,7 +110,7 @@ export class RedisLinks {
    * carried was lost with the reply); one that did not, or that cannot be read back (Redis is away), is refused,
    * and if it committed after all its record finds no connection waiting, and the link is unlinked.
    */
-  async #readBack (token: string, answer: (replay: Replay | undefined) => void): Promise<ScriptReply> {
+  async #readBack (committing: CommittingLink, answer: (replay: Replay | undefined) => void): Promise<ScriptReply> {
     answer(undefined) // the record of the link, if any, waits for this
     const deadline = performance.now() + commandTimeoutMilliseconds
     try {
@@ -109,7 +118,7 @@ export class RedisLinks {
     } catch {
       return ['unavailable'] // it may still commit: then its record finds no connection waiting, and it is unlinked
     }
-    const generation = this.#committing.get(token)
+    const generation = committing.recorded
     return generation === undefined ? ['unavailable'] : ['ok', generation, '0', 0, 0, []]
   }
 
@@ -125,16 +134,23 @@ export class RedisLinks {
 
   /** The log record of a link of this node is read: it takes its replay, and is in flight no more. */
   async recorded (change: LinkChange): Promise<void> {
-    if (this.#committing.has(change.token)) {
-      this.#committing.set(change.token, change.generation) // for a read-back of its commit
+    const committing = this.#committing.get(change.token)
+    if (committing === undefined) {
+      return // a link whose commit this node gave up on: it finds no connection waiting, and is unlinked
     }
-    const replay = this.#replays.get(change.token)
+    if (committing.reply !== undefined) {
+      committing.recorded = change.generation // for a read-back of its commit
+    }
+    const replay = committing.replay
     if (replay !== undefined) {
       // Its reply, with what the user missed, comes on the other connection, as soon as this record or sooner.
-      this.#replays.delete(change.token)
+      committing.replay = undefined
       change.replay = await replay
     }
-    this.#inFlight.delete(change.token)
+    committing.change = undefined
+    if (committing.reply === undefined) {
+      this.#committing.delete(change.token)
+    }
   }
 
   /**
@@ -142,10 +158,14 @@ export class RedisLinks {
    * Redis lost the user space they were made in (they are registered again with the other users linked here).
    */
   applyCovered (seq: number): void {
-    const covered = [...this.#inFlight.values()].filter(change => change.generation <= seq).sort((a, b) => a.generation - b.generation)
-    for (const change of covered) {
-      this.#inFlight.delete(change.token)
-      this.#replays.delete(change.token) // its record, which would have taken the replay, is never read
+    const covered: LinkChange[] = []
+    for (const { change } of this.#committing.values()) {
+      if (change !== undefined && change.generation <= seq) {
+        covered.push(change)
+      }
+    }
+    for (const change of covered.sort((a, b) => a.generation - b.generation)) {
+      this.#committing.delete(change.token) // its record, which would have taken the replay, is never read
       this.#parts.sink.apply(change)
       this.#parts.windows.follow(change)
     }
@@ -153,6 +173,12 @@ export class RedisLinks {
 
   /** The replies of the links being committed now. */
   replying (): Array<Promise<LinkResult>> {
-    return [...this.#replying]
+    const replies: Array<Promise<LinkResult>> = []
+    for (const { reply } of this.#committing.values()) {
+      if (reply !== undefined) {
+        replies.push(reply)
+      }
+    }
+    return replies
   }
 }

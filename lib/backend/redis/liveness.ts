@@ -100,9 +100,9 @@ export class Liveness {
     }
   }
 
-  /** Tells Redis this node is alive, sweeps dead nodes, pays the unlinks it owes, and notices lost data. */
+  /** Tells Redis this node is alive (saving what its users confirmed), and acts on its answer. */
   async #beat (): Promise<void> {
-    const { redis, log, nodeId, options, sessions, links, reader, store } = this.#parts
+    const { redis, log, nodeId, options, sessions, links, store } = this.#parts
     const confirmed = store.takeConfirmed()
     const replying = links.replying()
     const [status, swept, , nodes, more] = await redis.timed('heartbeat', redis.commands.heartbeat(redis.seqKey, redis.prefix, redis.epoch,
@@ -111,12 +111,7 @@ export class Liveness {
       throw new Replaced(nodeId)
     }
     if (status === 'epoch') {
-      log.warn('Redis lost the user space; the users linked to this node are registered again')
-      await Promise.all(replying)
-      links.applyCovered(Infinity) // the links made in the lost user space are this node's, and registered again
-      reader.settle(Infinity) // what was waited for was lost with Redis' data
-      this.recoveringUntil = performance.now() + this.#recoveryMilliseconds
-      await this.register(randomUUID(), false)
+      await this.#recover(replying)
     } else {
       this.nodes = nodes as number
       if ((swept as number) > 0) {
@@ -124,13 +119,34 @@ export class Liveness {
       }
       await this.#expireWindows(more === 1)
     }
+    await this.#endRecovery()
+    await this.#payOwed()
+  }
+
+  /** Redis lost the user space: this node registers its users again, after the links being committed settled. */
+  async #recover (replying: Array<Promise<unknown>>): Promise<void> {
+    const { log, links, reader } = this.#parts
+    log.warn('Redis lost the user space; the users linked to this node are registered again')
+    await Promise.all(replying)
+    links.applyCovered(Infinity) // the links made in the lost user space are this node's, and registered again
+    reader.settle(Infinity) // what was waited for was lost with Redis' data
+    this.recoveringUntil = performance.now() + this.#recoveryMilliseconds
+    await this.register(randomUUID(), false)
+  }
+
+  /** The nodes had their time to register their users again after a loss: who is still missing is gone. */
+  async #endRecovery (): Promise<void> {
     if (this.recoveringUntil !== 0 && performance.now() >= this.recoveringUntil) {
       this.recoveringUntil = 0
-      await reader.reload() // the nodes had their time to register their users again: who is still missing is gone
+      await this.#parts.reader.reload()
     }
+  }
+
+  /** The fenced unlinks that could not be committed while Redis was away. */
+  async #payOwed (): Promise<void> {
     for (const [username, { generation, cause }] of this.#owed) {
       this.#owed.delete(username)
-      await store.unlink(username, generation, cause)
+      await this.#parts.store.unlink(username, generation, cause)
     }
   }
 

@@ -1,5 +1,5 @@
 import { prelude } from './lua-prelude.js'
-import { wireVersion } from './wire.js'
+import { luaNumberedDelivery } from './wire.js'
 
 /**
  * ARGV: prefix, epoch, node, username, token, acceptNewUsers (1/0), maxUsers, ttl, takeover (1/0). Answers
@@ -120,7 +120,7 @@ for _, user in ipairs(users) do
   end
 end
 for node, list in pairs(nodes) do
-  redis.call('PUBLISH', P .. ':to:' .. node, '${wireVersion}\\n' .. cjson.encode(list) .. '\\n' .. ARGV[8])
+  redis.call('PUBLISH', P .. ':to:' .. node, ${luaNumberedDelivery('list', 'ARGV[8]')})
 end
 return {'ok'}
 `

@@ -2,8 +2,8 @@ import { leaveCauses, unlinkCauses } from '../../counts.js'
 import type { Change, LeaveCause, UnlinkCause } from '../backend.js'
 
 /**
- * What nodes write to each other through Redis, defined once: the publications (written here and by the `post`
- * script, which takes `wireVersion` from here) and the records of the log (written by the scripts' `append`).
+ * What nodes write to each other through Redis, defined once: the publications (written here, and by the `post`
+ * script with `luaNumberedDelivery`) and the records of the log (written by the scripts' `append`, read by `changeOf`).
  */
 
 /**
@@ -16,6 +16,14 @@ export const wireVersion = 'v1'
 /** A message to one user of a node (replay off): the version, the username in JSON, the frame. */
 export function deliveryOf (username: string, text: string): string {
   return `${wireVersion}\n${JSON.stringify(username)}\n${text}`
+}
+
+/**
+ * The Lua expression of a message with replay on, which the `post` script publishes to a node: the version, the
+ * recipients as JSON (`[username, number, ...]`, the Lua table `recipients`), the frame (the Lua string `frame`).
+ */
+export function luaNumberedDelivery (recipients: string, frame: string): string {
+  return `'${wireVersion}\\n' .. cjson.encode(${recipients}) .. '\\n' .. ${frame}`
 }
 
 /** A broadcast: the version, the sending node (which skips its own), the user to skip in JSON or nothing, the frame. */
