@@ -49,7 +49,7 @@ export class RedisBus implements Bus {
 
   /** A publication of another node (or of the `post` script, with replay on). */
   #onMessage (toNode: boolean, message: string): void {
-    const publication = readPublication(message, toNode)
+    const publication = readPublication(message, toNode, this.#nodeId)
     switch (publication.kind) {
       case 'refused':
         this.#refusals.refuse('publication', publication.reason)
@@ -66,10 +66,10 @@ export class RedisBus implements Bus {
         }
         return
       }
+      case 'own':
+        return // this node sent it to its own users already
       case 'broadcast':
-        if (publication.sender !== this.#nodeId) { // this node sent it to its own users already
-          this.#sink.broadcast(encodeText(publication.text), publication.skip)
-        }
+        this.#sink.broadcast(encodeText(publication.text), publication.skip)
     }
   }
 }

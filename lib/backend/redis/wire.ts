@@ -34,14 +34,16 @@ export function broadcastOf (sender: string, skip: string | undefined, text: str
 /** A publication as read: its frame for users of this node, or why it is refused. */
 export type Publication =
   | { kind: 'deliver', text: string, recipients: string | Array<string | number> }
-  | { kind: 'broadcast', text: string, sender: string, skip: string | undefined }
+  | { kind: 'broadcast', text: string, skip: string | undefined }
+  | { kind: 'own' }
   | { kind: 'refused', reason: string }
 
 /**
  * Reads a publication of the node's own channel (`toNode`: a username, or with replay `[username, number, ...]`)
- * or of the broadcast channel. Anyone can PUBLISH to Redis: what does not parse as ours is refused, never delivered.
+ * or of the broadcast channel; a broadcast that `self` sent is `own` (it reached this node's users already). Anyone
+ * can PUBLISH to Redis: what does not parse as ours is refused, never delivered.
  */
-export function readPublication (message: string, toNode: boolean): Publication {
+export function readPublication (message: string, toNode: boolean, self: string): Publication {
   const lines = splitLines(message, toNode ? 3 : 4)
   if (lines?.[0] !== wireVersion) {
     const version = lines?.[0] ?? message.slice(0, message.indexOf('\n'))
@@ -59,11 +61,14 @@ export function readPublication (message: string, toNode: boolean): Publication 
       ? { kind: 'deliver', text, recipients }
       : refused('its recipients are not a username or [username, number, ...]')
   }
+  if (lines[1] === self) {
+    return { kind: 'own' }
+  }
   const skip = lines[2] === '' ? undefined : parseJson(lines[2])
   if (skip !== undefined && typeof skip !== 'string') {
     return refused('the user it skips is not a username')
   }
-  return { kind: 'broadcast', text, sender: lines[1], skip }
+  return { kind: 'broadcast', text, skip }
 }
 
 function refused (reason: string): Publication {
