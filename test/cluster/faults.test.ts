@@ -234,6 +234,51 @@ t.test('a link whose reply is cut after it committed is read back and accepted, 
   t.strictSame(await cutOff.linked('cutoff', 1), [frames.rejected('cluster unavailable')], 'an outcome that cannot be read back is a refusal')
 })
 
+t.test('a resubscription whose reply is cut after a reconnection is made again: no unhandled rejection, and the node hears the cluster', async t => {
+  const rejections = unhandledRejections(t)
+  const cutter = await ReplyCutter.start(t, redis.port)
+  const a = await node(t, redis, 'a', { cluster: { redis: cutter.url } }, 'resubscribe')
+  const b = await node(t, redis, 'b', {}, 'resubscribe')
+  const alice = await connect(a)
+  await alice.linked('alice', 3)
+  cutter.cutReplyToCommand('\r\nsubscribe\r\n') // the command, not the connection name
+  cutter.blackout(300) // every connection of node a is cut; the subscriber's SUBSCRIBE after it reconnects loses its reply
+  await eventually(() => cutter.cuts === 1, () => `${cutter.cuts} cuts`)
+  // Published while node a is away, a broadcast is lost, as on any pub/sub: b broadcasts until one reaches alice.
+  let sent = 0
+  const timer = setInterval(() => b.linkServer.broadcast({ type: 'ping', payload: ++sent }), 100)
+  t.teardown(() => clearInterval(timer))
+  const [first] = await alice.take(1)
+  clearInterval(timer)
+  t.equal(first.type, 'ping', 'node a is subscribed again: a broadcast of node b reaches its user')
+  t.strictSame(rejections, [], 'the failed resubscription was handled')
+})
+
+t.test('a resubscription Redis refuses while connected (an ACL without the channels) is tried again until it is allowed', async t => {
+  const rejections = unhandledRejections(t)
+  const own = await RedisServer.start(t)
+  const admin = new Redis(own.url)
+  t.teardown(() => admin.disconnect())
+  const logs = new LogRecorder()
+  const a = await node(t, own, 'a', { fastify: { logger: { level: 'warn', stream: logs.stream } } }, 'acl')
+  const b = await node(t, own, 'b', {}, 'acl')
+  const alice = await connect(a)
+  await alice.linked('alice', 3)
+  // Redis 7 disconnects the subscribers of channels a user may no longer use: they connect again, and are refused.
+  await admin.call('ACL', 'SETUSER', 'default', 'resetchannels')
+  await logs.count(2)
+  await admin.call('ACL', 'SETUSER', 'default', 'allchannels')
+  let sent = 0
+  const timer = setInterval(() => b.linkServer.broadcast({ type: 'ping', payload: ++sent }), 100)
+  t.teardown(() => clearInterval(timer))
+  const [first] = await alice.take(1)
+  clearInterval(timer)
+  t.equal(first.type, 'ping', 'node a is subscribed again')
+  t.strictSame([...new Set(logs.lines.map(line => [line.msg, (line.err as { message: string }).message.split(' ')[0]].join(': ')))],
+    ['could not subscribe again to the channels of the cluster; trying again: NOPERM'], 'each refusal was logged, and tried again')
+  t.strictSame(rejections, [])
+})
+
 t.test('an entry appended to the log with an automatic id is removed: readers heal the log, and so does the next change', async t => {
   const a = await node(t, redis, 'a', { metrics: true }, 'heal')
   const b = await node(t, redis, 'b', { metrics: true }, 'heal')

@@ -48,6 +48,11 @@ export class ReplyCutter {
     this.#armed = [createHash('sha1').update(lua).digest('hex'), lua.slice(-200)]
   }
 
+  /** The next reply to a command whose request holds `marker` (a command name as ioredis writes it, `subscribe`) is cut, with its connection. */
+  cutReplyToCommand (marker: string): void {
+    this.#armed = [marker, marker]
+  }
+
   /** No reply is cut any more (the cut armed last is dropped if it did not happen). */
   disarm (): void {
     this.#armed = undefined

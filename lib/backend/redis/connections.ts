@@ -85,7 +85,9 @@ export class RedisConnections {
   open (): Array<Redis | Cluster> {
     const name = `fastify-link-server:${this.#options.nodeId}`
     this.commands = this.#connect({ commandTimeout: commandTimeoutMilliseconds, connectionName: `${name}:commands` }) as Client
-    this.subscriber = this.#connect({ connectionName: `${name}:subscriber` })
+    // The bus subscribes again itself after a reconnection: ioredis' own resubscription leaves its failure unhandled
+    // (a crash) and the node deaf to the cluster.
+    this.subscriber = this.#connect({ connectionName: `${name}:subscriber`, autoResubscribe: false })
     this.reader = this.#connect({ commandTimeout: readBlockMilliseconds + commandTimeoutMilliseconds, connectionName: `${name}:reader` })
     for (const [name, lua] of Object.entries(scripts)) {
       this.commands.defineCommand(name, { numberOfKeys: 1, lua })
