@@ -10,7 +10,7 @@ export const leaveCauses: readonly LeaveCause[] = ['client', 'kick', 'window', '
  */
 export const rejectionLabels = [
   'invalid_message', 'unlinked_connection', 'invalid_link_request', 'version_mismatch', 'invalid_username', 'already_linked',
-  'not_accepting_new_users', 'full', 'cluster_unavailable', 'authentication_timeout', 'authentication_failed', 'other'
+  'not_accepting_new_users', 'full', 'no_room', 'cluster_unavailable', 'authentication_timeout', 'authentication_failed', 'other'
 ] as const
 export type RejectionLabel = typeof rejectionLabels[number]
 /** Why an application message was invalid: its payload failed its schema, it has no schema (`strictMessages`), it is too deep. */

@@ -121,3 +121,31 @@ export const FST_LINK_CLUSTER_UNAVAILABLE = createError(
   'Cannot %s: the cluster is unavailable (%s)',
   503
 )
+
+/** `room(name)` was called with a name that `isValidRoom` refuses. */
+export const FST_LINK_INVALID_ROOM = createError(
+  'FST_LINK_INVALID_ROOM',
+  'Invalid room name "%s": isValidRoom refuses it',
+  400
+)
+
+/** With rooms on, a method of the user space was called on `linkServer` itself, which has no user space of its own. */
+export const FST_LINK_ROOM_REQUIRED = createError(
+  'FST_LINK_ROOM_REQUIRED',
+  'Cannot %s on linkServer: rooms are on (the path has :room), so every user is in a room; call linkServer.room(name).%s() instead',
+  500
+)
+
+/** With rooms off, `room(name)` was called with a name other than `''`, the endpoint's one room. */
+export const FST_LINK_ROOMS_OFF = createError(
+  'FST_LINK_ROOMS_OFF',
+  'Cannot open room "%s": rooms are off (the path has no :room parameter); the endpoint is one room, room("")',
+  500
+)
+
+/** `room(name).join()` would create a room while `maxRooms` rooms exist. */
+export const FST_LINK_TOO_MANY_ROOMS = createError(
+  'FST_LINK_TOO_MANY_ROOMS',
+  'Cannot create room "%s": %s rooms exist (maxRooms)',
+  503
+)

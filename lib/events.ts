@@ -1,13 +1,13 @@
 import type { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
-import type { LinkEventInfo, MessageHandler } from '../types/index.js'
+import type { LinkEventInfo, MessageHandler, RoomHandle } from '../types/index.js'
 import type { Frame } from './frames.js'
 import { isThenable } from './thenable.js'
 
 type Listener = (...args: unknown[]) => unknown
 
 /** The events of state changes, which are emitted in the order of the changes, after each change is complete. */
-export type ChangeEvent = 'join' | 'link' | 'unlink' | 'leave'
+export type ChangeEvent = 'join' | 'link' | 'unlink' | 'leave' | 'roomStart' | 'roomEnd'
 
 /**
  * The events of the link server: every listener is called even when one throws or rejects (it is logged, and
@@ -18,12 +18,12 @@ export class Events {
   readonly #emitter: EventEmitter
   readonly #log: FastifyBaseLogger
   /**
-   * The events of the changes made but not emitted yet, as event, username and info triples. A change is
+   * The events of the changes made but not emitted yet, as event, username, info and room quadruples. A change is
    * applied whole (its state and every frame it sends) before any listener hears of it, so that a listener
    * acting on the link server never cuts into a change, and every connection sees a consistent history; the
    * events of a change a listener makes are emitted after those already due.
    */
-  #changes: Array<ChangeEvent | string | LinkEventInfo | undefined> = []
+  #changes: Array<ChangeEvent | string | LinkEventInfo | RoomHandle | undefined> = []
   #changesEmitted = 0
   #emittingChanges = false
 
@@ -57,31 +57,34 @@ export class Events {
   }
 
   /** `emit('message', ...)` for the hot path: with one listener, no arguments array is made. */
-  emitMessage (username: string, frame: Frame): void {
+  emitMessage (username: string, frame: Frame, room: RoomHandle): void {
     const handler = this.#listenersOf('message')
     if (typeof handler === 'function') {
       try {
-        this.#watch(handler.call(this.#emitter, username, frame), 'message', undefined)
+        this.#watch(handler.call(this.#emitter, username, frame, room), 'message', undefined)
       } catch (err) {
         this.#logError(err, 'message')
       }
     } else if (handler !== undefined) {
-      this.emit('message', [username, frame])
+      this.emit('message', [username, frame, room])
     }
   }
 
   /** Calls a handler of a message type, like a listener. */
-  callHandler (handler: MessageHandler, username: string, frame: Frame): void {
+  callHandler (handler: MessageHandler, username: string, frame: Frame, room: RoomHandle): void {
     try {
-      this.#watch(handler(username, frame.payload), 'message', frame.type)
+      this.#watch(handler(username, frame.payload, room), 'message', frame.type)
     } catch (err) {
       this.#logError(err, 'message', frame.type)
     }
   }
 
-  /** Records that `event` happened to `username`; it is emitted by `flush`, after the change is complete. */
-  changed (event: ChangeEvent, username: string, info?: LinkEventInfo): void {
-    this.#changes.push(event, username, info)
+  /**
+   * Records that `event` happened to `username` (`''` for an event of the room itself) in `room`; it is emitted by
+   * `flush`, after the change is complete.
+   */
+  changed (event: ChangeEvent, username: string, info: LinkEventInfo | undefined, room: RoomHandle): void {
+    this.#changes.push(event, username, info, room)
   }
 
   /**
@@ -98,7 +101,8 @@ export class Events {
       const event = this.#changes[this.#changesEmitted++] as ChangeEvent
       const username = this.#changes[this.#changesEmitted++] as string
       const info = this.#changes[this.#changesEmitted++]
-      this.emit(event, info === undefined ? [username] : [username, info])
+      const room = this.#changes[this.#changesEmitted++]
+      this.emit(event, event === 'roomStart' || event === 'roomEnd' ? [room] : info === undefined ? [username, room] : [username, info, room])
     }
     this.#changes = []
     this.#changesEmitted = 0

@@ -16,19 +16,18 @@ import type {
 import { buildAsyncApi } from './asyncapi.js'
 import type { Backend } from './backend/backend.js'
 import { Counts } from './counts.js'
-import { FST_LINK_INVALID_USERNAME, FST_LINK_SERVER_FULL, FST_LINK_UNKNOWN_USER, FST_LINK_USER_EXISTS } from './errors.js'
+import { FST_LINK_INVALID_ROOM, FST_LINK_ROOMS_OFF } from './errors.js'
 import { Events } from './events.js'
-import { Lifecycle, whileRunning, whileRunningOrClosing } from './lifecycle.js'
-import { LinkFlow } from './link/link-flow.js'
-import { codedCommit } from './link/unlink.js'
-import { encodeMessage } from './messages/outbound.js'
+import { Lifecycle } from './lifecycle.js'
+import { VersionCheck } from './link/version.js'
 import { MessageRouter } from './messages/router.js'
 import type { LinkObserver, MetricsSource } from './metrics.js'
 import type { ResolvedOptions } from './options/resolve.js'
 import type { Parts } from './parts.js'
-import { isValidUsername } from './predicates.js'
-import { Delivery } from './sessions/delivery.js'
-import { UserSpace } from './space/user-space.js'
+import { askPredicate } from './predicates.js'
+import type { Room } from './rooms/room.js'
+import { RoomHandleImpl } from './rooms/room-handle.js'
+import { Rooms } from './rooms/rooms.js'
 import { Gateway } from './transport/gateway.js'
 
 /**
@@ -46,17 +45,20 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   constructor (options: ResolvedOptions, log: FastifyBaseLogger, address: string, backend: Backend) {
     super()
     this.#address = address
-    const parts = { options, log, backend, counts: this.counts, observer: undefined } as Partial<Parts> as Parts
+    const admission = { acceptNewUsers: options.acceptNewUsers, maxUsers: options.maxUsers, acceptNewRooms: options.acceptNewRooms, maxRooms: options.maxRooms }
+    const parts = { options, log, backend, counts: this.counts, observer: undefined, admission } as Partial<Parts> as Parts
     Object.assign(parts, {
       lifecycle: new Lifecycle(),
       events: new Events(this, log),
       gateway: new Gateway(parts),
-      flow: new LinkFlow(parts),
       router: new MessageRouter(parts),
-      space: new UserSpace(parts),
-      delivery: new Delivery(parts)
+      rooms: new Rooms(parts),
+      versions: new VersionCheck(options.acceptedVersions)
     })
     this.#parts = parts
+    if (!options.rooms) {
+      parts.rooms.open('') // the endpoint is one room, for the server's whole life
+    }
   }
 
   /**
@@ -76,8 +78,9 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   readonly metricsSource: MetricsSource = {
     counts: this.counts,
     framesSent: () => this.#parts.gateway.framesSent,
-    users: () => this.#parts.space.size,
-    linkedUsers: () => this.#parts.space.linkedHere,
+    users: () => this.#parts.rooms.counts().users,
+    linkedUsers: () => this.#parts.rooms.counts().linkedHere,
+    rooms: () => this.#parts.rooms.counts().rooms,
     connections: () => this.#parts.gateway.size,
     nodes: () => this.#parts.backend.nodes,
     refusedInputs: () => this.#parts.backend.refusedInputs
@@ -92,11 +95,11 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
 
   /** Starts the backend (connects to the cluster's Redis, and loads its user space), then takes links. */
   async ready (): Promise<void> {
-    const { backend, space, lifecycle, gateway, delivery } = this.#parts
-    await backend.start(space.sink)
+    const { backend, lifecycle, gateway, rooms } = this.#parts
+    await backend.start()
     lifecycle.set('listening')
     gateway.start()
-    delivery.start()
+    rooms.start()
   }
 
   /** The server is bound to `address`; the log names the URL clients connect to. */
@@ -112,10 +115,10 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
    * each connection hearing only of its own user; then every socket is closed with 1001.
    */
   async close (otherSockets: Iterable<WebSocket> = []): Promise<void> {
-    const { lifecycle, gateway, delivery, backend } = this.#parts
+    const { lifecycle, gateway, rooms, backend } = this.#parts
     lifecycle.set('closing')
     gateway.stop()
-    delivery.stop()
+    rooms.stop()
     await backend.closeNode()
     await gateway.closeAll(otherSockets)
     await backend.stop()
@@ -150,66 +153,56 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     return this as LinkServer<LinkSchemas> as LinkServer<T>
   }
 
+  room (name: string): RoomHandleImpl {
+    const { options, log, rooms } = this.#parts
+    if (!options.rooms) {
+      if (name !== '') {
+        throw new FST_LINK_ROOMS_OFF(name)
+      }
+      return (rooms.get('') as Room).handle
+    }
+    if (typeof name !== 'string' || !askPredicate(log, 'isValidRoom', { room: name }, 'the room is treated as invalid', () => options.isValidRoom(name))) {
+      throw new FST_LINK_INVALID_ROOM(String(name))
+    }
+    return rooms.get(name)?.handle ?? new RoomHandleImpl(this.#parts, name)
+  }
+
+  async getRooms (): Promise<string[]> {
+    return this.#parts.rooms.names()
+  }
+
+  // With rooms off, the user API of the endpoint's one room; with rooms on, a misuse that names room(name).
+
   send (username: string, message: LinkMessage): void {
-    this.#parts.lifecycle.assert('send a message', whileRunningOrClosing)
-    this.#parts.delivery.send(username, encodeMessage('send', message, this.#parts.options.serverMessages))
+    this.#parts.rooms.only('send a message', 'send').handle.send(username, message)
   }
 
   broadcast (message: LinkMessage, skipUsername?: string): void {
-    this.#parts.lifecycle.assert('broadcast a message', whileRunningOrClosing)
-    this.#parts.delivery.broadcast(encodeMessage('broadcast', message, this.#parts.options.serverMessages), skipUsername)
+    this.#parts.rooms.only('broadcast a message', 'broadcast').handle.broadcast(message, skipUsername)
   }
 
   join (username: string): Promise<void> {
-    const { lifecycle, log, options, space, backend } = this.#parts
-    lifecycle.assert('join a user', whileRunning)
-    if (!isValidUsername(log, options.isValidUsername, username)) {
-      throw new FST_LINK_INVALID_USERNAME(username)
-    }
-    if (space.get(username) !== undefined) {
-      throw new FST_LINK_USER_EXISTS(username)
-    }
-    if (space.size >= options.maxUsers) {
-      throw new FST_LINK_SERVER_FULL(username, options.maxUsers)
-    }
-    return codedCommit(this.#parts, backend.store.join(username, options.maxUsers), 'join a user', username)
+    return this.#parts.rooms.only('join a user', 'join').handle.join(username)
   }
 
   unlink (username: string): Promise<void> {
-    const { lifecycle, space, backend } = this.#parts
-    lifecycle.assert('unlink a user', whileRunningOrClosing)
-    space.linkOf('unlink a user', username)
-    return codedCommit(this.#parts, backend.store.unlink(username, undefined, 'server'), 'unlink a user', username)
+    return this.#parts.rooms.only('unlink a user', 'unlink').handle.unlink(username)
   }
 
   kick (username: string): Promise<void> {
-    const { lifecycle, space, backend, log } = this.#parts
-    lifecycle.assert('kick a user', whileRunning)
-    if (space.get(username) === undefined) {
-      throw new FST_LINK_UNKNOWN_USER('kick a user', username)
-    }
-    log.info({ username }, 'user kicked')
-    return codedCommit(this.#parts, backend.store.leave(username, 'kick'), 'kick a user', username)
+    return this.#parts.rooms.only('kick a user', 'kick').handle.kick(username)
   }
 
   getUsers (): LinkUser[] {
-    return this.#parts.space.users()
+    return this.#parts.rooms.only('list the users', 'getUsers').handle.getUsers()
   }
 
   getUser (username: string): LinkUserInfo | undefined {
-    const user = this.#parts.space.get(username)
-    if (user === undefined) {
-      return undefined
-    }
-    const info: LinkUserInfo = { username, isLinked: user.link !== undefined }
-    if (user.data !== undefined) {
-      info.data = JSON.parse(user.data) // a copy of its own for every caller, as another node would have it
-    }
-    return info
+    return this.#parts.rooms.only('get a user', 'getUser').handle.getUser(username)
   }
 
   isLinked (username: string): boolean {
-    return this.#parts.space.get(username)?.link !== undefined
+    return this.#parts.rooms.only('ask whether a user is linked', 'isLinked').handle.isLinked(username)
   }
 
   getStatus (): LinkServerStatus {
@@ -217,10 +210,12 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   }
 
   getStats (): LinkServerStats {
+    const { rooms, users, linkedHere } = this.#parts.rooms.counts()
     return {
       connections: this.#parts.gateway.size,
-      users: this.#parts.space.size,
-      linkedUsers: this.#parts.space.linkedHere,
+      users,
+      rooms,
+      linkedUsers: linkedHere,
       invalidMessages: this.counts.invalidMessageCount()
     }
   }

@@ -10,6 +10,8 @@ export interface MetricsSource {
   framesSent (): number
   users (): number
   linkedUsers (): number
+  /** The rooms that exist, of those this node serves (1 with rooms off). */
+  rooms (): number
   connections (): number
   /** The nodes alive (1 for one process, whose metrics have no gauge of it). */
   nodes (): number
@@ -102,7 +104,8 @@ function build (client: PromClientModule, source: MetricsSource, isCluster: bool
       }
     }))
   }
-  gauge('link_server_users', 'Users in the user space (the whole cluster\'s, as this node mirrors it), linked or not', () => source.users())
+  gauge('link_server_users', 'Users in the user spaces this node serves (the whole cluster\'s, as this node mirrors them), linked or not', () => source.users())
+  gauge('link_server_rooms', 'Rooms that exist, of those this node serves (1 with rooms off)', () => source.rooms())
   gauge('link_server_linked_users', 'Users linked to a connection of this node', () => source.linkedUsers())
   gauge('link_server_connections', 'Open WebSocket connections of this node, linked or not', () => source.connections())
   counter('link_server_frames_received_total', 'WebSocket frames received from clients', () => counts.framesReceived)

@@ -58,6 +58,8 @@ export interface AuthenticateInfo {
   auth?: string
   /** The HTTP upgrade request of the connection: headers, query, ip, and your own decorations. */
   request: FastifyRequest
+  /** The room the link is for: with rooms off, the endpoint's one room (`name` `''`). */
+  room: RoomHandle
   /**
    * Whether the user is linked to another connection now; with `linkConflict: 'takeover'` this link takes
    * it over when accepted (call `reject` to refuse that). Always `false` otherwise: such a link is rejected
@@ -104,21 +106,25 @@ export interface LinkServerEvents<S extends LinkSchemas = LinkServerSchemas> {
    */
   authenticate: (username: string, info: AuthenticateInfo, reject: AuthenticateReject, markAsync: MarkAsync<UserDataOf<S>>,
     attach: AttachUserData<UserDataOf<S>>) => void | Promise<UserDataOf<S> | void>
-  /** A new user exists. */
-  join: (username: string) => void
+  /** A new user exists in `room`. */
+  join: (username: string, room: RoomHandle<S>) => void
   /** A connection is now the connection of `username`: the data it attached, and with `replay` on what was replayed. */
-  link: (username: string, info: LinkEventInfo<UserDataOf<S>>) => void
-  /** `username` no longer has a connection, but still exists. */
-  unlink: (username: string) => void
-  /** `username` no longer exists. */
-  leave: (username: string) => void
+  link: (username: string, info: LinkEventInfo<UserDataOf<S>>, room: RoomHandle<S>) => void
+  /** `username` no longer has a connection in `room`, but still exists there. */
+  unlink: (username: string, room: RoomHandle<S>) => void
+  /** `username` no longer exists in `room`. */
+  leave: (username: string, room: RoomHandle<S>) => void
   /** The linked user `username` sent an application message that passed its schema (see `messages`). */
-  message: (username: string, message: IncomingMessage<S>) => void
+  message: (username: string, message: IncomingMessage<S>, room: RoomHandle<S>) => void
   /**
    * The linked user `username` sent an application message that failed its schema, or whose type has no
    * schema while `strictMessages` is on. It was not emitted as `message`; `invalidMessage` says what follows.
    */
-  invalidMessage: (username: string, message: LinkMessage, errors: LinkMessageError[]) => void
+  invalidMessage: (username: string, message: LinkMessage, errors: LinkMessageError[], room: RoomHandle<S>) => void
+  /** With rooms on: `room` exists, its first user joined (before that user's `join`). */
+  roomStart: (room: RoomHandle<S>) => void
+  /** With rooms on: `room` ended, its last user left (after that user's `leave`). */
+  roomEnd: (room: RoomHandle<S>) => void
 }
 
 /** The name of an event of the link server. */
@@ -198,8 +204,8 @@ export type HandledPayload<S extends LinkSchemas, K extends string> = S extends 
   ? K extends keyof M ? Static<M[K]> : unknown
   : unknown
 
-/** A handler of one message type; see `linkServer.handle`. */
-export type MessageHandler<P = unknown> = (username: string, payload: P) => void | Promise<void>
+/** A handler of one message type; see `linkServer.handle`. `room` is the sender's room. */
+export type MessageHandler<P = unknown, S extends LinkSchemas = LinkServerSchemas> = (username: string, payload: P, room: RoomHandle<S>) => void | Promise<void>
 
 /** Options of the fastify-link-server plugin. */
 export interface LinkServerOptions {
@@ -237,6 +243,15 @@ export interface LinkServerOptions {
   maxUsers?: number
   /** The most WebSocket connections at once; an upgrade beyond it is refused with HTTP 503. Default `10_000`. */
   maxConnections?: number
+  /**
+   * With rooms on (a `:room` parameter in `path`): which room names exist. An upgrade to another name is refused with
+   * HTTP 404, before any WebSocket opens. Default: 1 to 64 letters, digits, `.`, `_` and `-` (`roomRegex`).
+   */
+  isValidRoom?: (room: string) => boolean
+  /** With rooms on: the most rooms at once (in a cluster, of the whole cluster); a link that would create one more is rejected with `server is full`. Default `10_000`. */
+  maxRooms?: number
+  /** With rooms on: whether a link may create a room. When `false`, only rooms made with `room(name).join()` may be linked to. Default `true`. */
+  acceptNewRooms?: boolean
   /**
    * The origins that may open a WebSocket, as exact `Origin` values or a predicate; any other upgrade is refused
    * with HTTP 403. An upgrade without an `Origin` header (not from a browser) is allowed by a list. Default: any.
@@ -374,12 +389,40 @@ export interface AsyncApiDocument {
 export interface LinkServerStats {
   /** Open WebSocket connections of the route, linked or not. */
   connections: number
-  /** Users, linked or not (in a cluster, of the whole cluster). */
+  /** Users, linked or not (in a cluster, of the whole cluster); with rooms on, of every room this instance serves. */
   users: number
+  /** Rooms that exist, of those this instance serves (1 with rooms off). */
+  rooms: number
   /** Users with a connection to this instance (in a cluster, the users linked to other nodes are not counted). */
   linkedUsers: number
   /** Client messages refused by their schema (or by `strictMessages`) since the server started. */
   invalidMessages: number
+}
+
+/**
+ * One room: a user space of its own, with the user API scoped to it. Every event about a user space passes the
+ * handle of its room last; `linkServer.room(name)` returns one. The methods behave as those of `linkServer` with
+ * rooms off, within the room: its users, its links, its messages.
+ */
+export interface RoomHandle<S extends LinkSchemas = LinkServerSchemas> {
+  /** The room's name, as in its URL; `''` with rooms off. */
+  readonly name: string
+  /** Sends `message` to the linked user `username` of this room, on whichever instance it is linked to. */
+  send(username: string, message: OutgoingMessage<S>): void
+  /** Sends `message` to every linked user of this room, except `skipUsername` when given. */
+  broadcast(message: OutgoingMessage<S>, skipUsername?: string): void
+  /** Creates the user `username` in this room, unlinked; creates the room if it does not exist (see `maxRooms`). */
+  join(username: string): Promise<void>
+  /** Unlinks the user `username` of this room from its connection; the user stays, and so does the connection. */
+  unlink(username: string): Promise<void>
+  /** Makes the user `username` leave this room (unlinked first if linked). */
+  kick(username: string): Promise<void>
+  /** Every user of this room, in join order (`[]` for a room that does not exist). */
+  getUsers(): LinkUser[]
+  /** The user `username` of this room with the data its link attached, or `undefined` when it is not in the room. */
+  getUser(username: string): LinkUserInfo<UserDataOf<S>> | undefined
+  /** Whether the user `username` is in this room and has a connection. */
+  isLinked(username: string): boolean
 }
 
 /**
@@ -400,7 +443,7 @@ export interface LinkServer<S extends LinkSchemas = LinkServerSchemas> {
    * typed by the schema of `type`. Several handlers of a type run in the order they were added, after the
    * `message` listeners; one that throws is logged and never stops the others.
    */
-  handle<K extends HandledType<S>>(type: K, handler: MessageHandler<HandledPayload<S, K>>): this
+  handle<K extends HandledType<S>>(type: K, handler: MessageHandler<HandledPayload<S, K>, S>): this
   /** The same link server, typed by the schemas of `T` (the type of your plugin options, for example). */
   typed<T extends LinkSchemas>(): LinkServer<T>
   /**
@@ -436,6 +479,14 @@ export interface LinkServer<S extends LinkSchemas = LinkServerSchemas> {
   getUser(username: string): LinkUserInfo<UserDataOf<S>> | undefined
   /** Whether the user `username` exists and has a connection. */
   isLinked(username: string): boolean
+  /**
+   * A handle on the room `name`, with the user API of that room: with rooms on (a `:room` parameter in `path`), any
+   * name `isValidRoom` takes (a room that does not exist yet is empty: `join` on it creates it); with rooms off, only
+   * `''`, the endpoint's one room. Throws `FST_LINK_INVALID_ROOM` or `FST_LINK_ROOMS_OFF`.
+   */
+  room(name: string): RoomHandle<S>
+  /** The names of the rooms that exist (in a cluster, in the whole cluster), sorted; `['']` with rooms off. */
+  getRooms(): Promise<string[]>
   /** The lifecycle state of the link server. */
   getStatus(): LinkServerStatus
   /** Counters of connections, users and refused messages. */

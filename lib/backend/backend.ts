@@ -73,8 +73,8 @@ export interface LeaveChange extends ChangeBase {
   cause: LeaveCause
 }
 
-/** Why a claim or a link was refused. */
-export type Refusal = 'already-linked' | 'not-accepting-new-users' | 'full' | 'unavailable'
+/** Why a claim or a link was refused; `no-room`: the room does not exist, and `acceptNewRooms` is off. */
+export type Refusal = 'already-linked' | 'not-accepting-new-users' | 'full' | 'no-room' | 'unavailable'
 
 /** The answer to a claim: the user is reserved for one pending link, or why it is not. */
 export type ClaimResult =
@@ -90,6 +90,10 @@ export type LinkResult =
 export interface Admission {
   acceptNewUsers: boolean
   maxUsers: number
+  /** Whether a link may create its room. */
+  acceptNewRooms: boolean
+  /** The most rooms; a link or a join that would create one more is refused. */
+  maxRooms: number
 }
 
 /** One user of a snapshot of the user space, in join order. */
@@ -175,8 +179,8 @@ export interface Store {
    * over when the claim said so (`isLinked`), in one step: its old link's unlink, then this link.
    */
   link (username: string, token: string, admission: Admission, data: string | undefined): LinkResult | Promise<LinkResult>
-  /** Creates `username`, unlinked; rejects with `FST_LINK_USER_EXISTS` or `FST_LINK_SERVER_FULL`. */
-  join (username: string, maxUsers: number): Commit
+  /** Creates `username`, unlinked, and the room with it if need be; refused with `exists`, `full` or `too-many-rooms`. */
+  join (username: string, admission: Admission): Commit
   /**
    * Unlinks `username`: the link of `generation`, or whatever link it has when `generation` is undefined
    * (rejects with `FST_LINK_USER_NOT_LINKED` if none). A fenced unlink of a link that ended does nothing.
@@ -204,7 +208,16 @@ export interface Bus {
   broadcast (frame: EncodedFrame, skip: string | undefined): void
 }
 
-/** Where the user space is held: this process (`memory.ts`), or a Redis shared by many nodes (`redis.ts`). */
+/** One room's part of a backend: its store, and the bus of its messages. */
+export interface RoomBackend {
+  readonly store: Store
+  readonly bus: Bus
+}
+
+/**
+ * Where the user spaces are held: this process (`memory.ts`), or a Redis shared by many nodes (`redis.ts`). Each room
+ * is a user space of its own (with rooms off, the endpoint is one room, named `''`).
+ */
 export interface Backend {
   /** This node's id, the `origin` of the changes it makes. */
   readonly nodeId: string
@@ -214,12 +227,14 @@ export interface Backend {
   readonly refusedInputs?: Readonly<Record<'publication' | 'record', number>>
   /** Whether the store of the user space answers (always, for the in-memory backend). */
   readonly isAvailable: boolean
-  readonly store: Store
-  readonly bus: Bus
-  /** Connects, and gives the sink the user space; rejects with a coded error when the store cannot be reached. */
-  start (sink: BackendSink): Promise<void>
+  /** This node serves the room `name` (it has connections in it, or its API was called): its changes go to `sink`. */
+  open (name: string, sink: BackendSink): RoomBackend
+  /** This node no longer serves the room `name`: nothing of it is kept here. */
+  close (name: string): void
+  /** Connects, and gives the sinks of the rooms open already their user spaces; rejects with a coded error when the store cannot be reached. */
+  start (): Promise<void>
   /**
-   * This node closes: the in-memory backend makes every user leave, in join order; a shared backend unlinks the
+   * This node closes: the in-memory backend makes every user of every room leave, in join order; a shared backend unlinks the
    * users linked to this node, whose user space outlives it. The caller awaits it before it closes its sockets,
    * so that they hear of it; its changes have the cause `close`.
    */
@@ -229,7 +244,7 @@ export interface Backend {
 }
 
 /** Why a commit was refused; the link server turns it into the coded error of the method that asked. */
-export type CommitRefusal = 'exists' | 'full' | 'unknown' | 'not-linked' | 'unavailable'
+export type CommitRefusal = 'exists' | 'full' | 'too-many-rooms' | 'unknown' | 'not-linked' | 'unavailable'
 
 /** The rejection of a refused commit. */
 export class CommitRefused extends Error {

@@ -8,12 +8,13 @@ import {
   type LeaveCause,
   type LinkChange,
   type LinkResult,
+  type Refusal,
   type Store,
   type UnlinkCause
 } from './backend.js'
 import type { EncodedFrame } from '../frames.js'
 import type { ResolvedReplay, Sessions } from '../options/resolve.js'
-import { Mailbox, Mailboxes } from './mailbox.js'
+import { Mailbox, type Mailboxes } from './mailbox.js'
 
 /** The node id of the in-memory backend, the origin of every change. */
 export const memoryNodeId = 'local'
@@ -29,11 +30,12 @@ interface UserSession {
 }
 
 /**
- * The store of one process. Who exists and who is linked with which generation is read from the mirror
+ * The store of one room of one process. Who exists and who is linked with which generation is read from the mirror
  * (`BackendSink.users`), which in one process is the user space: the store keeps only what the mirror lacks, the
  * claims and each user's session. Every change is applied (through the sink) before its method returns.
  */
 export class MemoryStore implements Store {
+  readonly #name: string
   /** Claimed usernames and the token of their claim. */
   readonly #claims = new Map<string, string>()
   /** The sessions of the users, by username. */
@@ -41,29 +43,26 @@ export class MemoryStore implements Store {
   /** The number of the last change, as the Redis backend numbers its log: a link's generation, a join's order. */
   #seq = 0
   #tokens = 0
-  #sink!: BackendSink
+  readonly #sink: BackendSink
   readonly #options: Sessions
-  /** With replay on: the mailboxes that keep messages. */
-  readonly #mailboxes = new Mailboxes()
+  /** With replay on: the mailboxes that keep messages, of every room. */
+  readonly #mailboxes: Mailboxes
+  /** The rooms of the process that have users or claims, this one's included while it has. */
+  readonly #occupied: Set<string>
 
-  constructor (options: Sessions) {
+  constructor (name: string, options: Sessions, sink: BackendSink, mailboxes: Mailboxes, occupied: Set<string>) {
+    this.#name = name
     this.#options = options
-  }
-
-  start (sink: BackendSink): void {
     this.#sink = sink
-    const replay = this.#options.replay
-    if (replay !== undefined) {
-      this.#mailboxes.sweepEvery(replay.maxAgeMilliseconds)
-    }
-  }
-
-  /** How many messages the mailboxes keep, for every user. */
-  get keptMessages (): number {
-    return this.#mailboxes.kept
+    this.#mailboxes = mailboxes
+    this.#occupied = occupied
   }
 
   async claim (username: string, admission: Admission): Promise<ClaimResult> {
+    const refusal = this.#roomRefusal(admission)
+    if (refusal !== undefined) {
+      return { claimed: false, refusal }
+    }
     const user = this.#sink.users.get(username)
     if (user === undefined && !admission.acceptNewUsers) {
       return { claimed: false, refusal: 'not-accepting-new-users' }
@@ -76,7 +75,26 @@ export class MemoryStore implements Store {
     }
     const token = String(++this.#tokens)
     this.#claims.set(username, token)
+    this.#occupied.add(this.#name)
     return { claimed: true, isNewUser: user === undefined, isLinked: user?.link !== undefined, token }
+  }
+
+  /** Why a link may not create this room, if it would (it has no user and no claim). */
+  #roomRefusal (admission: Admission): Refusal | undefined {
+    if (this.#occupied.has(this.#name)) {
+      return undefined
+    }
+    if (!admission.acceptNewRooms) {
+      return 'no-room'
+    }
+    return this.#occupied.size >= admission.maxRooms ? 'full' : undefined
+  }
+
+  /** The room stops counting against `maxRooms` when it has no user and no claim left. */
+  #vacateIfEmpty (): void {
+    if (this.#sink.users.size === 0 && this.#claims.size === 0) {
+      this.#occupied.delete(this.#name)
+    }
   }
 
   release (username: string, token: string): void {
@@ -86,6 +104,7 @@ export class MemoryStore implements Store {
       if (user !== undefined && user.link === undefined && this.#session(username).deadline <= performance.now()) {
         this.#expire(username) // its window ended while the link was authenticated, and the link was not made
       }
+      this.#vacateIfEmpty()
     }
   }
 
@@ -93,6 +112,7 @@ export class MemoryStore implements Store {
     this.#claims.delete(username)
     const user = this.#sink.users.get(username)
     if (user === undefined && !admission.acceptNewUsers) {
+      this.#vacateIfEmpty()
       return { linked: false, refusal: 'not-accepting-new-users' } // the user left while its link was authenticated
     }
     if (user === undefined && this.#sink.users.size >= admission.maxUsers) {
@@ -122,13 +142,17 @@ export class MemoryStore implements Store {
     return this.#sessions.get(username) as UserSession
   }
 
-  join (username: string, maxUsers: number): Commit {
+  join (username: string, admission: Admission): Commit {
     if (this.#sink.users.get(username) !== undefined) {
       return Promise.reject(new CommitRefused('exists'))
     }
-    if (this.#sink.users.size >= maxUsers) {
+    if (!this.#occupied.has(this.#name) && this.#occupied.size >= admission.maxRooms) {
+      return Promise.reject(new CommitRefused('too-many-rooms'))
+    }
+    if (this.#sink.users.size >= admission.maxUsers) {
       return Promise.reject(new CommitRefused('full'))
     }
+    this.#occupied.add(this.#name)
     this.#newSession(username)
     this.#apply({ op: 'join', username, origin: memoryNodeId, order: ++this.#seq })
     return committed
@@ -173,6 +197,7 @@ export class MemoryStore implements Store {
     this.#sessions.delete(username)
     this.#seq++
     this.#apply({ op: 'leave', username, origin: memoryNodeId, cause })
+    this.#vacateIfEmpty()
   }
 
   /** The reconnection window of an unlinked user ended: it leaves, unless a link of it is being authenticated. */
@@ -217,12 +242,9 @@ export class MemoryStore implements Store {
     }
   }
 
-  /** Every user leaves, in join order (a leave listener may kick the next ones first); none before the store started. */
+  /** Every user leaves, in join order (a leave listener may kick the next ones first). */
   closeNode (): void {
-    const sink = this.#sink as BackendSink | undefined
-    if (sink === undefined) {
-      return // the server closed before it was ready
-    }
+    const sink = this.#sink
     for (const username of sink.users.usernames()) {
       if (sink.users.get(username) !== undefined) {
         this.#leave(username, 'close')

@@ -1,42 +1,71 @@
-import type { Backend, BackendSink, Bus } from './backend.js'
-import type { EncodedFrame } from '../frames.js'
+import type { Backend, BackendSink, RoomBackend } from './backend.js'
 import type { Sessions } from '../options/resolve.js'
+import { Mailboxes } from './mailbox.js'
 import { MemoryStore, memoryNodeId } from './memory-store.js'
 
 export { memoryNodeId }
 
 /**
- * The user space of one process, the default backend. Every commit is applied before it returns, so that a
- * change, its frames and its events all happen within the call that made it; a broadcast reaches this node's
- * users through the sink at once, as another node's would.
+ * The user spaces of one process, the default backend: a store for each room this process serves. Every commit
+ * is applied before it returns, so that a change, its frames and its events all happen within the call that made
+ * it; a broadcast reaches this node's users through the sink at once, as another node's would.
  */
 export class MemoryBackend implements Backend {
   readonly nodeId = memoryNodeId
   readonly nodes = 1
   readonly isAvailable = true
-  readonly store: MemoryStore
-  readonly bus: Bus
-  #sink: BackendSink | undefined
+  readonly #sessions: Sessions
+  readonly #stores = new Map<string, MemoryStore>()
+  /** The rooms that have users, or a claim that may create it: what `maxRooms` counts. */
+  readonly #occupied = new Set<string>()
+  /** With replay on: the mailboxes of every room, swept by one timer. */
+  readonly #mailboxes = new Mailboxes()
 
   constructor (sessions: Sessions) {
-    this.store = new MemoryStore(sessions)
-    this.bus = {
-      // One process: every linked user is this node's, and the link server sends to it directly.
-      deliver: (_node: string, username: string, frame: EncodedFrame) => (this.#sink as BackendSink).deliver(username, frame, 0),
-      broadcast: (frame: EncodedFrame, skip: string | undefined) => (this.#sink as BackendSink).broadcast(frame, skip)
+    this.#sessions = sessions
+  }
+
+  /** How many messages the mailboxes keep, for every user of every room. */
+  get keptMessages (): number {
+    return this.#mailboxes.kept
+  }
+
+  open (name: string, sink: BackendSink): RoomBackend {
+    const store = new MemoryStore(name, this.#sessions, sink, this.#mailboxes, this.#occupied)
+    this.#stores.set(name, store)
+    return {
+      store,
+      bus: {
+        // One process: every linked user is this node's, and the link server sends to it directly.
+        deliver: (_node, username, frame) => sink.deliver(username, frame, 0),
+        broadcast: (frame, skip) => sink.broadcast(frame, skip)
+      }
     }
   }
 
-  async start (sink: BackendSink): Promise<void> {
-    this.#sink = sink
-    this.store.start(sink)
+  close (name: string): void {
+    this.#stores.get(name)?.stop()
+    this.#stores.delete(name)
   }
 
+  async start (): Promise<void> {
+    const replay = this.#sessions.replay
+    if (replay !== undefined) {
+      this.#mailboxes.sweepEvery(replay.maxAgeMilliseconds)
+    }
+  }
+
+  /** Every user of every room leaves, room by room, in join order. */
   async closeNode (): Promise<void> {
-    this.store.closeNode()
+    for (const store of [...this.#stores.values()]) {
+      store.closeNode()
+    }
   }
 
   async stop (): Promise<void> {
-    this.store.stop()
+    this.#mailboxes.stop()
+    for (const store of this.#stores.values()) {
+      store.stop()
+    }
   }
 }

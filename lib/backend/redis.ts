@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { FST_LINK_CLUSTER_UNAVAILABLE } from '../errors.js'
 import type { ResolvedClusterOptions, Sessions } from '../options/resolve.js'
-import type { Backend, BackendSink } from './backend.js'
+import type { Backend, BackendSink, RoomBackend } from './backend.js'
 import { RedisBus } from './redis/bus.js'
 import { type IoredisModule, RedisConnections, withTimeout } from './redis/connections.js'
 import { RedisLinks } from './redis/links.js'
@@ -73,9 +73,16 @@ export class RedisBackend implements Backend {
     return this.#parts.refusals.counts
   }
 
-  async start (sink: BackendSink): Promise<void> {
-    const { redis, liveness, reader } = this.#parts
+  /** The user space of the endpoint, its one room (rooms are not served on Redis yet: the options refuse them). */
+  open (_name: string, sink: BackendSink): RoomBackend {
     this.#parts.sink = sink
+    return this
+  }
+
+  close (): void {}
+
+  async start (): Promise<void> {
+    const { redis, liveness, reader, sink } = this.#parts
     redis.roundTrip = sink.roundTrip
     const clients = redis.open()
     try {

@@ -1,10 +1,11 @@
 import { performance } from 'node:perf_hooks'
 import type { AuthenticateInfo } from '../../types/index.js'
-import type { Admission, Refusal } from '../backend/backend.js'
+import type { Refusal } from '../backend/backend.js'
 import type { RejectionLabel } from '../counts.js'
 import { type EncodedFrame, type Frame, isLinkPayload, linkType, rejectedFrame } from '../frames.js'
 import type { Parts } from '../parts.js'
 import { isValidUsername } from '../predicates.js'
+import type { Room } from '../rooms/room.js'
 import type { LocalLink } from '../space/local-links.js'
 import { isThenable } from '../thenable.js'
 import type { Connection } from '../transport/connection.js'
@@ -13,10 +14,9 @@ import { authenticate, authenticationFailedReason, type AuthenticateListener, au
 import { PendingLink } from './pending-link.js'
 import { unlinkConnection } from './unlink.js'
 import { encodeUserData, kUnencodable } from './user-data.js'
-import { VersionCheck } from './version.js'
 
 /** The reason a refused link request is given, and its metrics label, by refusal. */
-const refusalReasons: Record<Exclude<Refusal, 'already-linked'>, [string, RejectionLabel]> = {
+const refusalReasons: Record<Exclude<Refusal, 'already-linked' | 'no-room'>, [string, RejectionLabel]> = {
   'not-accepting-new-users': ['server is not accepting new users', 'not_accepting_new_users'],
   full: ['server is full', 'full'],
   unavailable: ['cluster unavailable', 'cluster_unavailable']
@@ -35,14 +35,15 @@ function authenticationLabel (reason: string): RejectionLabel {
 }
 
 /**
- * The frames of a connection that is not linked, and every link request from its validation to its commit:
- * validate, claim the user, authenticate, attach data, commit. The link is applied (accepted, told who is there)
- * by the user space, when the backend hands it back; it takes the pending link by its token.
+ * The frames of a connection of one room that is not linked, and every link request from its validation to its
+ * commit: validate, claim the user, authenticate, attach data, commit. The link is applied (accepted, told who is
+ * there) by the user space, when the backend hands it back; it takes the pending link by its token.
  */
 export class LinkFlow {
   readonly #parts: Parts
-  readonly #versions: VersionCheck
-  readonly #admission: Admission
+  readonly #room: Room
+  /** The link requests from their validation until they are decided. */
+  #requests = 0
   /** The links being committed, by the token of their claim. */
   readonly #committing = new Map<string, PendingLink>()
   /**
@@ -51,10 +52,14 @@ export class LinkFlow {
    */
   readonly #byUser = new Map<string, PendingLink>()
 
-  constructor (parts: Parts) {
-    this.#parts = parts
-    this.#versions = new VersionCheck(parts.options.acceptedVersions)
-    this.#admission = { acceptNewUsers: parts.options.acceptNewUsers, maxUsers: parts.options.maxUsers }
+  constructor (room: Room) {
+    this.#room = room
+    this.#parts = room.parts
+  }
+
+  /** Whether no link request of the room is being decided. */
+  get isIdle (): boolean {
+    return this.#requests === 0
   }
 
   /** A frame of a connection that is not linked: a link request, or a rejection. */
@@ -72,8 +77,9 @@ export class LinkFlow {
       this.reject(connection, 'invalid link request', 'invalid_link_request')
       return
     }
-    if (!this.#versions.accepts(payload.version)) {
-      this.reject(connection, this.#versions.rejectReason(payload.version), 'version_mismatch')
+    const versions = this.#parts.versions
+    if (!versions.accepts(payload.version)) {
+      this.reject(connection, versions.rejectReason(payload.version), 'version_mismatch')
       return
     }
     if (!isValidUsername(this.#parts.log, this.#parts.options.isValidUsername, payload.username)) {
@@ -82,7 +88,12 @@ export class LinkFlow {
     }
     const pending = new PendingLink(connection, payload.username)
     connection.pending = pending
-    this.#link(pending, payload.auth).finally(() => this.end(pending))
+    this.#requests++
+    this.#link(pending, payload.auth).finally(() => {
+      this.#requests--
+      this.end(pending)
+      this.#parts.rooms.release(this.#room) // its connection may have closed meanwhile, and nothing came of it
+    })
   }
 
   /** The wait of a link request ends (once: a link that was applied ended it already): its frames are handled. */
@@ -95,19 +106,20 @@ export class LinkFlow {
   }
 
   async #link (pending: PendingLink, auth: string | undefined): Promise<void> {
-    const { backend, lifecycle, options } = this.#parts
+    const { lifecycle, options, admission } = this.#parts
+    const store = this.#room.store
     const { connection, username } = pending
     const requested = performance.now()
-    const claim = await backend.store.claim(username, this.#admission)
+    const claim = await store.claim(username, admission)
     if (!claim.claimed) {
       this.#refuseLink(connection, username, claim.refusal)
       return
     }
     if (!connection.isOpen || !lifecycle.isListening) {
-      backend.store.release(username, claim.token) // it closed while a shared backend answered the claim
+      store.release(username, claim.token) // it closed while a shared backend answered the claim
       return
     }
-    const info: AuthenticateInfo = { isNewUser: claim.isNewUser, auth, request: connection.request, isLinked: claim.isLinked }
+    const info: AuthenticateInfo = { isNewUser: claim.isNewUser, auth, request: connection.request, room: this.#room.handle, isLinked: claim.isLinked }
     const authentication = authenticate(
       this.#parts.events.listeners('authenticate') as AuthenticateListener[], username, info, options.authTimeoutMilliseconds, {
         onError: err => connection.log.warn({ err, username }, 'an authenticate listener or handler failed; the link is rejected'),
@@ -123,7 +135,7 @@ export class LinkFlow {
       reason = authenticationFailedReason
     }
     if (!connection.isOpen || !lifecycle.isListening || reason !== undefined) {
-      backend.store.release(username, claim.token)
+      store.release(username, claim.token)
       if (reason !== undefined && connection.isOpen && lifecycle.isListening) {
         this.reject(connection, reason, authenticationLabel(reason))
       }
@@ -137,7 +149,7 @@ export class LinkFlow {
     }
     // The link is applied (accepted, attached, told who is there) when the backend hands it back, which the
     // in-memory backend does before it returns.
-    const linked = backend.store.link(username, claim.token, this.#admission, data as string | undefined)
+    const linked = store.link(username, claim.token, admission, data as string | undefined)
     const result = isThenable(linked) ? await linked : linked
     this.#forget(pending) // refused (what arrived for it stays in its mailbox), or applied already
     if (!result.linked) {
@@ -182,6 +194,8 @@ export class LinkFlow {
     if (refusal === 'already-linked') {
       // Not counted towards maxLinkAttempts: a client whose old connection is not yet known to be dead retries this.
       this.reject(connection, `user ${username} is already linked to a connection`, 'already_linked', false)
+    } else if (refusal === 'no-room') {
+      this.reject(connection, `room ${this.#room.name} does not exist`, 'no_room')
     } else {
       const [reason, label] = refusalReasons[refusal]
       this.reject(connection, reason, label)
@@ -204,7 +218,7 @@ export class LinkFlow {
       ? `${call} was called after the link was accepted; the user is unlinked`
       : `${call} was called after the link was decided; it is ignored`)
     if (isOnThatLink) {
-      unlinkConnection(this.#parts, connection, 'server')
+      unlinkConnection(connection, 'server')
     }
   }
 

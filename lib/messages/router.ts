@@ -54,21 +54,21 @@ export class MessageRouter {
   route (connection: Connection, username: string, frame: Frame | undefined): void {
     if (frame === undefined) {
       connection.log.warn({ username }, 'user sent a malformed frame and is unlinked')
-      unlinkConnection(this.#parts, connection, 'client')
+      unlinkConnection(connection, 'client')
       return
     }
     switch (frame.type) {
       case linkType:
       case unlinkType:
-        unlinkConnection(this.#parts, connection, 'client')
+        unlinkConnection(connection, 'client')
         return
       case leaveType:
-        leaveConnection(this.#parts, connection)
+        leaveConnection(connection)
         return
     }
     if (isProtocolType(frame.type)) {
       connection.log.warn({ username, type: frame.type }, 'user sent an unknown frame type with the reserved krmx/ prefix and is unlinked')
-      unlinkConnection(this.#parts, connection, 'client')
+      unlinkConnection(connection, 'client')
       return
     }
     const options = this.#parts.options
@@ -90,11 +90,12 @@ export class MessageRouter {
       }
     }
     const events = this.#parts.events
-    events.emitMessage(username, frame)
+    const room = connection.room.handle
+    events.emitMessage(username, frame, room)
     const handlers = this.#handlers.get(frame.type)
     if (handlers !== undefined) {
       for (const handler of handlers) {
-        events.callHandler(handler, username, frame)
+        events.callHandler(handler, username, frame, room)
       }
     }
   }
@@ -106,9 +107,9 @@ export class MessageRouter {
     const unlink = options.invalidMessage === 'unlink'
     connection.log.warn({ username, type: frame.type, error: errors[0] },
       unlink ? 'user sent an invalid message and is unlinked' : 'user sent an invalid message; it is dropped')
-    this.#parts.events.emit('invalidMessage', [username, frame, errors])
+    this.#parts.events.emit('invalidMessage', [username, frame, errors, connection.room.handle])
     if (unlink && connection.link?.username === username) {
-      unlinkConnection(this.#parts, connection, 'invalid_message') // unless an invalidMessage listener unlinked or kicked the user already
+      unlinkConnection(connection, 'invalid_message') // unless an invalidMessage listener unlinked or kicked the user already
     }
   }
 }

@@ -2,9 +2,10 @@ import type { FastifyRequest } from 'fastify'
 import type { AsyncApiDocument, ClusterRedisClient, LinkServerOptions, MetricsRegistry, RateLimitOptions } from '../../types/index.js'
 import { FST_LINK_INVALID_OPTION } from '../errors.js'
 import { compileMessageSchemas, type MessageChecks } from '../messages/schemas.js'
-import { isValidKrmxUsername } from '../username.js'
+import { isValidDefaultRoom, isValidKrmxUsername } from '../username.js'
 import { isVersionRange } from '../link/version.js'
 import {
+  defaultAcceptNewRooms,
   defaultAcceptNewUsers,
   defaultAcceptedVersions,
   defaultAsyncApiTitle,
@@ -20,6 +21,7 @@ import {
   defaultMaxPayload,
   defaultMaxQueuedBytes,
   defaultMaxQueuedFrames,
+  defaultMaxRooms,
   defaultMaxUsers,
   defaultPath,
   defaultPingIntervalMilliseconds,
@@ -55,6 +57,12 @@ export interface ResolvedOptions {
   rateLimit: RateLimitOptions | undefined
   maxUsers: number
   maxConnections: number
+  /** Whether the path has a `:room` parameter: a connection belongs to the room its URL names. */
+  rooms: boolean
+  isValidRoom: (room: string) => boolean
+  /** `Infinity` with rooms off. */
+  maxRooms: number
+  acceptNewRooms: boolean
   /** `undefined`: every origin. */
   isAllowedOrigin: ((origin: string | undefined, request: FastifyRequest) => boolean) | undefined
   maxBufferedBytes: number
@@ -109,11 +117,14 @@ export interface ResolvedClusterOptions {
  */
 export function resolveOptions (options: LinkServerOptions): ResolvedOptions {
   refuseUnknownNames(options)
+  const path = resolvePath('path', options.path, defaultPath) as string
+  const rooms = roomParameter.test(path)
+  const maxRooms = resolveCount('maxRooms', options.maxRooms, defaultMaxRooms, true)
   return {
-    path: resolvePath('path', options.path, defaultPath) as string,
+    path,
     acceptNewUsers: resolveBoolean('acceptNewUsers', options.acceptNewUsers, defaultAcceptNewUsers),
     authTimeoutMilliseconds: resolveAuthTimeout(options.authTimeoutMilliseconds),
-    isValidUsername: resolveIsValidUsername(options.isValidUsername),
+    isValidUsername: resolvePredicate('isValidUsername', options.isValidUsername, isValidKrmxUsername, '(username) => boolean'),
     pingIntervalMilliseconds: resolvePingInterval(options.pingIntervalMilliseconds),
     acceptedVersions: resolveAcceptedVersions(options.acceptedVersions),
     messages: compileMessageSchemas('messages', options.messages),
@@ -128,12 +139,16 @@ export function resolveOptions (options: LinkServerOptions): ResolvedOptions {
     rateLimit: resolveRateLimit(options.rateLimit),
     maxUsers: resolveCount('maxUsers', options.maxUsers, defaultMaxUsers, true),
     maxConnections: resolveCount('maxConnections', options.maxConnections, defaultMaxConnections, true),
+    rooms,
+    isValidRoom: resolvePredicate('isValidRoom', options.isValidRoom, isValidDefaultRoom, '(room) => boolean'),
+    maxRooms: rooms ? maxRooms : Infinity, // checked either way: a wrong value is a mistake even where it does nothing
+    acceptNewRooms: resolveBoolean('acceptNewRooms', options.acceptNewRooms, defaultAcceptNewRooms),
     isAllowedOrigin: resolveAllowedOrigins(options.allowedOrigins),
     maxBufferedBytes: resolveCount('maxBufferedBytes', options.maxBufferedBytes, defaultMaxBufferedBytes, true),
     maxDepth: resolveCount('maxDepth', options.maxDepth, defaultMaxDepth, false),
     maxQueuedFrames: resolveCount('maxQueuedFrames', options.maxQueuedFrames, defaultMaxQueuedFrames, false),
     maxQueuedBytes: resolveCount('maxQueuedBytes', options.maxQueuedBytes, defaultMaxQueuedBytes, false),
-    cluster: resolveCluster(options.cluster),
+    cluster: resolveRoomsCluster(rooms, resolveCluster(options.cluster)),
     sessions: resolveSessions(options),
     metrics: resolveMetrics(options.metrics),
     healthPath: resolveHealth(options.health),
@@ -215,14 +230,25 @@ function resolveAuthTimeout (value: unknown): number {
   return timeout
 }
 
-function resolveIsValidUsername (value: unknown): (username: string) => boolean {
+/** Rooms are served by the in-memory backend only, for now. */
+function resolveRoomsCluster (rooms: boolean, cluster: ResolvedClusterOptions | undefined): ResolvedClusterOptions | undefined {
+  if (rooms && cluster !== undefined) {
+    throw new FST_LINK_INVALID_OPTION('cluster', 'rooms (a :room parameter in path) are not served in cluster mode yet')
+  }
+  return cluster
+}
+
+/** A `:room` parameter in the route's path: rooms are on. */
+const roomParameter = /(^|\/):room(\/|$)/
+
+function resolvePredicate (name: string, value: unknown, fallback: (name: string) => boolean, signature: string): (name: string) => boolean {
   if (value === undefined) {
-    return isValidKrmxUsername
+    return fallback
   }
   if (typeof value !== 'function') {
-    throw new FST_LINK_INVALID_OPTION('isValidUsername', 'must be a function (username) => boolean')
+    throw new FST_LINK_INVALID_OPTION(name, `must be a function ${signature}`)
   }
-  return value as (username: string) => boolean
+  return value as (name: string) => boolean
 }
 
 function resolveAcceptedVersions (value: unknown): readonly string[] {

@@ -1,10 +1,10 @@
 import type { Replay } from '../backend/backend.js'
 import type { EncodedFrame } from '../frames.js'
-import type { Parts } from '../parts.js'
 import { FST_LINK_UNKNOWN_USER } from '../errors.js'
+import type { Room } from '../rooms/room.js'
 import { LocalLink } from '../space/local-links.js'
 import type { Connection } from '../transport/connection.js'
-import { confirmedBy, confirmSent } from './confirmations.js'
+import { confirmedBy } from './confirmations.js'
 
 /**
  * With replay on, how often each linked connection that was sent messages since its last confirmation is
@@ -13,58 +13,43 @@ import { confirmedBy, confirmSent } from './confirmations.js'
 export const confirmIntervalMilliseconds = 100
 
 /**
- * Where the application's messages go: to this node's connections, to the nodes holding the others, or, with
- * replay on, through the backend that numbers and keeps them until confirmed; replays, messages that come before
- * the link they are for, and confirmations.
+ * Where the application's messages to the users of one room go: to this node's connections, to the nodes holding the
+ * others, or, with replay on, through the backend that numbers and keeps them until confirmed; replays, messages that
+ * come before the link they are for, and confirmations.
  */
 export class Delivery {
-  readonly #parts: Parts
-  #confirming: NodeJS.Timeout | undefined
+  readonly #room: Room
 
-  constructor (parts: Parts) {
-    this.#parts = parts
-  }
-
-  start (): void {
-    if (this.#parts.options.sessions.replay !== undefined) {
-      this.#confirming = setInterval(() => {
-        for (const link of this.#parts.space.localLinks()) {
-          confirmSent(link.connection, link)
-        }
-      }, confirmIntervalMilliseconds)
-    }
-  }
-
-  stop (): void {
-    clearInterval(this.#confirming)
+  constructor (room: Room) {
+    this.#room = room
   }
 
   /** Sends a message to a user; throws the coded error of a user that does not exist, or with replay off is not linked. */
   send (username: string, frame: EncodedFrame): void {
-    const { backend, space, options } = this.#parts
-    if (options.sessions.replay !== undefined) {
+    const { space, store, bus, parts } = this.#room
+    if (parts.options.sessions.replay !== undefined) {
       if (space.get(username) === undefined) {
         throw new FST_LINK_UNKNOWN_USER('send a message', username)
       }
-      backend.store.post(username, undefined, frame) // kept for it until it confirms it, linked or not
+      store.post(username, undefined, frame) // kept for it until it confirms it, linked or not
       return
     }
     const link = space.linkOf('send a message', username)
     if (link instanceof LocalLink) {
       link.connection.send(frame)
     } else {
-      backend.bus.deliver(link.node, username, frame)
+      bus.deliver(link.node, username, frame)
     }
   }
 
   /** Sends a message to every user but `skip`. */
   broadcast (frame: EncodedFrame, skip: string | undefined): void {
-    const { backend, options } = this.#parts
-    if (options.sessions.replay !== undefined) {
-      backend.store.post(undefined, skip, frame)
+    const { store, bus, parts } = this.#room
+    if (parts.options.sessions.replay !== undefined) {
+      store.post(undefined, skip, frame)
       return
     }
-    backend.bus.broadcast(frame, skip)
+    bus.broadcast(frame, skip)
   }
 
   /**
@@ -72,9 +57,9 @@ export class Delivery {
    * replay; one that comes before the link it is for is applied waits for it.
    */
   deliver (username: string, frame: EncodedFrame, number: number): void {
-    const link = this.#parts.space.localLink(username)
+    const link = this.#room.space.localLink(username)
     if (link === undefined) {
-      this.#parts.flow.earlyFor(username)?.push(frame, number)
+      this.#room.flow.earlyFor(username)?.push(frame, number)
       return
     }
     if (number === 0) {
@@ -105,7 +90,7 @@ export class Delivery {
     const link = connection.link
     const number = link === undefined || link.sent === 0 ? undefined : confirmedBy(link, data)
     if (number !== undefined) {
-      this.#parts.backend.store.confirm((link as LocalLink).username, (link as LocalLink).generation, number)
+      this.#room.store.confirm((link as LocalLink).username, (link as LocalLink).generation, number)
     }
   }
 }

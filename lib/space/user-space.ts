@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify'
 import type { LinkUser } from '../../types/index.js'
 import type { BackendSink, Change, LeaveChange, LinkChange, LinkedHere, SnapshotUser } from '../backend/backend.js'
 import type { ChangeEvent } from '../events.js'
@@ -6,6 +7,7 @@ import { acceptedFrame, type EncodedFrame, leftFrame, unlinkedFrame } from '../f
 import { codedCommit, unlinkConnection } from '../link/unlink.js'
 import type { PendingLink } from '../link/pending-link.js'
 import type { Parts } from '../parts.js'
+import type { Room } from '../rooms/room.js'
 import type { Connection } from '../transport/connection.js'
 import { LocalLink, LocalLinks } from './local-links.js'
 import { type MirroredUser, Mirror, type UserLink } from './mirror.js'
@@ -17,28 +19,38 @@ export const closeCodeTakenOver = 4001
 const unlinkCauseOfLeave = { client: 'client', kick: 'server', window: 'client', close: 'close' } as const
 
 /**
- * One user space: this node's mirror of it, this node's links into it, and the changes applied to them, made
- * here or on any other node, in the one order of the user space; only a change's origin emits its events. It
+ * The user space of one room: this node's mirror of it, this node's links into it, and the changes applied to them,
+ * made here or on any other node, in the one order of the user space; only a change's origin emits its events. It
  * sends this node's connections the frames of every change, and fans the application's broadcasts out to them.
  */
 export class UserSpace {
   readonly #parts: Parts
+  readonly #room: Room
   readonly #mirror = new Mirror()
   readonly #local = new LocalLinks()
+  #log: FastifyBaseLogger | undefined
   /** What the backend calls: the changes of every node, snapshots, and messages sent from other nodes. */
   readonly sink: BackendSink
 
-  constructor (parts: Parts) {
+  constructor (room: Room) {
+    const parts = room.parts
     this.#parts = parts
+    this.#room = room
     this.sink = {
       apply: change => this.#apply(change),
       reset: (users, keepMissing) => this.#reset(users, keepMissing),
-      deliver: (username, frame, number) => parts.delivery.deliver(username, frame, number),
+      deliver: (username, frame, number) => room.delivery.deliver(username, frame, number),
       broadcast: (frame, skip) => this.broadcast(frame, skip),
       linkedHere: () => this.#linkedHere(),
       users: this.#mirror,
       get roundTrip () { return parts.observer?.roundTrip } // with metrics on
     }
+  }
+
+  /** The log of what happens in the room that no connection of this node is part of; with rooms on, its lines name the room. */
+  get #roomLog (): FastifyBaseLogger {
+    this.#log ??= this.#room.name === '' ? this.#parts.log : this.#parts.log.child({ room: this.#room.name })
+    return this.#log
   }
 
   /** How many users exist. */
@@ -101,9 +113,11 @@ export class UserSpace {
     if (!this.#fits(change)) {
       return false
     }
-    const { events, counts, flow } = this.#parts
+    const { events, counts } = this.#parts
+    const flow = this.#room.flow
     switch (change.op) {
       case 'join':
+        this.#roomStarts(change)
         this.#applyJoin(change.username, change.order, undefined)
         this.#emitted(change, 'join')
         break
@@ -130,10 +144,23 @@ export class UserSpace {
         break
       case 'leave':
         this.#applyLeave(change)
+        if (this.#mirror.size === 0 && this.#parts.options.rooms && change.origin === this.#parts.backend.nodeId) {
+          events.changed('roomEnd', '', undefined, this.#room.handle)
+        }
         break
     }
     events.flush()
+    if (this.#mirror.size === 0) {
+      this.#parts.rooms.release(this.#room)
+    }
     return true
+  }
+
+  /** With rooms on, the first user of a room is joining: its node emits `roomStart`, before the user's `join`. */
+  #roomStarts (change: Change): void {
+    if (this.#mirror.size === 0 && this.#parts.options.rooms && change.origin === this.#parts.backend.nodeId) {
+      this.#parts.events.changed('roomStart', '', undefined, this.#room.handle)
+    }
   }
 
   /** Whether a change fits the mirror: a record that does not (only a foreign writer makes one) is not applied. */
@@ -159,7 +186,7 @@ export class UserSpace {
   /** Queues the event of a change this node made; answers whether it did (a change is counted by its node). */
   #emitted (change: Change, event: ChangeEvent): boolean {
     if (change.origin === this.#parts.backend.nodeId) {
-      this.#parts.events.changed(event, change.username)
+      this.#parts.events.changed(event, change.username, undefined, this.#room.handle)
       return true
     }
     return false
@@ -168,19 +195,24 @@ export class UserSpace {
   /** Creates `username`; the connection linking it, if it is this node's, does not hear of the join: it is told who is there. */
   #applyJoin (username: string, order: number, linking: Connection | undefined): MirroredUser {
     const user = this.#mirror.join(username, order)
-    ;(linking?.log ?? this.#parts.log).info({ username }, 'user joined')
+    ;(linking?.log ?? this.#roomLog).info({ username }, 'user joined')
     this.#local.broadcast(user.joined, linking)
     return user
   }
 
   /** Applies a link; returns the pending link of this node it applied, if any. */
   #applyLink (change: LinkChange): PendingLink | undefined {
-    const { backend, flow, delivery, counts, events } = this.#parts
+    const { backend, counts, events } = this.#parts
+    const { flow, delivery } = this.#room
     const { username, node, generation, replay } = change
     const pending = node === backend.nodeId ? flow.take(change.token) : undefined
     const connection = pending?.connection
     connection?.send(acceptedFrame)
-    const user = this.#mirror.get(username) ?? this.#applyJoin(username, generation, connection)
+    let user = this.#mirror.get(username)
+    if (user === undefined) {
+      this.#roomStarts(change)
+      user = this.#applyJoin(username, generation, connection)
+    }
     const link = connection === undefined ? { node, generation } : new LocalLink(node, generation, username, connection, replay?.head ?? 0)
     this.#mirror.setLink(user, link)
     user.data = change.data
@@ -190,7 +222,7 @@ export class UserSpace {
       this.#sendUserList(pending.connection)
       delivery.replay(link as LocalLink, replay, pending.early)
     }
-    ;(connection?.log ?? this.#parts.log).info({ username }, 'user linked')
+    ;(connection?.log ?? this.#roomLog).info({ username }, 'user linked')
     this.#local.broadcast(user.linked, connection)
     if (change.isNewUser) {
       this.#emitted(change, 'join')
@@ -201,10 +233,10 @@ export class UserSpace {
       events.changed('link', username, {
         data: change.data === undefined ? undefined : JSON.parse(change.data),
         replay: replay === undefined ? undefined : { replayed: replay.messages.length, lost: replay.lost }
-      })
+      }, this.#room.handle)
     }
     if (connection !== undefined && !connection.isOpen) {
-      unlinkConnection(this.#parts, connection, 'client') // it closed while its link was being committed
+      unlinkConnection(connection, 'client') // it closed while its link was being committed
     } else if (connection === undefined && node === backend.nodeId) {
       this.#unlinkOrphan(username, generation)
     }
@@ -217,8 +249,8 @@ export class UserSpace {
    * connection: it is unlinked, fenced by its generation (a link made since is not touched).
    */
   #unlinkOrphan (username: string, generation: number): void {
-    this.#parts.log.warn({ username }, 'a link whose commit went unanswered was committed after all; its connection is gone, so it is unlinked')
-    codedCommit(this.#parts, this.#parts.backend.store.unlink(username, generation, 'client'), 'unlink a link with no connection', username) // logged if it fails
+    this.#roomLog.warn({ username }, 'a link whose commit went unanswered was committed after all; its connection is gone, so it is unlinked')
+    codedCommit(this.#parts, this.#room.store.unlink(username, generation, 'client'), 'unlink a link with no connection', username, this.#room.name) // logged if it fails
   }
 
   /**
@@ -266,7 +298,7 @@ export class UserSpace {
         this.#parts.gateway.startLinkTimer(connection)
       }
     }
-    ;(connection?.log ?? this.#parts.log).info({ username }, 'user unlinked')
+    ;(connection?.log ?? this.#roomLog).info({ username }, 'user unlinked')
   }
 
   #applyLeave (change: LeaveChange): void {
@@ -286,7 +318,7 @@ export class UserSpace {
     if (!goodbye) {
       this.#local.broadcast(frame, undefined)
     }
-    ;(connection?.log ?? this.#parts.log).info({ username }, change.cause === 'window' ? 'user left: its reconnection window ended' : 'user left')
+    ;(connection?.log ?? this.#roomLog).info({ username }, change.cause === 'window' ? 'user left: its reconnection window ended' : 'user left')
     if (this.#emitted(change, 'leave')) {
       this.#parts.counts.leaves[change.cause]++
     }

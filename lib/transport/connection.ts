@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { EncodedFrame } from '../frames.js'
 import type { PendingLink } from '../link/pending-link.js'
+import type { Room } from '../rooms/room.js'
 import { askConfirmation } from '../sessions/confirmations.js'
 import type { LocalLink } from '../space/local-links.js'
 import type { Inbound } from './inbound.js'
@@ -28,6 +29,8 @@ export class Connection {
   pending: PendingLink | undefined = undefined
   /** What the gateway keeps of its incoming frames: the queue, the rate limit, the link timer. */
   readonly inbound: Inbound
+  /** The room the connection belongs to for its whole life: the one its URL names (with rooms off, the endpoint's). */
+  readonly room: Room
   readonly socket: WebSocket
   readonly request: FastifyRequest
   readonly #raw: Duplex
@@ -37,7 +40,8 @@ export class Connection {
   #corked = false
   #log: FastifyBaseLogger | undefined
 
-  constructor (socket: WebSocket, request: FastifyRequest, writes: WriteCoalescer, inbound: Inbound) {
+  constructor (socket: WebSocket, request: FastifyRequest, writes: WriteCoalescer, inbound: Inbound, room: Room) {
+    this.room = room
     this.socket = socket
     this.request = request
     this.inbound = inbound
@@ -50,10 +54,10 @@ export class Connection {
 
   /**
    * The logger of what happens to this connection: a child of its upgrade request's, so that every line carries
-   * the request id; made at its first line, as most connections never log one.
+   * the request id (and its room's name, with rooms on); made at its first line, as most connections never log one.
    */
   get log (): FastifyBaseLogger {
-    this.#log ??= this.request.log.child({ name: logName })
+    this.#log ??= this.request.log.child(this.room.name === '' ? { name: logName } : { name: logName, room: this.room.name })
     return this.#log
   }
 

@@ -65,7 +65,8 @@ export class Gateway {
 
   /**
    * Refuses an upgrade before the WebSocket is opened (the route's `preHandler`): HTTP 403 for an origin that is
-   * not allowed, HTTP 503 while the server closes or when `maxConnections` connections are open.
+   * not allowed, HTTP 404 for a room name `isValidRoom` refuses, HTTP 503 while the server closes or when
+   * `maxConnections` connections are open.
    */
   admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     if (!request.ws) {
@@ -86,6 +87,11 @@ export class Gateway {
       })
       return
     }
+    if (options.rooms && !this.#isValidRoom((request.params as { room?: unknown }).room)) {
+      request.log.info({ name: logName }, 'upgrade refused: invalid room name')
+      reply.code(404).send({ statusCode: 404, code: 'FST_LINK_INVALID_ROOM', error: 'Not Found', message: 'No such room' })
+      return
+    }
     if (this.#connections.size >= options.maxConnections) {
       request.log.warn({ name: logName, maxConnections: options.maxConnections }, 'upgrade refused: too many connections')
       reply.code(503).send({
@@ -104,6 +110,11 @@ export class Gateway {
     return askPredicate(this.#parts.log, 'allowedOrigins', { origin }, 'the origin is refused', () => isAllowed(origin, request))
   }
 
+  #isValidRoom (room: unknown): boolean {
+    const isValid = this.#parts.options.isValidRoom
+    return typeof room === 'string' && askPredicate(this.#parts.log, 'isValidRoom', { room }, 'the room is treated as invalid', () => isValid(room))
+  }
+
   /** Takes a new WebSocket of the route. */
   accept (socket: WebSocket, request: FastifyRequest): void {
     if (!this.#parts.lifecycle.isListening) {
@@ -111,8 +122,11 @@ export class Gateway {
       return
     }
     releaseUpgrade(socket, request)
-    const inbound = new Inbound(this.#parts.options.rateLimit?.burst ?? 0, performance.now())
-    const connection = new Connection(socket, request, this.#writes, inbound)
+    const { options, rooms } = this.#parts
+    const inbound = new Inbound(options.rateLimit?.burst ?? 0, performance.now())
+    const room = rooms.open(options.rooms ? (request.params as { room: string }).room : '')
+    room.connections++
+    const connection = new Connection(socket, request, this.#writes, inbound, room)
     this.#connections.add(connection)
     this.startLinkTimer(connection)
     ;(socket as LinkSocket)[kConnection] = connection
@@ -125,7 +139,7 @@ export class Gateway {
   /** A pong: the connection is alive, and with replay on it confirms the messages its ping named. */
   #pong (connection: Connection, data: Buffer): void {
     this.#heartbeat.answered(connection)
-    this.#parts.delivery.pong(connection, data)
+    connection.room.delivery.pong(connection, data)
   }
 
   #receive (connection: Connection, data: Buffer, isBinary: boolean): void {
@@ -158,7 +172,7 @@ export class Gateway {
   #handle (connection: Connection, frame: Frame | undefined): void {
     const link = connection.link
     if (link === undefined) {
-      this.#parts.flow.request(connection, frame)
+      connection.room.flow.request(connection, frame)
     } else {
       this.#parts.router.route(connection, link.username, frame)
       this.#parts.events.flush()
@@ -219,6 +233,8 @@ export class Gateway {
   #disconnect (connection: Connection): void {
     this.#connections.delete(connection)
     this.#drop(connection, 'client')
+    connection.room.connections--
+    this.#parts.rooms.release(connection.room)
   }
 
   /** Forgets everything a connection that is closing or closed was doing: its frames, its link request, its user. */
@@ -227,7 +243,7 @@ export class Gateway {
     connection.pending?.cancel?.()
     const link = connection.link
     if (link !== undefined && connection.inbound.holds === 0) {
-      unlinkConnection(this.#parts, connection, cause)
+      unlinkConnection(connection, cause)
       if (connection.link === link) {
         // It closes before its unlink is applied (a shared backend answers later): it is told now.
         connection.send(unlinkedFrame(link.username))

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import type { Backend, BackendSink, Change, LinkedHere, SnapshotUser } from '../../lib/backend/backend.js'
+import type { Admission, Backend, BackendSink, Change, LinkedHere, RoomBackend, SnapshotUser } from '../../lib/backend/backend.js'
 import { CommitRefused } from '../../lib/backend/backend.js'
 import { type EncodedFrame, encodeText } from '../../lib/frames.js'
 import { Mirror, type MirroredUser } from '../../lib/space/mirror.js'
@@ -50,20 +50,25 @@ class RecordingSink implements BackendSink {
   readonly users = new MirrorOfChanges()
 }
 
-type Make = (t: Test, nodeId: string, sharing?: Backend) => Promise<{ backend: Backend, sink: RecordingSink }>
+type Made = { backend: Backend, sink: RecordingSink } & RoomBackend
+type Make = (t: Test, nodeId: string, sharing?: Backend) => Promise<Made>
 
 const log = Fastify().log
 let namespaces = 0
 
-async function started (t: Test, backend: Backend): Promise<{ backend: Backend, sink: RecordingSink }> {
+async function started (t: Test, backend: Backend): Promise<Made> {
   const sink = new RecordingSink()
-  await backend.start(sink)
+  const { store, bus } = backend.open('', sink)
+  await backend.start()
   t.teardown(() => backend.stop())
-  return { backend, sink }
+  return { backend, sink, store, bus }
 }
 
-const open = { acceptNewUsers: true, maxUsers: 100 }
-const closed = { acceptNewUsers: false, maxUsers: 100 }
+const rooms = { acceptNewRooms: true, maxRooms: Infinity }
+const open = { acceptNewUsers: true, maxUsers: 100, ...rooms }
+const closed = { acceptNewUsers: false, maxUsers: 100, ...rooms }
+/** Room for `maxUsers` users. */
+const upTo = (maxUsers: number): Admission => ({ acceptNewUsers: true, maxUsers, ...rooms })
 
 async function refusalOf (commit: Promise<void>): Promise<string> {
   try {
@@ -76,57 +81,65 @@ async function refusalOf (commit: Promise<void>): Promise<string> {
 
 function contract (name: string, make: Make, nodeId: string, isShared: boolean): void {
   t.test(`${name}: a claim reserves a user for one link, and the link is handed back as a change`, async t => {
-    const { backend, sink } = await make(t, nodeId)
-    const claim = await backend.store.claim('alice', open)
+    const { sink, store } = await make(t, nodeId)
+    const claim = await store.claim('alice', open)
     t.match(claim, { claimed: true, isNewUser: true, data: undefined })
-    t.strictSame(await backend.store.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'a claimed user cannot be claimed twice')
-    backend.store.release('alice', 'not-the-token')
-    t.strictSame(await backend.store.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'only its own token releases a claim')
+    t.strictSame(await store.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'a claimed user cannot be claimed twice')
+    store.release('alice', 'not-the-token')
+    t.strictSame(await store.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'only its own token releases a claim')
     const token = (claim as { token: string }).token
-    t.strictSame(await backend.store.link('alice', token, open, undefined), { linked: true, generation: 1 })
+    t.strictSame(await store.link('alice', token, open, undefined), { linked: true, generation: 1 })
     t.strictSame(sink.changes, [{ op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 1, token, isNewUser: true, data: undefined }])
-    t.strictSame(await backend.store.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'a linked user cannot be claimed')
+    t.strictSame(await store.claim('alice', open), { claimed: false, refusal: 'already-linked' }, 'a linked user cannot be claimed')
   })
 
   t.test(`${name}: a released claim frees the user; the limits refuse claims and links`, async t => {
-    const { backend, sink } = await make(t, nodeId)
-    const first = await backend.store.claim('alice', open) as { token: string }
-    backend.store.release('alice', first.token)
-    const second = await backend.store.claim('alice', open)
+    const { sink, store } = await make(t, nodeId)
+    const first = await store.claim('alice', open) as { token: string }
+    store.release('alice', first.token)
+    const second = await store.claim('alice', open)
     t.match(second, { claimed: true, isNewUser: true, data: undefined }, 'the released user can be claimed again')
-    t.strictSame(await backend.store.claim('bob', closed), { claimed: false, refusal: 'not-accepting-new-users' })
-    await backend.store.join('carol', 100)
-    t.strictSame(await backend.store.claim('dave', { acceptNewUsers: true, maxUsers: 1 }), { claimed: false, refusal: 'full' })
-    const carol = await backend.store.claim('carol', closed)
+    t.strictSame(await store.claim('bob', closed), { claimed: false, refusal: 'not-accepting-new-users' })
+    await store.join('carol', upTo(100))
+    t.strictSame(await store.claim('dave', upTo(1)), { claimed: false, refusal: 'full' })
+    const carol = await store.claim('carol', closed)
     t.match(carol, { claimed: true, isNewUser: false, data: undefined }, 'an existing user may link when new ones may not')
-    t.strictSame(await backend.store.link('alice', (second as { token: string }).token, { acceptNewUsers: true, maxUsers: 1 }, undefined),
+    t.strictSame(await store.link('alice', (second as { token: string }).token, upTo(1), undefined),
       { linked: false, refusal: 'full' }, 'a user made while alice was authenticated filled the server')
-    const again = await backend.store.claim('alice', open) as { token: string }
-    t.strictSame(await backend.store.link('alice', again.token, closed, undefined), { linked: false, refusal: 'not-accepting-new-users' })
-    t.strictSame(await backend.store.link('carol', (carol as { token: string }).token, closed, undefined), { linked: true, generation: 2 })
+    const again = await store.claim('alice', open) as { token: string }
+    t.strictSame(await store.link('alice', again.token, closed, undefined), { linked: false, refusal: 'not-accepting-new-users' })
+    t.strictSame(await store.link('carol', (carol as { token: string }).token, closed, undefined), { linked: true, generation: 2 })
     t.strictSame(sink.changes, [
       { op: 'join', username: 'carol', origin: nodeId, order: 1 },
       { op: 'link', username: 'carol', origin: nodeId, node: nodeId, generation: 2, token: (carol as { token: string }).token, isNewUser: false, data: undefined }
     ])
   })
 
+  t.test(`${name}: closing a room the node does not serve does nothing`, async t => {
+    const { backend, store, sink } = await make(t, nodeId)
+    await store.join('alice', upTo(10))
+    backend.close('never-opened')
+    t.strictSame(sink.changes, [{ op: 'join', username: 'alice', origin: nodeId, order: 1 }])
+    t.equal(await refusalOf(store.join('alice', upTo(10))), 'exists', 'the room it serves is untouched')
+  })
+
   t.test(`${name}: join, unlink and leave commit changes, or are refused with a reason`, async t => {
-    const { backend, sink } = await make(t, nodeId)
-    await backend.store.join('alice', 100)
-    t.equal(await refusalOf(backend.store.join('alice', 100)), 'exists')
-    t.equal(await refusalOf(backend.store.join('bob', 1)), 'full')
-    t.equal(await refusalOf(backend.store.unlink('bob', undefined, 'server')), 'unknown')
-    t.equal(await refusalOf(backend.store.unlink('alice', undefined, 'server')), 'not-linked')
-    t.equal(await refusalOf(backend.store.unlink('alice', 7, 'client')), 'committed', 'a fenced unlink of a link that ended does nothing')
-    t.equal(await refusalOf(backend.store.leave('bob', 'kick')), 'unknown')
-    const claim = await backend.store.claim('alice', open) as { token: string }
-    await backend.store.link('alice', claim.token, open, undefined)
-    t.equal(await refusalOf(backend.store.unlink('alice', 1, 'client')), 'committed', 'a fenced unlink of another generation does nothing')
-    await backend.store.unlink('alice', 2, 'heartbeat')
-    const relinked = await backend.store.claim('alice', open) as { token: string }
-    await backend.store.link('alice', relinked.token, open, undefined)
-    await backend.store.unlink('alice', undefined, 'server')
-    await backend.store.leave('alice', 'kick')
+    const { sink, store } = await make(t, nodeId)
+    await store.join('alice', upTo(100))
+    t.equal(await refusalOf(store.join('alice', upTo(100))), 'exists')
+    t.equal(await refusalOf(store.join('bob', upTo(1))), 'full')
+    t.equal(await refusalOf(store.unlink('bob', undefined, 'server')), 'unknown')
+    t.equal(await refusalOf(store.unlink('alice', undefined, 'server')), 'not-linked')
+    t.equal(await refusalOf(store.unlink('alice', 7, 'client')), 'committed', 'a fenced unlink of a link that ended does nothing')
+    t.equal(await refusalOf(store.leave('bob', 'kick')), 'unknown')
+    const claim = await store.claim('alice', open) as { token: string }
+    await store.link('alice', claim.token, open, undefined)
+    t.equal(await refusalOf(store.unlink('alice', 1, 'client')), 'committed', 'a fenced unlink of another generation does nothing')
+    await store.unlink('alice', 2, 'heartbeat')
+    const relinked = await store.claim('alice', open) as { token: string }
+    await store.link('alice', relinked.token, open, undefined)
+    await store.unlink('alice', undefined, 'server')
+    await store.leave('alice', 'kick')
     t.strictSame(sink.changes, [
       { op: 'join', username: 'alice', origin: nodeId, order: 1 },
       { op: 'link', username: 'alice', origin: nodeId, node: nodeId, generation: 2, token: claim.token, isNewUser: false, data: undefined },
@@ -138,13 +151,13 @@ function contract (name: string, make: Make, nodeId: string, isShared: boolean):
   })
 
   t.test(`${name}: a linked user that leaves is unlinked with it; closeNode ${isShared ? "unlinks this node's users" : 'makes every user leave'}`, async t => {
-    const { backend, sink } = await make(t, nodeId)
-    const alice = await backend.store.claim('alice', open) as { token: string }
-    await backend.store.link('alice', alice.token, open, undefined)
-    await backend.store.leave('alice', 'client')
-    const bob = await backend.store.claim('bob', open) as { token: string }
-    await backend.store.link('bob', bob.token, open, undefined)
-    await backend.store.join('carol', 100)
+    const { backend, sink, store } = await make(t, nodeId)
+    const alice = await store.claim('alice', open) as { token: string }
+    await store.link('alice', alice.token, open, undefined)
+    await store.leave('alice', 'client')
+    const bob = await store.claim('bob', open) as { token: string }
+    await store.link('bob', bob.token, open, undefined)
+    await store.join('carol', upTo(100))
     sink.linked = [{ username: 'bob', generation: 3, order: 3, data: undefined, sent: 0 }]
     await backend.closeNode()
     const before = [
@@ -155,7 +168,7 @@ function contract (name: string, make: Make, nodeId: string, isShared: boolean):
     ]
     if (isShared) {
       t.strictSame(sink.changes, [...before, { op: 'unlink', username: 'bob', origin: nodeId, generation: 3, cause: 'close' }])
-      t.match(await backend.store.claim('bob', closed), { claimed: true, isNewUser: false, data: undefined }, 'the unlinked user stays, and may link again')
+      t.match(await store.claim('bob', closed), { claimed: true, isNewUser: false, data: undefined }, 'the unlinked user stays, and may link again')
     } else {
       t.strictSame(sink.changes, [
         ...before,
@@ -166,20 +179,20 @@ function contract (name: string, make: Make, nodeId: string, isShared: boolean):
   })
 
   t.test(`${name}: a broadcast reaches this node's sink at once${isShared ? ' and every other node once' : ''}; a message reaches its user's node`, async t => {
-    const { backend, sink } = await make(t, nodeId)
+    const { backend, sink, bus } = await make(t, nodeId)
     if (!isShared) {
-      backend.bus.deliver(nodeId, 'bob', encodeText('{"type":"direct"}'))
-      backend.bus.broadcast(encodeText('{"type":"all"}'), 'bob')
+      bus.deliver(nodeId, 'bob', encodeText('{"type":"direct"}'))
+      bus.broadcast(encodeText('{"type":"all"}'), 'bob')
       t.strictSame(sink.delivered, [['bob', '{"type":"direct"}', 0]])
       t.strictSame(sink.broadcasts, [['{"type":"all"}', 'bob']])
       return
     }
-    const { backend: other, sink: otherSink } = await make(t, `${nodeId}-other`, backend)
-    backend.bus.deliver(other.nodeId, 'bob', encodeText('{"type":"direct"}'))
-    backend.bus.broadcast(encodeText('{"type":"all"}'), 'bob')
-    backend.bus.broadcast(encodeText('{"type":"all"}'), undefined)
+    const { backend: other, sink: otherSink, bus: otherBus } = await make(t, `${nodeId}-other`, backend)
+    bus.deliver(other.nodeId, 'bob', encodeText('{"type":"direct"}'))
+    bus.broadcast(encodeText('{"type":"all"}'), 'bob')
+    bus.broadcast(encodeText('{"type":"all"}'), undefined)
     t.strictSame(sink.broadcasts, [['{"type":"all"}', 'bob'], ['{"type":"all"}', undefined]], 'this node\'s users hear it at once, without a round trip')
-    other.bus.broadcast(encodeText('{"type":"back"}'), undefined)
+    otherBus.broadcast(encodeText('{"type":"back"}'), undefined)
     const arrived = (): boolean => otherSink.delivered.length === 1 && otherSink.broadcasts.length === 3 && sink.broadcasts.length === 3
     await eventually(arrived, () => JSON.stringify([otherSink.delivered, otherSink.broadcasts, sink.broadcasts]))
     t.strictSame(otherSink.delivered, [['bob', '{"type":"direct"}', 0]])

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { LinkServerEvents } from '../../index.js'
+import type { LinkServerEvents, RoomHandle } from '../../index.js'
 
 /** One line of the instance's log, as pino writes it. */
 export interface LogLine {
@@ -37,26 +37,59 @@ export class LogRecorder {
 
 export type RecordedEvent = [keyof LinkServerEvents, ...unknown[]]
 
-/** Records the lifecycle events of the link server (all but `authenticate`), in order. */
+/**
+ * Records the lifecycle events of the link server (all but `authenticate`), in order. Each event's last argument,
+ * its room, is checked: with rooms off it must be the endpoint's one room, and is left out; with rooms on it is
+ * recorded as `room:<name>`.
+ */
 export function record (app: FastifyInstance): RecordedEvent[] {
   const events: RecordedEvent[] = []
-  const names = ['listen', 'close', 'join', 'link', 'unlink', 'leave', 'message', 'invalidMessage'] as const
+  let endpoint: RoomHandle | undefined
+  try {
+    endpoint = app.linkServer.room('')
+  } catch {} // rooms on
+  const names = ['listen', 'close', 'join', 'link', 'unlink', 'leave', 'message', 'invalidMessage', 'roomStart', 'roomEnd'] as const
+  const roomless = new Set<string>(['listen', 'close'])
   for (const name of names) {
     app.linkServer.on(name, (...args: unknown[]) => {
+      let room: string | undefined
+      if (!roomless.has(name)) {
+        const handle = args.pop() as RoomHandle
+        if (endpoint !== undefined && handle !== endpoint) {
+          events.push(['close', 'an event was emitted with a room other than the endpoint\'s', handle])
+        }
+        room = endpoint === undefined ? `room:${handle.name}` : undefined
+      }
       // A link that attached no data with replay off says nothing beside its username: recorded as [link, username].
       const info = args[1] as { data?: unknown, replay?: unknown } | undefined
       if (name === 'link' && info !== undefined && info.data === undefined && info.replay === undefined && Object.keys(info).length === 2) {
         args = [args[0]]
       }
-      events.push([name, ...args])
+      events.push(room === undefined ? [name, ...args] : [name, ...args, room])
     })
   }
   return events
 }
 
-/** Resolves with the arguments of the next `event` of the link server. */
-export function next<E extends keyof LinkServerEvents> (app: FastifyInstance, event: E): Promise<Parameters<LinkServerEvents[E]>> {
-  return new Promise(resolve => {
-    app.linkServer.once(event, ((...args: Parameters<LinkServerEvents[E]>) => resolve(args)) as LinkServerEvents[E])
+/** The arguments of an event's listener without its last, the room. */
+export type Roomless<A extends unknown[]> = A extends [...infer Rest, RoomHandle<any>] ? Rest : A
+
+/**
+ * Resolves with the arguments of the next `event` of the link server, but its room: with rooms off it must be the
+ * endpoint's one room (else the promise rejects), with rooms on it is left out.
+ */
+export function next<E extends keyof LinkServerEvents> (app: FastifyInstance, event: E): Promise<Roomless<Parameters<LinkServerEvents[E]>>> {
+  let endpoint: RoomHandle | undefined
+  try {
+    endpoint = app.linkServer.room('')
+  } catch {} // rooms on
+  return new Promise((resolve, reject) => {
+    app.linkServer.once(event, ((...args: unknown[]) => {
+      const room = event === 'listen' || event === 'close' ? endpoint : args.pop()
+      if (endpoint !== undefined && room !== endpoint) {
+        reject(new Error(`${event} was emitted with a room other than the endpoint's`))
+      }
+      resolve(args as Roomless<Parameters<LinkServerEvents[E]>>)
+    }) as LinkServerEvents[E])
   })
 }

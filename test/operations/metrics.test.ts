@@ -53,6 +53,7 @@ t.test('every link rejection is counted by its reason: the protocol\'s own, and 
   t.strictSame(await client.take(1), [frames.rejected('user alice is already linked to a connection')])
   t.strictSame(await counted(app), {
     link_server_users: 3,
+    link_server_rooms: 1,
     link_server_linked_users: 1,
     link_server_connections: 2,
     link_server_frames_received_total: 11,
@@ -111,6 +112,7 @@ t.test('unlinks and leaves are counted by cause, once, by the node that made the
   t.ok(sent > 0)
   t.strictSame(samples, {
     link_server_users: 2,
+    link_server_rooms: 1,
     link_server_linked_users: 1,
     link_server_connections: 6,
     link_server_frames_received_total: 10,
@@ -213,12 +215,13 @@ t.test('the metrics are served as Prometheus text, with HELP and TYPE', async t 
   const response = await app.inject('/metrics')
   const lines = response.body.split('\n')
   t.strictSame(lines.slice(0, 3), [
-    '# HELP link_server_users Users in the user space (the whole cluster\'s, as this node mirrors it), linked or not',
+    '# HELP link_server_users Users in the user spaces this node serves (the whole cluster\'s, as this node mirrors them), linked or not',
     '# TYPE link_server_users gauge',
     'link_server_users 0'
   ])
   t.strictSame(lines.filter(line => line.startsWith('# TYPE')).map(line => line.slice('# TYPE '.length)), [
     'link_server_users gauge',
+    'link_server_rooms gauge',
     'link_server_linked_users gauge',
     'link_server_connections gauge',
     'link_server_frames_received_total counter',

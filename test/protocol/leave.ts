@@ -37,7 +37,7 @@ export default function suite ({ build, linkedPair }: TestBackend): void {
     t.strictSame(await alice.take(2), [frames.unlinked('bob'), frames.left('bob')])
     t.strictSame(events, [['unlink', 'bob'], ['leave', 'bob']])
     t.equal(bob.ws.readyState, bob.ws.OPEN)
-    t.strictSame(app.linkServer.getStats(), { connections: 2, users: 1, linkedUsers: 1, invalidMessages: 0 })
+    t.strictSame(app.linkServer.getStats(), { connections: 2, users: 1, rooms: 1, linkedUsers: 1, invalidMessages: 0 })
     t.strictSame(await bob.linked('bob', 5), [
       frames.accepted, frames.joined('alice'), frames.linked('alice'), frames.joined('bob'), frames.linked('bob')
     ])

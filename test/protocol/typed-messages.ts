@@ -64,7 +64,7 @@ export default function suite ({ build, linkedPair }: TestBackend): void {
       { level: 40, msg: 'user sent an invalid message; it is dropped', username: 'alice', type: 'chat/typing', error: { path: '/payload', message: 'Expected undefined' } },
       { level: 40, msg: 'user sent an invalid message; it is dropped', username: 'alice', type: 'game/move', error: { path: '/payload/y', message: 'Expected integer' } }
     ])
-    t.strictSame(app.linkServer.getStats(), { connections: 2, users: 2, linkedUsers: 2, invalidMessages: 4 })
+    t.strictSame(app.linkServer.getStats(), { connections: 2, users: 2, rooms: 1, linkedUsers: 2, invalidMessages: 4 })
   })
 
   t.test('at most ten errors of one message are reported', async t => {
@@ -92,7 +92,7 @@ export default function suite ({ build, linkedPair }: TestBackend): void {
     t.strictSame(await alice.linked('alice', 5), [
       frames.accepted, frames.joined('alice'), frames.linked('alice'), frames.joined('bob'), frames.linked('bob')
     ])
-    t.strictSame(app.linkServer.getStats(), { connections: 2, users: 2, linkedUsers: 2, invalidMessages: 1 })
+    t.strictSame(app.linkServer.getStats(), { connections: 2, users: 2, rooms: 1, linkedUsers: 2, invalidMessages: 1 })
   })
 
   t.test('an invalidMessage listener may kick the sender itself; it is not unlinked twice', async t => {
@@ -148,7 +148,7 @@ export default function suite ({ build, linkedPair }: TestBackend): void {
     alice.send({ type: 'krmx/unlink' })
     t.strictSame(await alice.take(2), [frames.unlinked('bob'), frames.unlinked('alice')])
     t.strictSame(events, [['unlink', 'bob'], ['unlink', 'alice']])
-    t.strictSame(app.linkServer.getStats(), { connections: 3, users: 2, linkedUsers: 0, invalidMessages: 0 })
+    t.strictSame(app.linkServer.getStats(), { connections: 3, users: 2, rooms: 1, linkedUsers: 0, invalidMessages: 0 })
   })
 
   t.test('handlers run for the valid messages of their type, in the order they were added, after the message listeners', async t => {

@@ -30,7 +30,7 @@ t.test('a socket destroyed in the middle of a frame unlinks its user; the others
   t.strictSame(await bob.take(1), [frames.unlinked('alice')])
   app.linkServer.broadcast({ type: 'still/here' })
   t.strictSame(await bob.take(1), [{ type: 'still/here' }])
-  t.strictSame(app.linkServer.getStats(), { connections: 1, users: 2, linkedUsers: 1, invalidMessages: 0 })
+  t.strictSame(app.linkServer.getStats(), { connections: 1, users: 2, rooms: 1, linkedUsers: 1, invalidMessages: 0 })
 })
 
 t.test('listeners and handlers that throw in every event never break the flow, and the server still closes cleanly', async t => {
@@ -121,7 +121,7 @@ t.test('close under heavy traffic and with authentications pending leaves no con
   const closes = [...linked, ...pending, idle].map(client => client.closed())
   await app.close()
   t.strictSame(await Promise.all(closes), Array(14).fill({ code: 1001, reason: 'server closing' }))
-  t.strictSame(app.linkServer.getStats(), { connections: 0, users: 0, linkedUsers: 0, invalidMessages: 0 })
+  t.strictSame(app.linkServer.getStats(), { connections: 0, users: 0, rooms: 1, linkedUsers: 0, invalidMessages: 0 })
   t.equal(timerCount(), timersBefore, 'no link timer, heartbeat, authentication timer or close grace timer is left')
   t.strictSame(eventNames.map(event => app.linkServer.listenerCount(event)), eventNames.map(() => 0))
   t.strictSame(pending.map(client => client.unread()), [[], [], []], 'a pending link was never answered')
@@ -139,6 +139,6 @@ t.test('a process that closes its server under traffic, with authentications pen
     codes: [1001],
     clients: 25,
     status: 'closed',
-    stats: { connections: 0, users: 0, linkedUsers: 0, invalidMessages: 0 }
+    stats: { connections: 0, users: 0, rooms: 1, linkedUsers: 0, invalidMessages: 0 }
   })
 })

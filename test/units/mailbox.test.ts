@@ -58,21 +58,22 @@ t.test('the in-memory backend drops the messages of users that never come back o
   const backend = new MemoryBackend({ windowMilliseconds: 0, replay: { maxMessages: 100, maxAgeMilliseconds: 500 }, takeover: false })
   const users = new Mirror()
   const sink: BackendSink = { apply: change => { if (change.op === 'join') users.join(change.username, change.order); else users.leave(change.username); return true }, reset: () => {}, deliver: () => {}, broadcast: () => {}, linkedHere: () => [], users }
-  await backend.start(sink)
+  const { store } = backend.open('', sink)
+  await backend.start()
   for (let user = 0; user < 100; user++) {
-    await backend.store.join(`user${user}`, 1_000)
+    await store.join(`user${user}`, { acceptNewUsers: true, maxUsers: 1_000, acceptNewRooms: true, maxRooms: 1 })
   }
   for (let message = 0; message < 10; message++) {
-    backend.store.post(undefined, undefined, frame(`line ${message}`))
+    store.post(undefined, undefined, frame(`line ${message}`))
   }
-  t.equal(backend.store.keptMessages, 1_000, '10 messages for each of 100 unlinked users')
+  t.equal(backend.keptMessages, 1_000, '10 messages for each of 100 unlinked users')
   clock.tick(400) // sweeps at 125, 250 and 375 ms: nothing is older than 500 ms yet
-  t.equal(backend.store.keptMessages, 1_000)
-  backend.store.post('user0', undefined, frame('later'))
+  t.equal(backend.keptMessages, 1_000)
+  store.post('user0', undefined, frame('later'))
   clock.tick(225) // the sweep at 625 ms drops what is older than 500 ms: all but the later line
-  t.equal(backend.store.keptMessages, 1, 'what is past its age is dropped by the sweep, without a link or a new message')
-  await backend.store.leave('user0', 'kick')
-  t.equal(backend.store.keptMessages, 0, 'a user that leaves takes its messages with it')
+  t.equal(backend.keptMessages, 1, 'what is past its age is dropped by the sweep, without a link or a new message')
+  await store.leave('user0', 'kick')
+  t.equal(backend.keptMessages, 0, 'a user that leaves takes its messages with it')
   await backend.stop()
   t.equal(clock.countTimers(), 0, 'the sweep stops with the backend')
 })

@@ -6,7 +6,7 @@ import t from 'tap'
 import fastifyLinkServer from '../../index.js'
 import { optionMinimums } from '../../lib/options/defaults.js'
 import { resolveOptions } from '../../lib/options/resolve.js'
-import { isValidKrmxUsername } from '../../lib/username.js'
+import { isValidDefaultRoom, isValidKrmxUsername } from '../../lib/username.js'
 
 t.test('defaults', async t => {
   t.strictSame(resolveOptions({}), {
@@ -28,6 +28,10 @@ t.test('defaults', async t => {
     rateLimit: { rate: 100, burst: 200 },
     maxUsers: 10_000,
     maxConnections: 10_000,
+    rooms: false,
+    isValidRoom: isValidDefaultRoom,
+    maxRooms: Infinity,
+    acceptNewRooms: true,
     isAllowedOrigin: undefined,
     maxBufferedBytes: 4_194_304,
     maxDepth: 64,
@@ -153,6 +157,10 @@ t.test('a wrong option fails register with FST_LINK_INVALID_OPTION before anythi
     [{ authTimeoutMilliseconds: Number.NaN }, 'Invalid fastify-link-server option "authTimeoutMilliseconds": must be a finite number of milliseconds'],
     [{ pingIntervalMilliseconds: Infinity }, 'Invalid fastify-link-server option "pingIntervalMilliseconds": must be a finite number of milliseconds'],
     [{ isValidUsername: /abc/ }, 'Invalid fastify-link-server option "isValidUsername": must be a function (username) => boolean'],
+    [{ isValidRoom: 'a-z' }, 'Invalid fastify-link-server option "isValidRoom": must be a function (room) => boolean'],
+    [{ maxRooms: 0 }, 'Invalid fastify-link-server option "maxRooms": must be a positive integer or Infinity'],
+    [{ acceptNewRooms: 'yes' }, 'Invalid fastify-link-server option "acceptNewRooms": must be a boolean'],
+    [{ path: '/t/:room', cluster: { redis: 'redis://127.0.0.1:1' } }, 'Invalid fastify-link-server option "cluster": rooms (a :room parameter in path) are not served in cluster mode yet'],
     [{ acceptedVersions: '0.6.x' }, 'Invalid fastify-link-server option "acceptedVersions": must be a non-empty array of versions like "0.6.x" or "0.6.3"'],
     [{ acceptedVersions: [] }, 'Invalid fastify-link-server option "acceptedVersions": must be a non-empty array of versions like "0.6.x" or "0.6.3"'],
     [{ acceptedVersions: ['0.6'] }, 'Invalid fastify-link-server option "acceptedVersions": must be a non-empty array of versions like "0.6.x" or "0.6.3"'],
@@ -167,7 +175,7 @@ t.test('a wrong option fails register with FST_LINK_INVALID_OPTION before anythi
     [{ maxusers: 10 }, 'Invalid fastify-link-server option "maxusers": is not an option of fastify-link-server; did you mean "maxUsers"?'],
     [{ pingIntervalMs: 10 }, 'Invalid fastify-link-server option "pingIntervalMs": is not an option of fastify-link-server; did you mean "pingIntervalMilliseconds"?'],
     [{ redis: 'redis://localhost' }, 'Invalid fastify-link-server option "redis": is an option of cluster mode: cluster: { redis: ... }'],
-    [{ sessions: true }, 'Invalid fastify-link-server option "sessions": is not an option of fastify-link-server (its options: path, acceptNewUsers, authTimeoutMilliseconds, isValidUsername, pingIntervalMilliseconds, acceptedVersions, messages, serverMessages, strictMessages, invalidMessage, asyncapi, maxPayload, linkTimeoutMilliseconds, maxLinkAttempts, rateLimit, maxUsers, maxConnections, allowedOrigins, maxBufferedBytes, maxDepth, maxQueuedFrames, maxQueuedBytes, cluster, reconnectWindowMilliseconds, replay, linkConflict, metrics, health, closeGraceMilliseconds)'],
+    [{ sessions: true }, 'Invalid fastify-link-server option "sessions": is not an option of fastify-link-server (its options: path, acceptNewUsers, authTimeoutMilliseconds, isValidUsername, pingIntervalMilliseconds, acceptedVersions, messages, serverMessages, strictMessages, invalidMessage, asyncapi, maxPayload, linkTimeoutMilliseconds, maxLinkAttempts, rateLimit, maxUsers, maxConnections, isValidRoom, maxRooms, acceptNewRooms, allowedOrigins, maxBufferedBytes, maxDepth, maxQueuedFrames, maxQueuedBytes, cluster, reconnectWindowMilliseconds, replay, linkConflict, metrics, health, closeGraceMilliseconds)'],
     [{ metrics: 'on' }, 'Invalid fastify-link-server option "metrics": must be true or an object: { path?: string | false, registry?: a prom-client Registry }'],
     [{ metrics: { port: 9090 } }, 'Invalid fastify-link-server option "metrics.port": is not a metrics option (they are: path, registry)'],
     [{ metrics: { path: 'metrics' } }, 'Invalid fastify-link-server option "metrics.path": must be a string that starts with "/"'],

@@ -33,8 +33,8 @@ export class RedisStore implements Store {
     return this.#parts.links.link(username, token, admission, data)
   }
 
-  join (username: string, maxUsers: number): Commit {
-    return this.#change('join', this.#parts.nodeId, username, maxUsers)
+  join (username: string, admission: Admission): Commit {
+    return this.#change('join', this.#parts.nodeId, username, admission.maxUsers)
   }
 
   async unlink (username: string, generation: number | undefined, cause: UnlinkCause): Commit {

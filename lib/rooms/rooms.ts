@@ -1,0 +1,91 @@
+import { FST_LINK_ROOM_REQUIRED } from '../errors.js'
+import type { Parts } from '../parts.js'
+import { confirmIntervalMilliseconds } from '../sessions/delivery.js'
+import { confirmSent } from '../sessions/confirmations.js'
+import { Room } from './room.js'
+
+/**
+ * The rooms this node serves, by name: a room is opened when a connection or the API needs it, and forgotten when
+ * this node does nothing for it any more. With rooms off there is one, `''`, for the server's whole life.
+ */
+export class Rooms {
+  readonly #parts: Parts
+  readonly #rooms = new Map<string, Room>()
+  #confirming: NodeJS.Timeout | undefined
+
+  constructor (parts: Parts) {
+    this.#parts = parts
+  }
+
+  get (name: string): Room | undefined {
+    return this.#rooms.get(name)
+  }
+
+  /** The room `name`, opened if this node does not serve it yet. */
+  open (name: string): Room {
+    let room = this.#rooms.get(name)
+    if (room === undefined) {
+      room = new Room(this.#parts, name)
+      this.#rooms.set(name, room)
+    }
+    return room
+  }
+
+  /** Forgets `room` if this node does nothing for it any more (never the one room of rooms off). */
+  release (room: Room): void {
+    if (this.#parts.options.rooms && room.isIdle && this.#rooms.get(room.name) === room) {
+      this.#rooms.delete(room.name)
+      this.#parts.backend.close(room.name)
+    }
+  }
+
+  /** With rooms off, the endpoint's one room; with rooms on, the user API is per room: `action` on `linkServer` is a misuse. */
+  only (action: string, method: string): Room {
+    if (this.#parts.options.rooms) {
+      throw new FST_LINK_ROOM_REQUIRED(action, method)
+    }
+    return this.#rooms.get('') as Room
+  }
+
+  /** The names of the rooms that exist (have a user), sorted. */
+  names (): string[] {
+    const names: string[] = []
+    for (const room of this.#rooms.values()) {
+      if (room.space.size > 0 || !this.#parts.options.rooms) {
+        names.push(room.name)
+      }
+    }
+    return names.sort()
+  }
+
+  /** How many rooms exist (1 with rooms off), how many users are in them, and how many of those are linked here. */
+  counts (): { rooms: number, users: number, linkedHere: number } {
+    const counts = { rooms: 0, users: 0, linkedHere: 0 }
+    for (const room of this.#rooms.values()) {
+      counts.rooms += room.space.size > 0 || !this.#parts.options.rooms ? 1 : 0
+      counts.users += room.space.size
+      counts.linkedHere += room.space.linkedHere
+    }
+    return counts
+  }
+
+  /**
+   * With replay on, each linked connection that was sent messages since its last confirmation is pinged every
+   * `confirmIntervalMilliseconds` to confirm them, in every room.
+   */
+  start (): void {
+    if (this.#parts.options.sessions.replay !== undefined) {
+      this.#confirming = setInterval(() => {
+        for (const room of this.#rooms.values()) {
+          for (const link of room.space.localLinks()) {
+            confirmSent(link.connection, link)
+          }
+        }
+      }, confirmIntervalMilliseconds)
+    }
+  }
+
+  stop (): void {
+    clearInterval(this.#confirming)
+  }
+}
