@@ -1,4 +1,3 @@
-import type { FastifyBaseLogger } from 'fastify'
 import type { LinkUser } from '../../types/index.js'
 import type { BackendSink, Change, LeaveChange, LinkChange, LinkedHere, SnapshotUser } from '../backend/backend.js'
 import type { ChangeEvent } from '../events.js'
@@ -28,7 +27,6 @@ export class UserSpace {
   readonly #room: Room
   readonly #mirror = new Mirror()
   readonly #local = new LocalLinks()
-  #log: FastifyBaseLogger | undefined
   /** What the backend calls: the changes of every node, snapshots, and messages sent from other nodes. */
   readonly sink: BackendSink
 
@@ -47,10 +45,16 @@ export class UserSpace {
     }
   }
 
-  /** The log of what happens in the room that no connection of this node is part of; with rooms on, its lines name the room. */
-  get #roomLog (): FastifyBaseLogger {
-    this.#log ??= this.#room.name === '' ? this.#parts.log : this.#parts.log.child({ room: this.#room.name })
-    return this.#log
+  /**
+   * Logs what happened to `username`: on the logger of its connection of this node, if it has one (whose lines name
+   * the room), else on the server's, naming the room (with rooms on).
+   */
+  #logUser (connection: Connection | undefined, username: string, message: string, level: 'info' | 'warn' = 'info'): void {
+    if (connection !== undefined) {
+      connection.log[level]({ username }, message)
+    } else {
+      this.#parts.log[level](this.#room.name === '' ? { username } : { username, room: this.#room.name }, message)
+    }
   }
 
   /** How many users exist. */
@@ -195,7 +199,7 @@ export class UserSpace {
   /** Creates `username`; the connection linking it, if it is this node's, does not hear of the join: it is told who is there. */
   #applyJoin (username: string, order: number, linking: Connection | undefined): MirroredUser {
     const user = this.#mirror.join(username, order)
-    ;(linking?.log ?? this.#roomLog).info({ username }, 'user joined')
+    this.#logUser(linking, username, 'user joined')
     this.#local.broadcast(user.joined, linking)
     return user
   }
@@ -222,7 +226,7 @@ export class UserSpace {
       this.#sendUserList(pending.connection)
       delivery.replay(link as LocalLink, replay, pending.early)
     }
-    ;(connection?.log ?? this.#roomLog).info({ username }, 'user linked')
+    this.#logUser(connection, username, 'user linked')
     this.#local.broadcast(user.linked, connection)
     if (change.isNewUser) {
       this.#emitted(change, 'join')
@@ -249,7 +253,7 @@ export class UserSpace {
    * connection: it is unlinked, fenced by its generation (a link made since is not touched).
    */
   #unlinkOrphan (username: string, generation: number): void {
-    this.#roomLog.warn({ username }, 'a link whose commit went unanswered was committed after all; its connection is gone, so it is unlinked')
+    this.#logUser(undefined, username, 'a link whose commit went unanswered was committed after all; its connection is gone, so it is unlinked', 'warn')
     codedCommit(this.#parts, this.#room.store.unlink(username, generation, 'client'), 'unlink a link with no connection', username, this.#room.name) // logged if it fails
   }
 
@@ -298,7 +302,7 @@ export class UserSpace {
         this.#parts.gateway.startLinkTimer(connection)
       }
     }
-    ;(connection?.log ?? this.#roomLog).info({ username }, 'user unlinked')
+    this.#logUser(connection, username, 'user unlinked')
   }
 
   #applyLeave (change: LeaveChange): void {
@@ -318,7 +322,7 @@ export class UserSpace {
     if (!goodbye) {
       this.#local.broadcast(frame, undefined)
     }
-    ;(connection?.log ?? this.#roomLog).info({ username }, change.cause === 'window' ? 'user left: its reconnection window ended' : 'user left')
+    this.#logUser(connection, username, change.cause === 'window' ? 'user left: its reconnection window ended' : 'user left')
     if (this.#emitted(change, 'leave')) {
       this.#parts.counts.leaves[change.cause]++
     }

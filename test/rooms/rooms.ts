@@ -257,6 +257,20 @@ export default function suite ({ build }: TestBackend): void {
     t.strictSame(app.linkServer.getStats(), { connections: 1, users: 2, rooms: 1, linkedUsers: 1, invalidMessages: 0 })
   })
 
+  t.test('with rooms on, the log lines of users name their room', async t => {
+    const logs = new LogRecorder()
+    const app = await build(t, { listen: true, path, fastify: { logger: { level: 'info', stream: logs.stream } } })
+    const alice = await connect(app, '/link/den')
+    await alice.linked('alice', 3)
+    await app.linkServer.room('den').join('bob')
+    await app.linkServer.room('den').kick('bob')
+    const users = logs.lines.filter(line => line.username !== undefined).map(line => [line.msg, line.username, line.room])
+    t.strictSame(users, [
+      ['user joined', 'alice', 'den'], ['user linked', 'alice', 'den'],
+      ['user joined', 'bob', 'den'], ['user kicked', 'bob', 'den'], ['user left', 'bob', 'den']
+    ])
+  })
+
   t.test('authenticate learns the room: an application can refuse a user a room', async t => {
     const app = await build(t, { listen: true, path })
     app.linkServer.on('authenticate', (username, info, reject) => {
