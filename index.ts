@@ -100,6 +100,6 @@ const plugin: FastifyPluginAsync<LinkServerOptions> = fp(fastifyLinkServer, {
 
 export default plugin
 export { plugin as fastifyLinkServer }
-export { usernameRegex } from './lib/username.js'
+export { roomRegex, usernameRegex } from './lib/username.js'
 export * from './lib/errors.js'
 export type * from './types/index.js'

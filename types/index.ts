@@ -427,7 +427,9 @@ export interface RoomHandle<S extends LinkSchemas = LinkServerSchemas> {
 
 /**
  * `fastify.linkServer`: a typed event emitter and the user API. `S` carries the types of the message
- * schemas; see `LinkServerSchemas` and `typed()`.
+ * schemas; see `LinkServerSchemas` and `typed()`. With rooms on (a `:room` parameter in `path`), the user API
+ * is per room (`room(name)`): `send`, `broadcast`, `join`, `unlink`, `kick`, `getUsers`, `getUser` and
+ * `isLinked` of `linkServer` itself throw `FST_LINK_ROOM_REQUIRED`.
  */
 export interface LinkServer<S extends LinkSchemas = LinkServerSchemas> {
   /** Adds a listener. A listener that throws is logged and never stops the other listeners. */

@@ -82,6 +82,15 @@ async function fill (server: Server, prefix: string, rooms: number, size: number
   return targets.length / ((performance.now() - start) / 1000)
 }
 
+/** Each client leaves its room (the plugin: `krmx/leave`, Socket.IO: the socket closes), and closes. */
+async function leaveAll (clients: RawClient[]): Promise<void> {
+  for (const client of clients) {
+    client.send(clientFrame('{"type":"krmx/leave"}'))
+    client.close()
+  }
+  await new Promise(resolve => setTimeout(resolve, 200))
+}
+
 async function heap (server: Server): Promise<number> {
   return (await ask<{ heapUsed: number }>(server.child, { cmd: 'memory' })).heapUsed
 }
@@ -137,22 +146,23 @@ async function run (kind: RoomsServerKind): Promise<Figures> {
     figures.oneRoomHeapPerConnection = (await heap(server) - before) / connections
     await stopServer(server, clients)
   }
-  {
-    // 20 rooms open, then 100 more rooms of 4 are filled: the cost of a link with few other rooms.
-    const server = await startServer(kind)
-    const clients: RawClient[] = []
-    await fill(server, 'few', 20, roomSize, clients)
-    figures.linksWith20Rooms = await fill(server, 'probe', 100, roomSize, clients)
-    await stopServer(server, clients)
-  }
   const server = await startServer(kind)
   const clients: RawClient[] = []
+  // A warm-up, so that what follows runs on optimized code: 250 rooms filled, then left (they end).
+  const warm: RawClient[] = []
+  await fill(server, 'warm', 250, roomSize, warm)
+  await leaveAll(warm)
   const before = await heap(server)
+  // With 20 rooms open, 250 more rooms of 4 are filled: the cost of a link with few other rooms.
+  await fill(server, 'few', 20, roomSize, clients)
+  figures.linksWith20Rooms = await fill(server, 'probe-a', 250, roomSize, clients)
   figures.roomsLinksPerSecond = await fill(server, 'table', roomCount, roomSize, clients)
-  figures.roomsHeapPerConnection = (await heap(server) - before) / connections
-  figures.linksWith2000Rooms = await fill(server, 'probe', 100, roomSize, clients)
+  figures.roomsHeapPerConnection = (await heap(server) - before) / clients.length
+  // The same with 2,000 more rooms open.
+  figures.linksWith2000Rooms = await fill(server, 'probe-b', 250, roomSize, clients)
   const rooms = Array.from({ length: roomCount }, (_, index) => `table${index}`)
-  figures.deliveriesPerSecond = await fanout(server, rooms, clients.slice(0, connections), quick ? 5 : 20)
+  const tables = clients.slice(270 * roomSize, 270 * roomSize + connections) // the clients of the rooms named table<i>, after few and probe-a
+  figures.deliveriesPerSecond = await fanout(server, rooms, tables, quick ? 5 : 20)
   if (kind === 'plugin') {
     const idleBefore = await heap(server)
     await ask(server.child, { cmd: 'idle', prefix: 'idle', count: roomCount })
@@ -163,9 +173,11 @@ async function run (kind: RoomsServerKind): Promise<Figures> {
 }
 
 const repetitions = quick ? 1 : 3
-const results: Record<string, Figures[]> = { plugin: [], 'socket.io': [] }
+/** `ROOMS_SERVERS=plugin` (or `socket.io`) runs one of them; the published results need both. */
+const kinds = (process.env.ROOMS_SERVERS ?? 'plugin,socket.io').split(',') as RoomsServerKind[]
+const results: Record<string, Figures[]> = Object.fromEntries(kinds.map(kind => [kind, []]))
 for (let repetition = 0; repetition < repetitions; repetition++) {
-  for (const kind of ['plugin', 'socket.io'] as const) {
+  for (const kind of kinds) {
     results[kind].push(await run(kind))
     console.error(`run ${repetition + 1}/${repetitions} of ${kind} done`)
   }
@@ -177,8 +189,9 @@ for (const [kind, runs] of Object.entries(results)) {
     medians[kind][key] = median(runs.map(figures => figures[key] as number))
   }
 }
-const plugin = medians.plugin
-const io = medians['socket.io']
+const none: Record<string, number> = {}
+const plugin = medians.plugin ?? none
+const io = medians['socket.io'] ?? none
 const round = (value: number): number => Math.round(value)
 const rows = [
   ['', 'fastify-link-server', 'Socket.IO 4', 'ratio'],
@@ -195,6 +208,6 @@ const rows = [
 for (const row of rows) {
   console.log(row.map((cell, index) => String(cell).padStart(index === 0 ? 0 : 20).padEnd(index === 0 ? 48 : 0)).join(''))
 }
-if (!quick) {
+if (!quick && kinds.length === 2) {
   writeFileSync(new URL('../results/rooms.json', import.meta.url), JSON.stringify({ roomCount, roomSize, repetitions, results, medians }, null, 2) + '\n')
 }
