@@ -89,12 +89,12 @@ export class RedisBackend implements Backend {
       await redis.ready(clients, this.#connectTimeoutMilliseconds)
       await this.bus.start(sink)
       await liveness.register(randomUUID(), true)
+      await reader.start()
     } catch (err) {
-      redis.disconnect()
+      await redis.disconnect()
       throw new FST_LINK_CLUSTER_UNAVAILABLE('start the link server', (err as Error).message)
     }
     liveness.start()
-    reader.start()
   }
 
   async closeNode (): Promise<void> {
@@ -112,7 +112,7 @@ export class RedisBackend implements Backend {
     await liveness.stop()
     await redis.commands.deregister(redis.seqKey, redis.prefix, nodeId).then(undefined, () => {})
     reader.settle(Infinity)
-    redis.disconnect()
+    await redis.disconnect()
     await reader.finished()
   }
 }

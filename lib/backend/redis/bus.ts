@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { type EncodedFrame, encodeText } from '../../frames.js'
 import type { BackendSink, Bus } from '../backend.js'
-import { reconnectMilliseconds, type RedisConnections } from './connections.js'
+import { keepSubscribed, type RedisConnections } from './connections.js'
 import type { Refusals } from './refusals.js'
 import { broadcastOf, deliveryOf, readPublication } from './wire.js'
 
@@ -28,25 +28,7 @@ export class RedisBus implements Bus {
     this.#sink = sink
     const redis = this.#redis
     redis.subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel === redis.nodeChannel, message))
-    await this.#subscribe()
-    redis.subscriber.on('ready', () => this.#resubscribe())
-  }
-
-  #subscribe (): Promise<unknown> {
-    return this.#redis.subscriber.subscribe(this.#redis.broadcastChannel, this.#redis.nodeChannel)
-  }
-
-  /**
-   * After a reconnection. One that fails while the connection stays up is tried again soon; one whose connection
-   * dropped is made again when it is back (the next `ready`).
-   */
-  #resubscribe (): void {
-    this.#subscribe().then(undefined, (err: unknown) => {
-      this.#log.warn({ err }, 'could not subscribe again to the channels of the cluster; trying again')
-      if ((this.#redis.subscriber as { status?: string }).status === 'ready') {
-        setTimeout(() => this.#resubscribe(), reconnectMilliseconds)
-      }
-    })
+    await keepSubscribed(redis.subscriber, () => [redis.broadcastChannel, redis.nodeChannel], this.#log, () => {})
   }
 
   deliver (node: string, username: string, frame: EncodedFrame): void {

@@ -1,4 +1,6 @@
+import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
+import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { ClusterRedisClient } from '../../../types/index.js'
 import type { ResolvedClusterOptions } from '../../options/resolve.js'
@@ -13,8 +15,10 @@ export function connectTimeoutFor (pluginTimeout: number): number {
 }
 /** A command that takes longer than this fails, so that a hung Redis is an outage, not a hang. */
 export const commandTimeoutMilliseconds = 2_000
-/** How long the log reader blocks for new records before it asks again. */
-export const readBlockMilliseconds = 1_000
+/** How long a node may take, beyond a command's timeout, to apply the records up to a sequence number it read. */
+export const catchUpMilliseconds = 1_000
+/** How long a node that stops waits for the sockets of its connections to close. */
+const disconnectMilliseconds = 2_500
 /** How soon a lost connection to Redis is tried again. */
 export const reconnectMilliseconds = 200
 
@@ -42,13 +46,14 @@ const outages = new Map([
 ])
 
 /**
- * This node's three connections to Redis (commands and scripts; the subscriber; the log's blocking reader), the
+ * This node's three connections to Redis (commands and scripts; the subscriber of messages; the subscriber of the log), the
  * names of the keys and channels, and the epoch of the user space the scripts run in.
  */
 export class RedisConnections {
   /** `{namespace}`, after the `keyPrefix` of the application's client if it has one: what every key and channel starts with. */
   readonly prefix: string
   readonly seqKey: string
+  /** The stream of the log, and the channel its records are published on. */
   readonly logKey: string
   readonly broadcastChannel: string
   readonly nodeChannel: string
@@ -88,7 +93,7 @@ export class RedisConnections {
     // The bus subscribes again itself after a reconnection: ioredis' own resubscription leaves its failure unhandled
     // (a crash) and the node deaf to the cluster.
     this.subscriber = this.#connect({ connectionName: `${name}:subscriber`, autoResubscribe: false })
-    this.reader = this.#connect({ commandTimeout: readBlockMilliseconds + commandTimeoutMilliseconds, connectionName: `${name}:reader` })
+    this.reader = this.#connect({ connectionName: `${name}:reader`, autoResubscribe: false })
     for (const [name, lua] of Object.entries(scripts)) {
       this.commands.defineCommand(name, { numberOfKeys: 1, lua })
     }
@@ -163,11 +168,36 @@ export class RedisConnections {
     }
   }
 
-  disconnect (): void {
-    for (const client of [this.commands, this.subscriber, this.reader]) {
+  /**
+   * Closes the connections; resolves when their sockets are closed (ioredis waits up to 2 s for a socket to close
+   * before it destroys it), so that nothing of them outlives the node.
+   */
+  async disconnect (): Promise<void> {
+    await Promise.all([this.commands, this.subscriber, this.reader].map(async client => {
+      // A connection with a socket ends when the socket closes; one between two tries to connect has none, and ends at once.
+      const ended = ['connecting', 'connect', 'ready'].includes(client.status) ? once(client, 'end') : undefined
       client.disconnect()
-    }
+      await withTimeout(Promise.resolve(ended), disconnectMilliseconds, 'a connection did not end').catch(() => {})
+    }))
   }
+}
+
+/**
+ * Subscribes `client` to `channels()`, and again each time it connects again (ioredis' own resubscription leaves its
+ * failure unhandled, a crash, and the node deaf): one that fails while the connection stays up is tried again soon;
+ * one whose connection dropped is made again when it is back. `subscribed` is called after each resubscription.
+ */
+export async function keepSubscribed (client: Redis | Cluster, channels: () => string[], log: FastifyBaseLogger, subscribed: () => void): Promise<void> {
+  const subscribe = (): void => {
+    client.subscribe(...channels()).then(subscribed, (err: unknown) => {
+      log.warn({ err }, 'could not subscribe again to the channels of the cluster; trying again')
+      if ((client as { status?: string }).status === 'ready') {
+        setTimeout(subscribe, reconnectMilliseconds)
+      }
+    })
+  }
+  await client.subscribe(...channels())
+  client.on('ready', subscribe)
 }
 
 /** The replies of Redis that refuse a connection's credentials (never naming them), by their first word. */

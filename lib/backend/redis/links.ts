@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { encodeText } from '../../frames.js'
 import type { Admission, ClaimResult, LinkChange, LinkResult, Refusal, Replay } from '../backend.js'
-import { commandTimeoutMilliseconds, readBlockMilliseconds, type ScriptReply, withTimeout } from './connections.js'
+import { catchUpMilliseconds, commandTimeoutMilliseconds, type ScriptReply, withTimeout } from './connections.js'
 import type { RedisParts } from './parts.js'
 
 /** A claim outlives the longest authentication by this much, and then expires (its node may have died). */
@@ -114,7 +114,7 @@ export class RedisLinks {
     answer(undefined) // the record of the link, if any, waits for this
     const deadline = performance.now() + commandTimeoutMilliseconds
     try {
-      await withTimeout(this.#readLogToNow(deadline), commandTimeoutMilliseconds + readBlockMilliseconds, 'the log could not be read back')
+      await withTimeout(this.#readLogToNow(deadline), commandTimeoutMilliseconds + catchUpMilliseconds, 'the log could not be read back')
     } catch {
       return ['unavailable'] // it may still commit: then its record finds no connection waiting, and it is unlinked
     }

@@ -86,6 +86,7 @@ export class Liveness {
           log.info('the cluster is available again')
         }
         this.available = true
+        this.#parts.reader.retry()
       }, (err: unknown) => {
         if (err instanceof Replaced) {
           log.error({ nodeId }, err.message)

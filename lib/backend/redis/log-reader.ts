@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import type { SnapshotUser } from '../backend.js'
-import { delay, readBlockMilliseconds, reconnectMilliseconds, type ScriptReply } from './connections.js'
+import { keepSubscribed, type ScriptReply } from './connections.js'
 import type { RedisParts } from './parts.js'
 import { changeOf } from './wire.js'
 
@@ -10,17 +10,24 @@ interface Waiter {
   resolve: () => void
 }
 
+/** How many records one read of the log takes, at most. */
+const readCount = 1_000
+
 /**
- * Reads the log of the user space and applies every change in order, on a connection of its own; a gap (this node
- * fell behind the trimmed log) or a restore reloads the user space. It knows which change this node applied last,
- * and resolves who waits for a change to be applied here.
+ * Applies the records of the log of the user space in order: each is published on the log's channel as it is
+ * appended, and what this node missed (before it subscribed, while its subscription was cut) is read from the log
+ * itself. A gap (this node fell behind the trimmed log) or a restore reloads the user space. It knows which change
+ * this node applied last, and resolves who waits for a change to be applied here.
  */
 export class LogReader {
   readonly #parts: RedisParts
   /** The sequence number of the last change applied here. */
   #applied = 0
   readonly #waiters: Waiter[] = []
-  #reading: Promise<void> | undefined
+  /** What applies records, one step after the other: a published record, or a read of what was missed. */
+  #applying: Promise<void> = Promise.resolve()
+  /** A read of the log failed: the next heartbeat Redis answers reads it again. */
+  #unread = false
 
   constructor (parts: RedisParts) {
     this.#parts = parts
@@ -30,23 +37,63 @@ export class LogReader {
     return this.#applied
   }
 
-  start (): void {
-    this.#reading = this.#read()
+  /** Subscribes to the log's channel, and reads what was appended since the user space was loaded; again after each reconnection. */
+  async start (): Promise<void> {
+    const { redis, log } = this.#parts
+    redis.reader.on('message', (_channel: string, message: string) => this.#published(message))
+    await keepSubscribed(redis.reader, () => [redis.logKey], log, () => this.#catchUp())
+    this.#catchUp()
+    await this.#applying // the node starts with the user space as it is now
   }
 
-  /** The read loop ended: the node stopped, and its reader was disconnected. */
+  /** The read loop ended: the node stopped (what it was applying is done). */
   async finished (): Promise<void> {
-    await this.#reading
+    await this.#applying
   }
 
-  async #read (): Promise<void> {
+  /** Runs `step` after the steps before it; one that fails (Redis is away) leaves the log to be read again. */
+  #then (step: () => Promise<void>): void {
+    this.#applying = this.#applying.then(step).then(undefined, () => { this.#unread = true })
+  }
+
+  /** After a heartbeat that Redis answered: the log is read again if a read failed since. */
+  retry (): void {
+    if (this.#unread) {
+      this.#unread = false
+      this.#catchUp()
+    }
+  }
+
+  /** A record published on the log's channel: `<seq>` and its fields as JSON. Anyone may publish there: it is input. */
+  #published (message: string): void {
+    const newline = message.indexOf('\n')
+    const seq = Number(message.slice(0, newline))
+    const fields = parseFields(message.slice(newline + 1))
+    if (newline === -1 || !Number.isSafeInteger(seq) || seq < 1 || fields === undefined) {
+      this.#parts.refusals.refuse('publication', 'a message on the channel of the log is not a record of fastify-link-server')
+      return
+    }
+    this.#then(async () => {
+      if (seq === this.#applied + 1) {
+        await this.#applyRecords([[`${seq}-0`, fields]])
+      } else if (seq > this.#applied) {
+        await this.#readMissed() // a record this node did not hear of came before it
+      }
+    })
+  }
+
+  /** Reads and applies what the log holds past what this node applied. */
+  #catchUp (): void {
+    this.#then(() => this.#readMissed())
+  }
+
+  async #readMissed (): Promise<void> {
     const redis = this.#parts.redis
-    while (!redis.stopped) {
-      try {
-        const reply = await redis.reader.xread('COUNT', 1000, 'BLOCK', readBlockMilliseconds, 'STREAMS', redis.logKey, `${this.#applied}-0`) as Array<[string, Array<[string, string[]]>]> | null
-        await this.#applyRecords(reply?.[0][1] ?? [])
-      } catch {
-        await delay(reconnectMilliseconds) // Redis is away: the heartbeat says so, and this reads again
+    for (;;) {
+      const records = await redis.commands.xrange(redis.logKey, `${this.#applied + 1}-0`, '+', 'COUNT', readCount)
+      await this.#applyRecords(records)
+      if (records.length < readCount) {
+        return
       }
     }
   }
@@ -160,5 +207,15 @@ export class LogReader {
       }
       this.#waiters.splice(index, 0, { seq, resolve })
     })
+  }
+}
+
+/** The fields of a published record, a JSON array of strings, or `undefined` for anything else. */
+function parseFields (text: string): string[] | undefined {
+  try {
+    const fields: unknown = JSON.parse(text)
+    return Array.isArray(fields) && fields.every(field => typeof field === 'string') ? fields as string[] : undefined
+  } catch {
+    return undefined
   }
 }

@@ -1,4 +1,4 @@
-import { maxLogLength, prelude } from './lua-prelude.js'
+import { prelude } from './lua-prelude.js'
 
 /**
  * ARGV: prefix, epoch, node, nodeTimeoutMilliseconds, reconnection window, this process' life (the id its
@@ -64,7 +64,7 @@ if #ARGV >= 7 then
   -- every node reloads the user space when it reads this
   seq = seq + 1
   redis.call('SET', KEYS[1], seq)
-  append(P .. ':log', seq, ${maxLogLength}, true, 'op', 'restore')
+  appendRecord(seq, {'op', 'restore'})
 end
 local answer = {epoch, seq, redis.call('ZRANGE', P .. ':users', 0, -1, 'WITHSCORES'), redis.call('HGETALL', P .. ':links'), redis.call('HGETALL', P .. ':data')}
 if ARGV[4] == '1' then sweepNode(ARGV[3], ARGV[3], ARGV[5]) end

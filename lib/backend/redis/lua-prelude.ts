@@ -2,7 +2,8 @@
  * The Lua scripts of the Redis backend. Every change to the user space is one script, so that it is
  * atomic: a claim cannot be taken twice, a link cannot be made for a user that is linked, and a
  * fenced unlink cannot end a link it does not name. Each change appends one record to the log
- * (a stream whose entry ids are the sequence numbers), which every node reads in order.
+ * (a stream whose entry ids are the sequence numbers), and publishes it on the channel of the same name, from which
+ * every node applies the records in order (reading the stream for what it missed).
  *
  * KEYS[1] is the sequence counter, `{namespace}:seq`: it routes the script to the slot of the
  * namespace's hash tag on Redis Cluster; every other key shares that tag, so the script builds their
@@ -45,9 +46,18 @@ local function append (key, n, maxlen, approximate, ...)
     add(redis.call, ...)
   end
 end
+-- Appends record n of the log, and publishes it on the channel of the log, where every node that serves the user
+-- space reads it: '<n>' then a newline then the record's fields and values as a JSON array.
+local function appendRecord (seq, fields)
+  for i, value in ipairs(fields) do
+    if type(value) == 'number' then fields[i] = string.format('%d', value) end
+  end
+  append(P .. ':log', seq, ${maxLogLength}, true, unpack(fields))
+  redis.call('PUBLISH', P .. ':log', seq .. '\\n' .. cjson.encode(fields))
+end
 local function record (op, user, origin, ...)
   local seq = redis.call('INCR', KEYS[1])
-  append(P .. ':log', seq, ${maxLogLength}, true, 'op', op, 'u', user, 'o', origin, ...)
+  appendRecord(seq, {'op', op, 'u', user, 'o', origin, ...})
   return seq
 end
 local function isAlive (node)
