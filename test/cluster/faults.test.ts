@@ -4,7 +4,7 @@ import t from 'tap'
 import fastifyLinkServer from '../../index.js'
 import { connectTimeoutFor, createRedisBackend, keyPrefixOf } from '../../lib/backend/redis.js'
 import { claimScript, linkScript } from '../../lib/backend/redis/scripts.js'
-import { agree, node } from '../helpers/cluster.js'
+import { agree, broadcastUntilHeard, killConnection, node } from '../helpers/cluster.js'
 import { build } from '../helpers/app.js'
 import { connect } from '../helpers/clients.js'
 import { LogRecorder, record } from '../helpers/events.js'
@@ -248,12 +248,7 @@ t.test('a resubscription whose reply is cut after a reconnection is made again: 
   cutter.cutReplyToCommand('\r\nsubscribe\r\n') // the command, not the connection name
   cutter.blackout(300) // every connection of node a is cut; the subscriber's SUBSCRIBE after it reconnects loses its reply
   await eventually(() => cutter.cuts === 1, () => `${cutter.cuts} cuts`)
-  // Published while node a is away, a broadcast is lost, as on any pub/sub: b broadcasts until one reaches alice.
-  let sent = 0
-  const timer = setInterval(() => b.linkServer.broadcast({ type: 'ping', payload: ++sent }), 100)
-  t.teardown(() => clearInterval(timer))
-  const [first] = await alice.take(1)
-  clearInterval(timer)
+  const first = await broadcastUntilHeard(t, b, alice)
   t.equal(first.type, 'ping', 'node a is subscribed again: a broadcast of node b reaches its user')
   t.strictSame(rejections, [], 'the failed resubscription was handled')
 })
@@ -272,11 +267,7 @@ t.test('a resubscription Redis refuses while connected (an ACL without the chann
   await admin.call('ACL', 'SETUSER', 'default', 'resetchannels')
   await logs.count(2)
   await admin.call('ACL', 'SETUSER', 'default', 'allchannels')
-  let sent = 0
-  const timer = setInterval(() => b.linkServer.broadcast({ type: 'ping', payload: ++sent }), 100)
-  t.teardown(() => clearInterval(timer))
-  const [first] = await alice.take(1)
-  clearInterval(timer)
+  const first = await broadcastUntilHeard(t, b, alice)
   t.equal(first.type, 'ping', 'node a is subscribed again')
   t.strictSame([...new Set(logs.lines.map(line => [line.msg, (line.err as { message: string }).message.split(' ')[0]].join(': ')))],
     ['could not subscribe again to the channels of the cluster; trying again: NOPERM'], 'each refusal was logged, and tried again')
@@ -292,8 +283,7 @@ t.test('a read of the log whose reply is cut is made again after the next heartb
   const admin = new Redis(redis.url)
   t.teardown(() => admin.disconnect())
   cutter.cutReplyToCommand('\r\nxrange\r\n') // the read of what node a missed, once its subscription is back
-  const reader = (await admin.client('LIST') as string).split('\n').find(line => line.includes('name=fastify-link-server:a:reader')) as string
-  await admin.client('KILL', 'ID', (/id=(\d+)/.exec(reader) as RegExpExecArray)[1])
+  await killConnection(admin, 'a:reader')
   await b.linkServer.join('bob') // published while node a's subscription is cut (it comes back after 200 ms)
   t.strictSame(await alice.take(1), [frames.joined('bob')], 'node a read it after all')
   t.equal(cutter.cuts, 1, 'its first read lost its reply')
@@ -309,8 +299,7 @@ t.test('an entry appended to the log with an automatic id is removed: a node tha
   t.teardown(() => admin.disconnect())
   const foreign = await admin.xadd('{heal}:log', '*', 'op', 'join', 'u', 'intruder', 'o', 'x') as string
   // Nothing published it: node a reads the log when its subscription to the log's channel is cut and made again.
-  const reader = (await admin.client('LIST') as string).split('\n').find(line => line.includes('name=fastify-link-server:a:reader')) as string
-  await admin.client('KILL', 'ID', (/id=(\d+)/.exec(reader) as RegExpExecArray)[1])
+  await killConnection(admin, 'a:reader')
   let entries: unknown[] = ['not read yet']
   for (let tries = 0; tries < 100 && entries.length > 0; tries++) {
     entries = await admin.xrange('{heal}:log', foreign, foreign)

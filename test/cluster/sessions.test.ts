@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import { linkTo, node, nodeTimeoutMilliseconds, spawnNodeProcess } from '../helpers/cluster.js'
+import { killConnection, linkTo, node, nodeTimeoutMilliseconds, spawnNodeProcess } from '../helpers/cluster.js'
 import { connect, RecordingClient } from '../helpers/clients.js'
 import { LogRecorder, next, record } from '../helpers/events.js'
 import { frames } from '../helpers/frames.js'
@@ -136,8 +136,7 @@ t.test('a message that reaches a node before the link it is for is applied there
   b.linkServer.send('alice', say('missed'))
   const ops = await operator(t)
   // The log reader of a is cut off (it reconnects after 200 ms): a commits alice's link, but applies it only then.
-  const reader = (await ops.client('LIST') as string).split('\n').find(line => line.includes('name=fastify-link-server:a:reader')) as string
-  await ops.client('KILL', 'ID', (/id=(\d+)/.exec(reader) as RegExpExecArray)[1])
+  await killConnection(ops, 'a:reader')
   const alice = await connect(a)
   alice.requestLink('alice')
   const links = '{early}:links'

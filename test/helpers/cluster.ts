@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import WebSocket from 'ws'
 import type { ClusterOptions, LinkUser } from '../../index.js'
@@ -22,6 +23,25 @@ export type NodeOptions = Omit<BuildOptions, 'cluster'> & { cluster?: Partial<Cl
 export async function node (t: Test, redis: RedisServer, nodeId: string, options: NodeOptions = {}, namespace = 'cluster'): Promise<FastifyInstance> {
   const { cluster, ...rest } = options
   return build(t, { listen: true, cluster: { redis: redis.url, nodeId, namespace, nodeTimeoutMilliseconds, ...cluster }, ...rest })
+}
+
+/** Cuts one connection of an instance from Redis (`CLIENT KILL`), by its name: `a:reader` is instance a's subscription to the log. */
+export async function killConnection (admin: Redis, name: string): Promise<void> {
+  const line = (await admin.client('LIST') as string).split('\n').find(line => line.includes(`name=fastify-link-server:${name}`)) as string
+  await admin.client('KILL', 'ID', (/id=(\d+)/.exec(line) as RegExpExecArray)[1])
+}
+
+/**
+ * `from` broadcasts every 100 ms until one broadcast reaches `to` (a broadcast published while an instance is
+ * away is lost, as on any pub/sub); resolves with that first frame.
+ */
+export async function broadcastUntilHeard (t: Test, from: FastifyInstance, to: Client): Promise<Received> {
+  let sent = 0
+  const timer = setInterval(() => from.linkServer.broadcast({ type: 'ping', payload: ++sent }), 100)
+  t.teardown(() => clearInterval(timer))
+  const [first] = await to.take(1)
+  clearInterval(timer)
+  return first
 }
 
 /** The user list a client was told about, replayed from every frame it received. */
