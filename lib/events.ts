@@ -1,6 +1,11 @@
 import type { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
-import type { LinkEventInfo, MessageHandler, RoomHandle } from '../types/index.js'
+import type { LinkEventInfo, LinkSchemas, MessageHandler, RoomHandle } from '../types/index.js'
+
+/** A room's handle, as the modules pass it (the application's schemas type it for the application). */
+type Room = RoomHandle<LinkSchemas>
+/** A handler of a message type, as the router keeps it. */
+export type Handler = MessageHandler<unknown, LinkSchemas>
 import type { Frame } from './frames.js'
 import { isThenable } from './thenable.js'
 
@@ -23,7 +28,7 @@ export class Events {
    * acting on the link server never cuts into a change, and every connection sees a consistent history; the
    * events of a change a listener makes are emitted after those already due.
    */
-  #changes: Array<ChangeEvent | string | LinkEventInfo | RoomHandle | undefined> = []
+  #changes: Array<ChangeEvent | string | LinkEventInfo | Room | undefined> = []
   #changesEmitted = 0
   #emittingChanges = false
 
@@ -57,7 +62,7 @@ export class Events {
   }
 
   /** `emit('message', ...)` for the hot path: with one listener, no arguments array is made. */
-  emitMessage (username: string, frame: Frame, room: RoomHandle): void {
+  emitMessage (username: string, frame: Frame, room: Room): void {
     const handler = this.#listenersOf('message')
     if (typeof handler === 'function') {
       try {
@@ -71,7 +76,7 @@ export class Events {
   }
 
   /** Calls a handler of a message type, like a listener. */
-  callHandler (handler: MessageHandler, username: string, frame: Frame, room: RoomHandle): void {
+  callHandler (handler: Handler, username: string, frame: Frame, room: Room): void {
     try {
       this.#watch(handler(username, frame.payload, room), 'message', frame.type)
     } catch (err) {
@@ -83,7 +88,7 @@ export class Events {
    * Records that `event` happened to `username` (`''` for an event of the room itself) in `room`; it is emitted by
    * `flush`, after the change is complete.
    */
-  changed (event: ChangeEvent, username: string, info: LinkEventInfo | undefined, room: RoomHandle): void {
+  changed (event: ChangeEvent, username: string, info: LinkEventInfo | undefined, room: Room): void {
     this.#changes.push(event, username, info, room)
   }
 

@@ -144,7 +144,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
 
   // The user API.
 
-  handle (type: string, handler: MessageHandler<never>): this {
+  handle (type: string, handler: MessageHandler<never, never>): this {
     this.#parts.router.add(type, handler)
     return this
   }

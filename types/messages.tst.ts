@@ -9,7 +9,10 @@ import fastifyLinkServer, {
   type LinkServer,
   type LinkServerOptions,
   type LinkServerStats,
-  type OutgoingMessage
+  type LinkUser,
+  type OutgoingMessage,
+  type RoomHandle,
+  roomRegex
 } from '../index.js'
 
 const messages = {
@@ -108,4 +111,35 @@ test('invalidMessage, getStats and asyncapi', () => {
   expect(app.linkServer.getStats()).type.toBe<LinkServerStats>()
   expect(app.linkServer.asyncapi()).type.toBe<AsyncApiDocument>()
   expect(app.linkServer.asyncapi().asyncapi).type.toBe<'3.0.0'>()
+})
+
+test('rooms: room(name) is the user API of one room, typed by the schemas; every event and handler gets the room last', async () => {
+  const table = linkServer.room('42')
+  expect(table).type.toBe<RoomHandle<typeof options>>()
+  expect(table.name).type.toBe<string>()
+  expect(table.send).type.toBeCallableWith('alice', { type: 'chat/said', payload: { from: 'bob', text: 'hi' } })
+  expect(table.broadcast).type.toBeCallableWith({ type: 'chat/cleared' }, 'alice')
+  expect(table.broadcast).type.not.toBeCallableWith({ type: 'chat/shout' })
+  expect(table.join('alice')).type.toBe<Promise<void>>()
+  expect(table.getUsers()).type.toBe<LinkUser[]>()
+  expect(table.isLinked('alice')).type.toBe<boolean>()
+  expect(await linkServer.getRooms()).type.toBe<string[]>()
+  linkServer.handle('chat/say', (_username, payload, room) => {
+    expect(payload).type.toBe<{ text: string }>()
+    expect(room).type.toBe<RoomHandle<typeof options>>()
+    room.broadcast({ type: 'chat/said', payload: { from: 'x', text: payload.text } })
+  })
+  linkServer.on('join', (_username, room) => { expect(room).type.toBe<RoomHandle<typeof options>>() })
+  linkServer.on('link', (_username, _info, room) => { expect(room.name).type.toBe<string>() })
+  linkServer.on('message', (_username, message, room) => {
+    expect(message).type.toBe<Said | Typing | Move>()
+    expect(room).type.toBe<RoomHandle<typeof options>>()
+  })
+  linkServer.on('invalidMessage', (_username, _message, _errors, room) => { expect(room.name).type.toBe<string>() })
+  linkServer.on('roomStart', (room) => { expect(room).type.toBe<RoomHandle<typeof options>>() })
+  linkServer.on('roomEnd', (room) => { expect(room.name).type.toBe<string>() })
+  linkServer.on('authenticate', (_username, info) => { expect(info.room).type.toBe<RoomHandle>() })
+  expect(app.register).type.toBeCallableWith(fastifyLinkServer, { path: '/tables/:room', maxRooms: 100, acceptNewRooms: false, isValidRoom: (room: string) => room.length < 9 })
+  expect(app.register).type.not.toBeCallableWith(fastifyLinkServer, { maxRooms: '100' })
+  expect(roomRegex).type.toBe<RegExp>()
 })

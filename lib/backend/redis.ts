@@ -10,6 +10,7 @@ import { Liveness } from './redis/liveness.js'
 import { LogReader } from './redis/log-reader.js'
 import type { RedisParts } from './redis/parts.js'
 import { type RefusedInput, Refusals } from './redis/refusals.js'
+import { RedisSpace } from './redis/space.js'
 import { RedisStore } from './redis/store.js'
 import { Windows } from './redis/windows.js'
 
@@ -43,8 +44,10 @@ export class RedisBackend implements Backend {
     this.#connectTimeoutMilliseconds = timeouts.connectTimeoutMilliseconds
     const redis = new RedisConnections(options, ioredis)
     const refusals = new Refusals(log)
+    // The endpoint's one user space, under the namespace's own hash tag.
+    const space = new RedisSpace(redis, redis.prefix)
     const parts = {
-      nodeId: options.nodeId, options, sessions: timeouts.sessions, authTimeoutMilliseconds: timeouts.authTimeoutMilliseconds, log, redis, refusals
+      nodeId: options.nodeId, options, sessions: timeouts.sessions, authTimeoutMilliseconds: timeouts.authTimeoutMilliseconds, log, redis, space, refusals
     } as Partial<RedisParts> as RedisParts
     Object.assign(parts, {
       reader: new LogReader(parts),
@@ -55,7 +58,7 @@ export class RedisBackend implements Backend {
     })
     this.#parts = parts
     this.store = parts.store
-    this.bus = new RedisBus(options.nodeId, redis, refusals, log)
+    this.bus = new RedisBus(options.nodeId, redis, space, refusals, log)
   }
 
   /** How many nodes are alive, as the last heartbeat found. */
@@ -106,11 +109,11 @@ export class RedisBackend implements Backend {
   }
 
   async stop (): Promise<void> {
-    const { redis, windows, liveness, reader, nodeId } = this.#parts
+    const { redis, space, windows, liveness, reader, nodeId } = this.#parts
     redis.stopped = true
     windows.stop()
     await liveness.stop()
-    await redis.commands.deregister(redis.seqKey, redis.prefix, nodeId).then(undefined, () => {})
+    await redis.commands.deregister(space.seqKey, space.prefix, nodeId).then(undefined, () => {})
     reader.settle(Infinity)
     await redis.disconnect()
     await reader.finished()

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { AuthenticateInfo } from '../../types/index.js'
+import type { AuthenticateInfo, RoomHandle } from '../../types/index.js'
 import type { Refusal } from '../backend/backend.js'
 import type { RejectionLabel } from '../counts.js'
 import { type EncodedFrame, type Frame, isLinkPayload, linkType, rejectedFrame } from '../frames.js'
@@ -119,7 +119,7 @@ export class LinkFlow {
       store.release(username, claim.token) // it closed while a shared backend answered the claim
       return
     }
-    const info: AuthenticateInfo = { isNewUser: claim.isNewUser, auth, request: connection.request, room: this.#room.handle, isLinked: claim.isLinked }
+    const info: AuthenticateInfo = { isNewUser: claim.isNewUser, auth, request: connection.request, room: this.#room.handle as RoomHandle, isLinked: claim.isLinked }
     const authentication = authenticate(
       this.#parts.events.listeners('authenticate') as AuthenticateListener[], username, info, options.authTimeoutMilliseconds, {
         onError: err => connection.log.warn({ err, username }, 'an authenticate listener or handler failed; the link is rejected'),

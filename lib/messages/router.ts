@@ -3,6 +3,7 @@ import type { InvalidMessageReason } from '../counts.js'
 import { FST_LINK_INVALID_HANDLER, FST_LINK_RESERVED_TYPE, FST_LINK_UNKNOWN_MESSAGE_TYPE } from '../errors.js'
 import { type Frame, isProtocolType, kTooDeep, leaveType, linkType, unlinkType } from '../frames.js'
 import { leaveConnection, unlinkConnection } from '../link/unlink.js'
+import type { Handler } from '../events.js'
 import type { Parts } from '../parts.js'
 import type { Connection } from '../transport/connection.js'
 import { payloadErrors, tooDeepError, unregisteredTypeError } from './schemas.js'
@@ -17,14 +18,14 @@ type DeepFrame = Frame & { [kTooDeep]?: true }
 export class MessageRouter {
   readonly #parts: Parts
   /** The handlers added with `handle`, by message type. */
-  readonly #handlers = new Map<string, MessageHandler[]>()
+  readonly #handlers = new Map<string, Handler[]>()
 
   constructor (parts: Parts) {
     this.#parts = parts
   }
 
   /** Adds a handler of a message type (`linkServer.handle`); throws the coded error of a misuse. */
-  add (type: string, handler: MessageHandler<never>): void {
+  add (type: string, handler: MessageHandler<never, never>): void {
     if (typeof type !== 'string') {
       throw new FST_LINK_INVALID_HANDLER(String(type), 'the type must be a string')
     }
@@ -40,9 +41,9 @@ export class MessageRouter {
     }
     const handlers = this.#handlers.get(type)
     if (handlers === undefined) {
-      this.#handlers.set(type, [handler as MessageHandler])
+      this.#handlers.set(type, [handler as Handler])
     } else {
-      handlers.push(handler as MessageHandler)
+      handlers.push(handler as Handler)
     }
   }
 

@@ -1,4 +1,4 @@
-import type { LinkMessage, LinkUser, LinkUserInfo, RoomHandle } from '../../types/index.js'
+import type { LinkMessage, LinkSchemas, LinkUser, LinkUserInfo, RoomHandle } from '../../types/index.js'
 import {
   FST_LINK_INVALID_USERNAME,
   FST_LINK_SERVER_FULL,
@@ -18,7 +18,7 @@ import type { Room } from './room.js'
  * modules. It names its room and finds it when called, so that a handle kept after its room ended works on the room
  * of that name, and a handle of a room that does not exist yet costs nothing until `join` creates the room.
  */
-export class RoomHandleImpl implements RoomHandle {
+export class RoomHandleImpl implements RoomHandle<LinkSchemas> {
   readonly name: string
   readonly #parts: Parts
 

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { type EncodedFrame, encodeText } from '../../frames.js'
 import type { BackendSink, Bus } from '../backend.js'
 import { keepSubscribed, type RedisConnections } from './connections.js'
+import type { RedisSpace } from './space.js'
 import type { Refusals } from './refusals.js'
 import { broadcastOf, deliveryOf, readPublication } from './wire.js'
 
@@ -12,13 +13,15 @@ import { broadcastOf, deliveryOf, readPublication } from './wire.js'
 export class RedisBus implements Bus {
   readonly #nodeId: string
   readonly #redis: RedisConnections
+  readonly #space: RedisSpace
   readonly #refusals: Refusals
   readonly #log: FastifyBaseLogger
   #sink!: BackendSink
 
-  constructor (nodeId: string, redis: RedisConnections, refusals: Refusals, log: FastifyBaseLogger) {
+  constructor (nodeId: string, redis: RedisConnections, space: RedisSpace, refusals: Refusals, log: FastifyBaseLogger) {
     this.#nodeId = nodeId
     this.#redis = redis
+    this.#space = space
     this.#refusals = refusals
     this.#log = log
   }
@@ -28,7 +31,7 @@ export class RedisBus implements Bus {
     this.#sink = sink
     const redis = this.#redis
     redis.subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel === redis.nodeChannel, message))
-    await keepSubscribed(redis.subscriber, () => [redis.broadcastChannel, redis.nodeChannel], this.#log, () => {})
+    await keepSubscribed(redis.subscriber, () => [this.#space.broadcastChannel, redis.nodeChannel], this.#log, () => {})
   }
 
   deliver (node: string, username: string, frame: EncodedFrame): void {
@@ -37,7 +40,7 @@ export class RedisBus implements Bus {
 
   broadcast (frame: EncodedFrame, skip: string | undefined): void {
     this.#sink.broadcast(frame, skip)
-    this.#publish(this.#redis.broadcastChannel, broadcastOf(this.#nodeId, skip, frame.payload.toString()))
+    this.#publish(this.#space.broadcastChannel, broadcastOf(this.#nodeId, skip, frame.payload.toString()))
   }
 
   /** One PUBLISH for the whole cluster; a message published while Redis is away is lost, as on any pub/sub. */

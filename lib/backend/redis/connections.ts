@@ -4,7 +4,6 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { ClusterRedisClient } from '../../../types/index.js'
 import type { ResolvedClusterOptions } from '../../options/resolve.js'
-import { CommitRefused } from '../backend.js'
 import { scripts, type ScriptName } from './scripts.js'
 
 /** How long `ready()` waits for Redis before it fails, at most; less when Fastify's `pluginTimeout` (which bounds `onReady`) is shorter. */
@@ -39,26 +38,14 @@ export function keyPrefixOf (redis: string | ClusterRedisClient): string {
   return typeof prefix === 'string' || Buffer.isBuffer(prefix) ? prefix.toString() : ''
 }
 
-/** The replies of a script that mean this node cannot change the user space until its next heartbeat. */
-const outages = new Map([
-  ['epoch', 'Redis lost the user space'],
-  ['dead', 'this node was declared dead']
-])
-
 /**
- * This node's three connections to Redis (commands and scripts; the subscriber of messages; the subscriber of the log), the
- * names of the keys and channels, and the epoch of the user space the scripts run in.
+ * This node's three connections to Redis (commands and scripts; the subscriber of messages; the subscriber of the
+ * log), and the names of the node's own keys and channel. The keys of a user space are its `RedisSpace`'s.
  */
 export class RedisConnections {
-  /** `{namespace}`, after the `keyPrefix` of the application's client if it has one: what every key and channel starts with. */
+  /** `{namespace}`, after the `keyPrefix` of the application's client if it has one: what the node's keys and channels start with. */
   readonly prefix: string
-  readonly seqKey: string
-  /** The stream of the log, and the channel its records are published on. */
-  readonly logKey: string
-  readonly broadcastChannel: string
   readonly nodeChannel: string
-  /** The epoch of the user space this node is registered in. */
-  epoch = ''
   /** Set when the node stops: the loops end, and nothing is tried again. */
   stopped = false
   /** With metrics on: observes a script's round trip. */
@@ -75,9 +62,6 @@ export class RedisConnections {
     // An application's client with a keyPrefix isolates its keys under it: ours go there too. The duplicates
     // are made without it (see #connect), since scripts build their key names from the prefix themselves.
     this.prefix = `${keyPrefixOf(options.redis)}{${options.namespace}}`
-    this.seqKey = `${this.prefix}:seq`
-    this.logKey = `${this.prefix}:log`
-    this.broadcastChannel = `${this.prefix}:broadcast`
     this.nodeChannel = this.channelOf(options.nodeId)
   }
 
@@ -124,18 +108,6 @@ export class RedisConnections {
       const start = performance.now()
       const observed = (): void => observe(name, (performance.now() - start) / 1000)
       reply.then(observed, observed)
-    }
-    return reply
-  }
-
-  /** Runs a script that changes the user space; its refusals are answered as they are, a lost user space or node as an outage. */
-  async run (name: ScriptName, ...args: Array<string | number>): Promise<ScriptReply> {
-    const reply = await this.timed(name, this.commands[name](this.seqKey, this.prefix, this.epoch, ...args)).catch((err: unknown) => {
-      throw new CommitRefused('unavailable', (err as Error).message)
-    })
-    const outage = outages.get(reply[0] as string)
-    if (outage !== undefined) {
-      throw new CommitRefused('unavailable', outage) // the next heartbeat registers this node again, and recovers
     }
     return reply
   }

@@ -37,12 +37,12 @@ export class RedisLinks {
   }
 
   async claim (username: string, admission: Admission): Promise<ClaimResult> {
-    const { nodeId, redis, sessions, liveness, authTimeoutMilliseconds } = this.#parts
+    const { nodeId, space, sessions, liveness, authTimeoutMilliseconds } = this.#parts
     if (liveness.replaced) {
       return { claimed: false, refusal: 'unavailable' } // another instance is this node now
     }
     const token = `${nodeId}:${++this.#tokens}`
-    const reply = await redis.run('claim', nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
+    const reply = await space.run('claim', nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
       authTimeoutMilliseconds + claimMarginMilliseconds, sessions.takeover ? 1 : 0).then(undefined, () => {
       this.release(username, token) // it may have been taken, its answer lost: freed now, or it expires
       return ['unavailable']
@@ -55,8 +55,8 @@ export class RedisLinks {
 
   /** Frees a claim, trying again while a cut connection comes back, for a command's timeout; else it expires. */
   release (username: string, token: string): void {
-    const { nodeId, redis } = this.#parts
-    redis.whileReconnecting(async () => await redis.commands.release(redis.seqKey, redis.prefix, username, token, nodeId),
+    const { nodeId, redis, space } = this.#parts
+    redis.whileReconnecting(async () => await redis.commands.release(space.seqKey, space.prefix, username, token, nodeId),
       performance.now() + commandTimeoutMilliseconds)
   }
 
@@ -77,7 +77,7 @@ export class RedisLinks {
 
   /** Commits a link; a committed one is in flight until its record, or a reload that covers it, is applied. */
   async #commit (username: string, token: string, admission: Admission, data: string | undefined): Promise<LinkResult> {
-    const { nodeId, redis, sessions, store, reader } = this.#parts
+    const { nodeId, space, sessions, store, reader } = this.#parts
     const replay = sessions.replay
     let answer: (replay: Replay | undefined) => void = () => {}
     const committing: CommittingLink = {
@@ -87,7 +87,7 @@ export class RedisLinks {
       change: undefined
     }
     this.#committing.set(token, committing)
-    const reply = await redis.run('link', nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
+    const reply = await space.run('link', nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
       sessions.takeover ? 1 : 0, data ?? '', replay === undefined ? 0 : 1, replay?.maxAgeMilliseconds ?? 0,
       store.confirmedOf(username) ?? '').then(undefined, async () => await this.#readBack(committing, answer))
     if (reply[0] !== 'ok') {
@@ -124,8 +124,8 @@ export class RedisLinks {
 
   /** Reads Redis' sequence number (trying again while a cut connection comes back, until `deadline`), and waits until this node applied it. */
   async #readLogToNow (deadline: number): Promise<void> {
-    const redis = this.#parts.redis
-    const seq = await redis.whileReconnecting(async () => await redis.commands.get(redis.seqKey), deadline)
+    const { redis, space } = this.#parts
+    const seq = await redis.whileReconnecting(async () => await redis.commands.get(space.seqKey), deadline)
     if (seq === undefined) {
       throw new Error('Redis does not answer')
     }

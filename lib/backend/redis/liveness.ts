@@ -48,14 +48,14 @@ export class Liveness {
 
   /** Registers this node, with the users linked to it when Redis lost them, and loads the user space. */
   async register (epoch: string, starting: boolean): Promise<void> {
-    const { redis, sink, nodeId, sessions, reader } = this.#parts
+    const { redis, space, sink, nodeId, sessions, reader } = this.#parts
     const args: Array<string | number> = []
     for (const { username, generation, order, data, sent } of sink.linkedHere()) {
       args.push(username, generation, order, data ?? '', sent)
     }
-    const [knownEpoch, seq, users, links, data] = await redis.commands.register(redis.seqKey, redis.prefix, epoch, nodeId,
+    const [knownEpoch, seq, users, links, data] = await redis.commands.register(space.seqKey, space.prefix, epoch, nodeId,
       starting ? 1 : 0, sessions.windowMilliseconds, this.#life, ...args)
-    redis.epoch = knownEpoch as string
+    space.epoch = knownEpoch as string
     reader.load(seq as number, users as string[], links as string[], data as string[])
   }
 
@@ -103,10 +103,10 @@ export class Liveness {
 
   /** Tells Redis this node is alive (saving what its users confirmed), and acts on its answer. */
   async #beat (): Promise<void> {
-    const { redis, log, nodeId, options, sessions, links, store } = this.#parts
+    const { redis, space, log, nodeId, options, sessions, links, store } = this.#parts
     const confirmed = store.takeConfirmed()
     const replying = links.replying()
-    const [status, swept, , nodes, more] = await redis.timed('heartbeat', redis.commands.heartbeat(redis.seqKey, redis.prefix, redis.epoch,
+    const [status, swept, , nodes, more] = await redis.timed('heartbeat', redis.commands.heartbeat(space.seqKey, space.prefix, space.epoch,
       nodeId, options.nodeTimeoutMilliseconds, sessions.windowMilliseconds, this.#life, ...confirmed))
     if (status === 'replaced') {
       throw new Replaced(nodeId)
@@ -156,9 +156,9 @@ export class Liveness {
    * the other, until one is not full, so that every user whose window ended leaves within this beat.
    */
   async #expireWindows (more: boolean): Promise<void> {
-    const { redis, nodeId } = this.#parts
+    const { redis, space, nodeId } = this.#parts
     while (more && !redis.stopped) {
-      const [, , next] = await redis.run('windows', nodeId)
+      const [, , next] = await space.run('windows', nodeId)
       more = next === 1
     }
   }

@@ -39,9 +39,9 @@ export class LogReader {
 
   /** Subscribes to the log's channel, and reads what was appended since the user space was loaded; again after each reconnection. */
   async start (): Promise<void> {
-    const { redis, log } = this.#parts
+    const { redis, space, log } = this.#parts
     redis.reader.on('message', (_channel: string, message: string) => this.#published(message))
-    await keepSubscribed(redis.reader, () => [redis.logKey], log, () => this.#catchUp())
+    await keepSubscribed(redis.reader, () => [space.logKey], log, () => this.#catchUp())
     this.#catchUp()
     await this.#applying // the node starts with the user space as it is now
   }
@@ -88,9 +88,9 @@ export class LogReader {
   }
 
   async #readMissed (): Promise<void> {
-    const redis = this.#parts.redis
+    const { redis, space } = this.#parts
     for (;;) {
-      const records = await redis.commands.xrange(redis.logKey, `${this.#applied + 1}-0`, '+', 'COUNT', readCount)
+      const records = await redis.commands.xrange(space.logKey, `${this.#applied + 1}-0`, '+', 'COUNT', readCount)
       await this.#applyRecords(records)
       if (records.length < readCount) {
         return
@@ -137,8 +137,8 @@ export class LogReader {
    * entries are removed before the reload (a script that appends heals the log the same way).
    */
   async #healLog (): Promise<void> {
-    const redis = this.#parts.redis
-    const removed = await redis.commands.heal(redis.seqKey, redis.prefix).then(reply => Number(reply), () => 0)
+    const { redis, space } = this.#parts
+    const removed = await redis.commands.heal(space.seqKey, space.prefix).then(reply => Number(reply), () => 0)
     if (removed > 0) {
       this.#parts.refusals.refuse('record', `${removed} entries past the sequence number (not the plugin's) were removed from the log`)
     }
@@ -146,17 +146,17 @@ export class LogReader {
 
   /** Loads the user space anew, unless it is not the one this node is registered in (the heartbeat notices that). */
   async reload (): Promise<void> {
-    const { redis, links } = this.#parts
+    const { redis, space, links } = this.#parts
     let snapshot: ScriptReply
     do {
       const replying = links.replying()
-      snapshot = await redis.commands.snapshot(redis.seqKey, redis.prefix)
+      snapshot = await redis.commands.snapshot(space.seqKey, space.prefix)
       // The replies of the links committed before the snapshot came before it, but their handling may not have run.
       await Promise.all(replying)
       // The reader, on a connection of its own, may have applied changes the snapshot predates: it is taken again.
-    } while (snapshot[0] === redis.epoch && (snapshot[1] as number) < this.#applied)
+    } while (snapshot[0] === space.epoch && (snapshot[1] as number) < this.#applied)
     const [epoch, seq, users, linked, data] = snapshot
-    if (epoch === redis.epoch) {
+    if (epoch === space.epoch) {
       this.load(seq as number, users as string[], linked as string[], data as string[])
     }
   }

@@ -7,6 +7,7 @@ import type { LogReader } from './log-reader.js'
 import type { RedisLinks } from './links.js'
 import type { Refusals } from './refusals.js'
 import type { RedisStore } from './store.js'
+import type { RedisSpace } from './space.js'
 import type { Windows } from './windows.js'
 
 /** The modules of one Redis backend, as each reaches the others (read when they are called); each owns its own state. */
@@ -17,6 +18,8 @@ export interface RedisParts {
   readonly authTimeoutMilliseconds: number
   readonly log: FastifyBaseLogger
   readonly redis: RedisConnections
+  /** The user space's keys and epoch. */
+  readonly space: RedisSpace
   readonly refusals: Refusals
   /** The link server's sink, given at start. */
   sink: BackendSink

@@ -56,7 +56,7 @@ export class RedisStore implements Store {
 
   /** Commits a change and waits until it is applied here. */
   async #change (name: ScriptName, ...args: Array<string | number>): Promise<void> {
-    const reply = await this.#parts.redis.run(name, ...args)
+    const reply = await this.#parts.space.run(name, ...args)
     if (reply[0] !== 'ok') {
       throw new CommitRefused(reply[0] as CommitRefused['refusal'])
     }
@@ -64,9 +64,9 @@ export class RedisStore implements Store {
   }
 
   post (username: string | undefined, skip: string | undefined, frame: EncodedFrame): void {
-    const { redis, nodeId, log, sessions } = this.#parts
+    const { redis, space, nodeId, log, sessions } = this.#parts
     const replay = sessions.replay as NonNullable<Sessions['replay']>
-    redis.timed('post', redis.commands.post(redis.seqKey, redis.prefix, redis.epoch, nodeId, username ?? '', skip ?? '',
+    redis.timed('post', redis.commands.post(space.seqKey, space.prefix, space.epoch, nodeId, username ?? '', skip ?? '',
       replay.maxMessages, replay.maxAgeMilliseconds, frame.payload.toString())).then(undefined, (err: unknown) => {
       log.warn({ err, username }, 'a message could not be kept for replay and was lost: Redis does not answer')
     })

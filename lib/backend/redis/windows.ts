@@ -26,10 +26,10 @@ export class Windows {
   }
 
   #expireIn (username: string, milliseconds: number): void {
-    const { nodeId, redis } = this.#parts
+    const { nodeId, redis, space } = this.#parts
     this.#timers.set(username, setTimeout(() => {
       this.#timers.delete(username)
-      redis.commands.expire(redis.seqKey, redis.prefix, redis.epoch, nodeId, username).then(reply => {
+      redis.commands.expire(space.seqKey, space.prefix, space.epoch, nodeId, username).then(reply => {
         if (reply[0] === 'wait' && !redis.stopped) {
           this.#expireIn(username, reply[1] as number) // Redis' clock is behind this node's
         }
