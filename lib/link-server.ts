@@ -24,7 +24,6 @@ import { MessageRouter } from './messages/router.js'
 import type { LinkObserver, MetricsSource } from './metrics.js'
 import type { ResolvedOptions } from './options/resolve.js'
 import type { Parts } from './parts.js'
-import { askPredicate } from './predicates.js'
 import type { Room } from './rooms/room.js'
 import { RoomHandleImpl } from './rooms/room-handle.js'
 import { Rooms } from './rooms/rooms.js'
@@ -154,14 +153,14 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   }
 
   room (name: string): RoomHandleImpl {
-    const { options, log, rooms } = this.#parts
+    const { options, rooms } = this.#parts
     if (!options.rooms) {
       if (name !== '') {
         throw new FST_LINK_ROOMS_OFF(name)
       }
       return (rooms.get('') as Room).handle
     }
-    if (typeof name !== 'string' || !askPredicate(log, 'isValidRoom', { room: name }, 'the room is treated as invalid', () => options.isValidRoom(name))) {
+    if (!rooms.isValidName(name)) {
       throw new FST_LINK_INVALID_ROOM(String(name))
     }
     return rooms.get(name)?.handle ?? new RoomHandleImpl(this.#parts, name)

@@ -1,5 +1,6 @@
 import { FST_LINK_ROOM_REQUIRED } from '../errors.js'
 import type { Parts } from '../parts.js'
+import { askPredicate } from '../predicates.js'
 import { confirmIntervalMilliseconds } from '../sessions/delivery.js'
 import { confirmSent } from '../sessions/confirmations.js'
 import { Room } from './room.js'
@@ -19,6 +20,12 @@ export class Rooms {
 
   get (name: string): Room | undefined {
     return this.#rooms.get(name)
+  }
+
+  /** Whether `name` is a room name `isValidRoom` takes (one that throws or returns a promise takes none, logged). */
+  isValidName (name: unknown): name is string {
+    const { log, options } = this.#parts
+    return typeof name === 'string' && askPredicate(log, 'isValidRoom', { room: name }, 'the room is treated as invalid', () => options.isValidRoom(name))
   }
 
   /** The room `name`, opened if this node does not serve it yet. */

@@ -1,5 +1,6 @@
 import type { LinkUser } from '../../types/index.js'
 import { EncodedFrame, userFrames } from '../frames.js'
+import type { Connection } from '../transport/connection.js'
 
 /** Where a linked user is linked: the node holding its connection, and the generation of the link. */
 export interface UserLink {
@@ -156,9 +157,24 @@ export class Mirror {
     this.#edition++
   }
 
-  /** Every user in join order, with its mirrored state. */
-  entries (): IterableIterator<[string, MirroredUser]> {
-    return this.#users.entries()
+  /**
+   * Tells a connection that just linked who is there: `krmx/joined` for every user, and `krmx/linked` for each
+   * linked one, in join order. Without compression it is one write of the user list, a buffer shared by every link
+   * until a user in it changes (`list`): a write per frame, 2n of them for n users, was most of what a link cost in
+   * the storm scenario of `npm run bench`, and a copy of the list per link most of the memory a link storm left behind.
+   */
+  sendTo (connection: Connection): void {
+    if (!connection.isDirect) {
+      for (const user of this.#users.values()) {
+        connection.send(user.joined)
+        if (user.link !== undefined) {
+          connection.send(user.linked)
+        }
+      }
+      return
+    }
+    const { bytes, frames } = this.list()
+    connection.sendConcatenated(bytes, frames)
   }
 
   /** Every user in join order. */

@@ -223,7 +223,7 @@ export class UserSpace {
     if (pending !== undefined) {
       this.#local.attach(link as LocalLink)
       flow.linked(pending, link as LocalLink)
-      this.#sendUserList(pending.connection)
+      this.#mirror.sendTo(pending.connection)
       delivery.replay(link as LocalLink, replay, pending.early)
     }
     this.#logUser(connection, username, 'user linked')
@@ -255,27 +255,6 @@ export class UserSpace {
   #unlinkOrphan (username: string, generation: number): void {
     this.#logUser(undefined, username, 'a link whose commit went unanswered was committed after all; its connection is gone, so it is unlinked', 'warn')
     codedCommit(this.#parts, this.#room.store.unlink(username, generation, 'client'), 'unlink a link with no connection', username, this.#room.name) // logged if it fails
-  }
-
-  /**
-   * Tells a connection that just linked who is there: `krmx/joined` for every user, and `krmx/linked` for each
-   * linked one, in join order. Without compression it is one write of the mirror's user list, a buffer shared by
-   * every link until a user in it changes (`Mirror.list`): a write per frame, 2n of them for n users, was most of
-   * what a link cost in the storm scenario of `npm run bench`, and a copy of the list per link most of the memory
-   * a link storm left behind.
-   */
-  #sendUserList (connection: Connection): void {
-    if (!connection.isDirect) {
-      for (const [, user] of this.#mirror.entries()) {
-        connection.send(user.joined)
-        if (user.link !== undefined) {
-          connection.send(user.linked)
-        }
-      }
-      return
-    }
-    const { bytes, frames } = this.#mirror.list()
-    connection.sendConcatenated(bytes, frames)
   }
 
   /**

@@ -87,7 +87,7 @@ export class Gateway {
       })
       return
     }
-    if (options.rooms && !this.#isValidRoom((request.params as { room?: unknown }).room)) {
+    if (options.rooms && !this.#parts.rooms.isValidName((request.params as { room?: unknown }).room)) {
       request.log.info({ name: logName }, 'upgrade refused: invalid room name')
       reply.code(404).send({ statusCode: 404, code: 'FST_LINK_INVALID_ROOM', error: 'Not Found', message: 'No such room' })
       return
@@ -108,11 +108,6 @@ export class Gateway {
       return true
     }
     return askPredicate(this.#parts.log, 'allowedOrigins', { origin }, 'the origin is refused', () => isAllowed(origin, request))
-  }
-
-  #isValidRoom (room: unknown): boolean {
-    const isValid = this.#parts.options.isValidRoom
-    return typeof room === 'string' && askPredicate(this.#parts.log, 'isValidRoom', { room }, 'the room is treated as invalid', () => isValid(room))
   }
 
   /** Takes a new WebSocket of the route. */
