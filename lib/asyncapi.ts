@@ -98,7 +98,7 @@ export function buildAsyncApi (source: AsyncApiSource): AsyncApiDocument {
     defaultContentType: 'application/json',
     channels: {
       [channel]: {
-        address: source.address,
+        ...addressOf(source.address),
         title: 'Link endpoint',
         description: 'The WebSocket route: a connection links to a user, then exchanges application messages. ' +
           'Every frame is a JSON text frame { type, payload? }; types starting with krmx/ belong to the protocol.',
@@ -108,6 +108,23 @@ export function buildAsyncApi (source: AsyncApiSource): AsyncApiDocument {
     operations,
     components: { messages: components }
   }
+}
+
+/**
+ * The channel address of a route, its `:name` parameters as AsyncAPI writes them (`{name}`), each described; `:room`
+ * names the room a connection belongs to.
+ */
+function addressOf (path: string): { address: string, parameters?: Record<string, { description: string }> } {
+  const names = [...path.matchAll(/:([A-Za-z0-9_]+)/g)].map(([, name]) => name)
+  if (names.length === 0) {
+    return { address: path }
+  }
+  const parameters = Object.fromEntries(names.map(name => [name, {
+    description: name === 'room'
+      ? 'The room the connection belongs to for its whole life: a user space of its own.'
+      : 'A parameter of the route.'
+  }]))
+  return { address: path.replace(/:([A-Za-z0-9_]+)/g, '{$1}'), parameters }
 }
 
 /** The AsyncAPI message of `entry`: its payload is the whole frame, `{ type, payload }`. */

@@ -167,3 +167,24 @@ t.test('the channel address of the root path under a prefix is the prefix', asyn
   await app.ready()
   t.equal((linkServer?.asyncapi().channels.link as { address: string }).address, '/live')
 })
+
+t.test('with rooms on, the channel address has the room as a parameter, as AsyncAPI writes it', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  let linkServer: LinkServer | undefined
+  await app.register(async scoped => {
+    await scoped.register(fastifyLinkServer, { path: '/tables/:room', pingIntervalMilliseconds: 0 })
+    linkServer = scoped.linkServer
+  }, { prefix: '/games/:game' })
+  await app.ready()
+  const document = linkServer?.asyncapi() as AsyncApiDocument
+  t.strictSame((await parse(document)).diagnostics, latestVersionHint, 'a valid document')
+  const { address, parameters } = document.channels.link as { address: string, parameters: unknown }
+  t.strictSame({ address, parameters }, {
+    address: '/games/{game}/tables/{room}',
+    parameters: {
+      game: { description: 'A parameter of the route.' },
+      room: { description: 'The room the connection belongs to for its whole life: a user space of its own.' }
+    }
+  })
+})
