@@ -79,7 +79,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
     framesSent: () => this.#parts.gateway.framesSent,
     users: () => this.#parts.rooms.counts().users,
     linkedUsers: () => this.#parts.rooms.counts().linkedHere,
-    rooms: () => this.#parts.rooms.counts().rooms,
+    rooms: () => this.#parts.rooms.size,
     connections: () => this.#parts.gateway.size,
     nodes: () => this.#parts.backend.nodes,
     refusedInputs: () => this.#parts.backend.refusedInputs

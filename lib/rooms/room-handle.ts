@@ -62,7 +62,7 @@ export class RoomHandleImpl implements RoomHandle<LinkSchemas> {
     if ((existing?.space.size ?? 0) >= options.maxUsers) {
       throw new FST_LINK_SERVER_FULL(username, options.maxUsers)
     }
-    if ((existing === undefined || existing.space.size === 0) && rooms.counts().rooms >= options.maxRooms) {
+    if ((existing === undefined || existing.space.size === 0) && rooms.size >= options.maxRooms) {
       throw new FST_LINK_TOO_MANY_ROOMS(this.name, options.maxRooms)
     }
     const room = rooms.open(this.name)

@@ -12,6 +12,8 @@ import { Room } from './room.js'
 export class Rooms {
   readonly #parts: Parts
   readonly #rooms = new Map<string, Room>()
+  /** How many rooms have users. */
+  #existing = 0
   #confirming: NodeJS.Timeout | undefined
 
   constructor (parts: Parts) {
@@ -65,11 +67,20 @@ export class Rooms {
     return names.sort()
   }
 
-  /** How many rooms exist (1 with rooms off), how many users are in them, and how many of those are linked here. */
+  /** A room's first user joined (`true`), or its last one left. */
+  occupied (occupied: boolean): void {
+    this.#existing += occupied ? 1 : -1
+  }
+
+  /** How many rooms exist (1 with rooms off): counted as they start and end, not by looking at each. */
+  get size (): number {
+    return this.#parts.options.rooms ? this.#existing : 1
+  }
+
+  /** How many rooms exist, how many users are in them, and how many of those are linked here. */
   counts (): { rooms: number, users: number, linkedHere: number } {
-    const counts = { rooms: 0, users: 0, linkedHere: 0 }
+    const counts = { rooms: this.size, users: 0, linkedHere: 0 }
     for (const room of this.#rooms.values()) {
-      counts.rooms += room.space.size > 0 || !this.#parts.options.rooms ? 1 : 0
       counts.users += room.space.size
       counts.linkedHere += room.space.linkedHere
     }

@@ -69,6 +69,8 @@ export interface UserList {
  */
 export class Mirror {
   readonly #users = new Map<string, MirroredUser>()
+  /** Told when the first user joins (`true`) and when the last one leaves (`false`). */
+  readonly #occupied: (occupied: boolean) => void
   /** The user list, as far as it is made, with room to grow; `undefined` when it must be made again. */
   #list: Buffer | undefined = undefined
   #listLength = 0
@@ -86,11 +88,18 @@ export class Mirror {
     return this.#users.get(username)
   }
 
+  constructor (occupied: (occupied: boolean) => void = () => {}) {
+    this.#occupied = occupied
+  }
+
   join (username: string, order: number): MirroredUser {
     const user = new MirroredUser(username, order)
     this.#users.set(username, user)
     if (this.#list !== undefined) {
       this.#unlisted.push(user)
+    }
+    if (this.#users.size === 1) {
+      this.#occupied(true)
     }
     return user
   }
@@ -104,6 +113,9 @@ export class Mirror {
   leave (username: string): void {
     this.#users.delete(username)
     this.#invalidate()
+    if (this.#users.size === 0) {
+      this.#occupied(false)
+    }
   }
 
   /**

@@ -25,7 +25,7 @@ const unlinkCauseOfLeave = { client: 'client', kick: 'server', window: 'client',
 export class UserSpace {
   readonly #parts: Parts
   readonly #room: Room
-  readonly #mirror = new Mirror()
+  readonly #mirror: Mirror
   readonly #local = new LocalLinks()
   /** What the backend calls: the changes of every node, snapshots, and messages sent from other nodes. */
   readonly sink: BackendSink
@@ -34,6 +34,7 @@ export class UserSpace {
     const parts = room.parts
     this.#parts = parts
     this.#room = room
+    this.#mirror = new Mirror(occupied => parts.rooms.occupied(occupied))
     this.sink = {
       apply: change => this.#apply(change),
       reset: (users, keepMissing) => this.#reset(users, keepMissing),
