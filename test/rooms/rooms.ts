@@ -206,6 +206,9 @@ export default function suite ({ build }: TestBackend): void {
     for (const room of ['x'.repeat(64), 'A.b_c-9']) {
       t.equal((await upgrade(urlOf(plain, `/link/${room}`))).status, 101, 'and takes letters, digits, ., _ and -, up to 64')
     }
+    const decoded = await connect(plain, '/link/a%2Eb')
+    await decoded.linked('alice', 3)
+    t.strictSame(await plain.linkServer.getRooms(), ['a.b'], 'the name is the path segment as Fastify decodes it')
   })
 
   t.test('with rooms on the user API is per room: linkServer\'s own throws FST_LINK_ROOM_REQUIRED, naming room(name)', async t => {
