@@ -1,15 +1,14 @@
 import type { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import type { LinkEventInfo, LinkSchemas, MessageHandler, RoomHandle } from '../types/index.js'
-
-/** A room's handle, as the modules pass it (the application's schemas type it for the application). */
-type Room = RoomHandle<LinkSchemas>
-/** A handler of a message type, as the router keeps it. */
-export type Handler = MessageHandler<unknown, LinkSchemas>
 import type { Frame } from './frames.js'
 import { isThenable } from './thenable.js'
 
 type Listener = (...args: unknown[]) => unknown
+/** A room's handle, as the modules pass it (the application's schemas type it for the application). */
+type Room = RoomHandle<LinkSchemas>
+/** A handler of a message type, as the router keeps it. */
+export type Handler = MessageHandler<unknown, LinkSchemas>
 
 /** The events of state changes, which are emitted in the order of the changes, after each change is complete. */
 export type ChangeEvent = 'join' | 'link' | 'unlink' | 'leave' | 'roomStart' | 'roomEnd'

@@ -8,6 +8,7 @@ import {
   FST_LINK_USER_NOT_LINKED
 } from '../errors.js'
 import type { Parts } from '../parts.js'
+import { inRoom } from '../rooms/in-room.js'
 import type { Connection } from '../transport/connection.js'
 
 /**
@@ -48,7 +49,7 @@ export function codedCommit (parts: Parts, commit: Commit, action: string, usern
   const coded = commit.then(undefined, (err: unknown) => {
     throw codedError(parts, err, action, username, room)
   })
-  coded.then(undefined, (err: unknown) => parts.log.warn(room === '' ? { err, username } : { err, username, room }, `could not ${action}`))
+  coded.then(undefined, (err: unknown) => parts.log.warn(inRoom({ err, username }, room), `could not ${action}`))
   return coded
 }
 

@@ -11,6 +11,7 @@ import { codedCommit } from '../link/unlink.js'
 import { encodeMessage } from '../messages/outbound.js'
 import type { Parts } from '../parts.js'
 import { isValidUsername } from '../predicates.js'
+import { inRoom } from './in-room.js'
 import type { Room } from './room.js'
 
 /**
@@ -85,7 +86,7 @@ export class RoomHandleImpl implements RoomHandle<LinkSchemas> {
     if (room.space.get(username) === undefined) {
       throw new FST_LINK_UNKNOWN_USER('kick a user', username)
     }
-    this.#parts.log.info(this.name === '' ? { username } : { username, room: this.name }, 'user kicked')
+    this.#parts.log.info(inRoom({ username }, this.name), 'user kicked')
     return codedCommit(this.#parts, room.store.leave(username, 'kick'), 'kick a user', username, this.name)
   }
 

@@ -6,6 +6,7 @@ import { acceptedFrame, type EncodedFrame, leftFrame, unlinkedFrame } from '../f
 import { codedCommit, unlinkConnection } from '../link/unlink.js'
 import type { PendingLink } from '../link/pending-link.js'
 import type { Parts } from '../parts.js'
+import { inRoom } from '../rooms/in-room.js'
 import type { Room } from '../rooms/room.js'
 import type { Connection } from '../transport/connection.js'
 import { LocalLink, LocalLinks } from './local-links.js'
@@ -54,7 +55,7 @@ export class UserSpace {
     if (connection !== undefined) {
       connection.log[level]({ username }, message)
     } else {
-      this.#parts.log[level](this.#room.name === '' ? { username } : { username, room: this.#room.name }, message)
+      this.#parts.log[level](inRoom({ username }, this.#room.name), message)
     }
   }
 

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { EncodedFrame } from '../frames.js'
 import type { PendingLink } from '../link/pending-link.js'
+import { inRoom } from '../rooms/in-room.js'
 import type { Room } from '../rooms/room.js'
 import { askConfirmation } from '../sessions/confirmations.js'
 import type { LocalLink } from '../space/local-links.js'
@@ -57,7 +58,7 @@ export class Connection {
    * the request id (and its room's name, with rooms on); made at its first line, as most connections never log one.
    */
   get log (): FastifyBaseLogger {
-    this.#log ??= this.request.log.child(this.room.name === '' ? { name: logName } : { name: logName, room: this.room.name })
+    this.#log ??= this.request.log.child(inRoom({ name: logName }, this.room.name))
     return this.#log
   }
 

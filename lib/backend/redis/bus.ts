@@ -31,7 +31,7 @@ export class RedisBus implements Bus {
     this.#sink = sink
     const redis = this.#redis
     redis.subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel === redis.nodeChannel, message))
-    await keepSubscribed(redis.subscriber, () => [this.#space.broadcastChannel, redis.nodeChannel], this.#log, () => {})
+    await keepSubscribed(redis.subscriber, () => [this.#space.broadcastChannel, redis.nodeChannel], this.#log)
   }
 
   deliver (node: string, username: string, frame: EncodedFrame): void {

@@ -157,9 +157,9 @@ export class RedisConnections {
 /**
  * Subscribes `client` to `channels()`, and again each time it connects again (ioredis' own resubscription leaves its
  * failure unhandled, a crash, and the node deaf): one that fails while the connection stays up is tried again soon;
- * one whose connection dropped is made again when it is back. `subscribed` is called after each resubscription.
+ * one whose connection dropped is made again when it is back. `subscribed` is called after each subscription.
  */
-export async function keepSubscribed (client: Redis | Cluster, channels: () => string[], log: FastifyBaseLogger, subscribed: () => void): Promise<void> {
+export async function keepSubscribed (client: Redis | Cluster, channels: () => string[], log: FastifyBaseLogger, subscribed: () => void = () => {}): Promise<void> {
   const subscribe = (): void => {
     client.subscribe(...channels()).then(subscribed, (err: unknown) => {
       log.warn({ err }, 'could not subscribe again to the channels of the cluster; trying again')
@@ -169,6 +169,7 @@ export async function keepSubscribed (client: Redis | Cluster, channels: () => s
     })
   }
   await client.subscribe(...channels())
+  subscribed()
   client.on('ready', subscribe)
 }
 

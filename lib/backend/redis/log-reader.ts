@@ -42,7 +42,6 @@ export class LogReader {
     const { redis, space, log } = this.#parts
     redis.reader.on('message', (_channel: string, message: string) => this.#published(message))
     await keepSubscribed(redis.reader, () => [space.logKey], log, () => this.#catchUp())
-    this.#catchUp()
     await this.#applying // the node starts with the user space as it is now
   }
 
