@@ -401,37 +401,56 @@ export interface LinkServerStats {
 
 /**
  * One room: a user space of its own, with the user API scoped to it. Every event about a user space passes the
- * handle of its room last; `linkServer.room(name)` returns one. The methods behave as those of `linkServer` with
- * rooms off, within the room: its users, its links, its messages.
+ * handle of its room last; `linkServer.room(name)` returns one. With rooms off, the endpoint is one room (named
+ * `''`), and these are also the methods of `linkServer` itself.
  */
 export interface RoomHandle<S extends LinkSchemas = LinkServerSchemas> {
   /** The room's name, as in its URL; `''` with rooms off. */
   readonly name: string
-  /** Sends `message` to the linked user `username` of this room, on whichever instance it is linked to. */
+  /**
+   * Sends `message` to the linked user `username` of the room, on whichever node of the cluster it is linked to.
+   * With `replay` on, a user that exists but is unlinked keeps it for its next link.
+   */
   send(username: string, message: OutgoingMessage<S>): void
-  /** Sends `message` to every linked user of this room, except `skipUsername` when given. */
+  /** Sends `message` to every linked user of the room (of every node), except `skipUsername` when given. */
   broadcast(message: OutgoingMessage<S>, skipUsername?: string): void
-  /** Creates the user `username` in this room, unlinked; creates the room if it does not exist (see `maxRooms`). */
+  /**
+   * Creates the user `username` in the room without a connection, so that it can link even when `acceptNewUsers`
+   * is false; with rooms on, creates the room too if it does not exist (see `maxRooms`).
+   *
+   * A misuse this node can see (an invalid name, a user that exists, a full server) throws a coded error.
+   * The promise resolves when the join is committed and applied here: at once without a cluster. In a
+   * cluster it rejects with the coded error of a conflict only Redis could see (another node made the
+   * user first) or with `FST_LINK_CLUSTER_UNAVAILABLE`; a rejection nobody awaits is logged, never unhandled.
+   */
   join(username: string): Promise<void>
-  /** Unlinks the user `username` of this room from its connection; the user stays, and so does the connection. */
+  /**
+   * Unlinks the user `username` of the room from its connection, on any node; the user stays and the connection
+   * stays open. Throws and settles as `join` does.
+   */
   unlink(username: string): Promise<void>
-  /** Makes the user `username` leave this room (unlinked first if linked). */
+  /**
+   * Makes the user `username` leave the room (unlinked first if linked), wherever it is linked. Its connection, if
+   * it had one, is told `krmx/unlinked` and `krmx/left` and stays open, unlinked: it may link again, as after a
+   * leave. Throws and settles as `join` does.
+   */
   kick(username: string): Promise<void>
-  /** Every user of this room, in join order (`[]` for a room that does not exist). */
+  /** Every user of the room, in join order (`[]` for a room that does not exist). */
   getUsers(): LinkUser[]
-  /** The user `username` of this room with the data its link attached, or `undefined` when it is not in the room. */
+  /** The user `username` of the room with the data its link attached, or `undefined` when it is not in the room. */
   getUser(username: string): LinkUserInfo<UserDataOf<S>> | undefined
-  /** Whether the user `username` is in this room and has a connection. */
+  /** Whether the user `username` is in the room and has a connection. */
   isLinked(username: string): boolean
 }
 
 /**
  * `fastify.linkServer`: a typed event emitter and the user API. `S` carries the types of the message
- * schemas; see `LinkServerSchemas` and `typed()`. With rooms on (a `:room` parameter in `path`), the user API
- * is per room (`room(name)`): `send`, `broadcast`, `join`, `unlink`, `kick`, `getUsers`, `getUser` and
- * `isLinked` of `linkServer` itself throw `FST_LINK_ROOM_REQUIRED`.
+ * schemas; see `LinkServerSchemas` and `typed()`. The user API (`send`, `broadcast`, `join`, `unlink`, `kick`,
+ * `getUsers`, `getUser`, `isLinked`) is that of a room (`RoomHandle`): with rooms off, of the endpoint's one
+ * room; with rooms on (a `:room` parameter in `path`) it is per room (`room(name)`), and these methods of
+ * `linkServer` itself throw `FST_LINK_ROOM_REQUIRED`.
  */
-export interface LinkServer<S extends LinkSchemas = LinkServerSchemas> {
+export interface LinkServer<S extends LinkSchemas = LinkServerSchemas> extends Omit<RoomHandle<S>, 'name'> {
   /** Adds a listener. A listener that throws is logged and never stops the other listeners. */
   on<E extends LinkServerEventName>(event: E, listener: LinkServerEvents<S>[E]): this
   /** Adds a listener that is removed after its first call. */
@@ -448,39 +467,6 @@ export interface LinkServer<S extends LinkSchemas = LinkServerSchemas> {
   handle<K extends HandledType<S>>(type: K, handler: MessageHandler<HandledPayload<S, K>, S>): this
   /** The same link server, typed by the schemas of `T` (the type of your plugin options, for example). */
   typed<T extends LinkSchemas>(): LinkServer<T>
-  /**
-   * Sends `message` to the linked user `username`, on whichever node of the cluster it is linked to. With
-   * `replay` on, a user that exists but is unlinked keeps it for its next link.
-   */
-  send(username: string, message: OutgoingMessage<S>): void
-  /** Sends `message` to every linked user (of every node), except `skipUsername` when given. */
-  broadcast(message: OutgoingMessage<S>, skipUsername?: string): void
-  /**
-   * Creates the user `username` without a connection, so that it can link even when `acceptNewUsers` is false.
-   *
-   * A misuse this node can see (an invalid name, a user that exists, a full server) throws a coded error.
-   * The promise resolves when the join is committed and applied here: at once without a cluster. In a
-   * cluster it rejects with the coded error of a conflict only Redis could see (another node made the
-   * user first) or with `FST_LINK_CLUSTER_UNAVAILABLE`; a rejection nobody awaits is logged, never unhandled.
-   */
-  join(username: string): Promise<void>
-  /**
-   * Unlinks the user `username` from its connection, on any node; the user stays and the connection stays
-   * open. Throws and settles as `join` does.
-   */
-  unlink(username: string): Promise<void>
-  /**
-   * Makes the user `username` leave the server (unlinked first if linked), wherever it is linked. Its
-   * connection, if it had one, is told `krmx/unlinked` and `krmx/left` and stays open, unlinked: it may link
-   * again, as after a leave. Throws and settles as `join` does.
-   */
-  kick(username: string): Promise<void>
-  /** Every user, in join order. */
-  getUsers(): LinkUser[]
-  /** The user `username` with the data its link attached, or `undefined` when it does not exist. */
-  getUser(username: string): LinkUserInfo<UserDataOf<S>> | undefined
-  /** Whether the user `username` exists and has a connection. */
-  isLinked(username: string): boolean
   /**
    * A handle on the room `name`, with the user API of that room: with rooms on (a `:room` parameter in `path`), any
    * name `isValidRoom` takes (a room that does not exist yet is empty: `join` on it creates it); with rooms off, only
