@@ -149,3 +149,10 @@ export const FST_LINK_TOO_MANY_ROOMS = createError(
   'Cannot create room "%s": %s rooms exist (maxRooms)',
   503
 )
+
+/** In a cluster, a read of a room this instance does not serve yet (its users are not loaded here). */
+export const FST_LINK_ROOM_NOT_LOADED = createError(
+  'FST_LINK_ROOM_NOT_LOADED',
+  'Cannot read room "%s": this instance does not serve it, so its users are not loaded here; await linkServer.room(name).load() first',
+  500
+)

@@ -95,7 +95,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   /** Starts the backend (connects to the cluster's Redis, and loads its user space), then takes links. */
   async ready (): Promise<void> {
     const { backend, lifecycle, gateway, rooms } = this.#parts
-    await backend.start()
+    await backend.start(rooms.host)
     lifecycle.set('listening')
     gateway.start()
     rooms.start()
@@ -167,7 +167,7 @@ export class LinkServerImpl extends EventEmitter implements LinkServer<LinkSchem
   }
 
   async getRooms (): Promise<string[]> {
-    return this.#parts.rooms.names()
+    return await this.#parts.rooms.names()
   }
 
   // With rooms off, the user API of the endpoint's one room; with rooms on, a misuse that names room(name).

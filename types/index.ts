@@ -435,12 +435,21 @@ export interface RoomHandle<S extends LinkSchemas = LinkServerSchemas> {
    * leave. Throws and settles as `join` does.
    */
   kick(username: string): Promise<void>
-  /** Every user of the room, in join order (`[]` for a room that does not exist). */
+  /**
+   * Every user of the room, in join order (`[]` for a room that does not exist). In a cluster, a room this instance
+   * does not serve (no connection in it here, its API unused lately) is not loaded: the reads throw
+   * `FST_LINK_ROOM_NOT_LOADED` until `await load()`.
+   */
   getUsers(): LinkUser[]
   /** The user `username` of the room with the data its link attached, or `undefined` when it is not in the room. */
   getUser(username: string): LinkUserInfo<UserDataOf<S>> | undefined
   /** Whether the user `username` is in the room and has a connection. */
   isLinked(username: string): boolean
+  /**
+   * Resolves when this instance serves the room with its users loaded, so that the reads answer: at once without a
+   * cluster. In a cluster the room is then served while the API uses it, and a while after (twice `nodeTimeoutMilliseconds`).
+   */
+  load(): Promise<void>
 }
 
 /**
@@ -450,7 +459,7 @@ export interface RoomHandle<S extends LinkSchemas = LinkServerSchemas> {
  * room; with rooms on (a `:room` parameter in `path`) it is per room (`room(name)`), and these methods of
  * `linkServer` itself throw `FST_LINK_ROOM_REQUIRED`.
  */
-export interface LinkServer<S extends LinkSchemas = LinkServerSchemas> extends Omit<RoomHandle<S>, 'name'> {
+export interface LinkServer<S extends LinkSchemas = LinkServerSchemas> extends Omit<RoomHandle<S>, 'name' | 'load'> {
   /** Adds a listener. A listener that throws is logged and never stops the other listeners. */
   on<E extends LinkServerEventName>(event: E, listener: LinkServerEvents<S>[E]): this
   /** Adds a listener that is removed after its first call. */

@@ -136,8 +136,6 @@ export interface BackendSink {
    * of its own: in one process, the mirror is the user space.
    */
   readonly users: UserView
-  /** With metrics on: how long a round trip to a shared store took, by the script it ran. */
-  roundTrip?: (script: string, seconds: number) => void
 }
 
 /** The users of the mirror, read only. */
@@ -212,6 +210,18 @@ export interface Bus {
 export interface RoomBackend {
   readonly store: Store
   readonly bus: Bus
+  /** Resolves when this node serves the room, its user space loaded (at once in memory); rejects when it cannot now. */
+  serve: () => Promise<void>
+  /** Whether this node serves the room, its user space loaded. */
+  readonly loaded: boolean
+}
+
+/** What a backend asks of the link server for all rooms. */
+export interface RoomHost {
+  /** A shared backend's heartbeat found rooms no node serves that need a node (a dead node's, or a window that ends): serve them a while. */
+  serve: (names: string[]) => void
+  /** With metrics on: how long a round trip to a shared store took, by the script it ran. */
+  roundTrip?: (script: string, seconds: number) => void
 }
 
 /**
@@ -227,12 +237,19 @@ export interface Backend {
   readonly refusedInputs?: Readonly<Record<'publication' | 'record', number>>
   /** Whether the store of the user space answers (always, for the in-memory backend). */
   readonly isAvailable: boolean
+  /**
+   * Whether the rooms outlive this node's serving them (a shared backend): a room this node stops serving, or has not
+   * loaded, may have users; the in-memory backend's rooms are what this node serves.
+   */
+  readonly keepsRooms: boolean
+  /** A shared backend: the rooms that exist in the whole cluster, sorted. */
+  roomNames?: () => Promise<string[]>
   /** This node serves the room `name` (it has connections in it, or its API was called): its changes go to `sink`. */
   open (name: string, sink: BackendSink): RoomBackend
   /** This node no longer serves the room `name`: nothing of it is kept here. */
   close (name: string): void
   /** Connects, and gives the sinks of the rooms open already their user spaces; rejects with a coded error when the store cannot be reached. */
-  start (): Promise<void>
+  start (host: RoomHost): Promise<void>
   /**
    * This node closes: the in-memory backend makes every user of every room leave, in join order; a shared backend unlinks the
    * users linked to this node, whose user space outlives it. The caller awaits it before it closes its sockets,

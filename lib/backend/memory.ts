@@ -14,6 +14,7 @@ export class MemoryBackend implements Backend {
   readonly nodeId = memoryNodeId
   readonly nodes = 1
   readonly isAvailable = true
+  readonly keepsRooms = false
   readonly #sessions: Sessions
   readonly #stores = new Map<string, MemoryStore>()
   /** The rooms that have users, or a claim that may create it: what `maxRooms` counts. */
@@ -35,6 +36,8 @@ export class MemoryBackend implements Backend {
     this.#stores.set(name, store)
     return {
       store,
+      serve: async () => {},
+      loaded: true,
       bus: {
         // One process: every linked user is this node's, and the link server sends to it directly.
         deliver: (_node, username, frame) => sink.deliver(username, frame, 0),

@@ -1,18 +1,14 @@
-import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { FST_LINK_CLUSTER_UNAVAILABLE } from '../errors.js'
 import type { ResolvedClusterOptions, Sessions } from '../options/resolve.js'
-import type { Backend, BackendSink, RoomBackend } from './backend.js'
-import { RedisBus } from './redis/bus.js'
+import type { Backend, BackendSink, RoomBackend, RoomHost } from './backend.js'
 import { type IoredisModule, RedisConnections, withTimeout } from './redis/connections.js'
-import { RedisLinks } from './redis/links.js'
-import { Liveness } from './redis/liveness.js'
-import { LogReader } from './redis/log-reader.js'
-import type { RedisParts } from './redis/parts.js'
+import { claimMarginMilliseconds } from './redis/links.js'
+import { NodeLiveness } from './redis/node-liveness.js'
+import type { RedisNode } from './redis/parts.js'
 import { type RefusedInput, Refusals } from './redis/refusals.js'
-import { RedisSpace } from './redis/space.js'
-import { RedisStore } from './redis/store.js'
-import { Windows } from './redis/windows.js'
+import { RoomRegistry } from './redis/registry.js'
+import { RedisRoom } from './redis/room.js'
 
 export { commandTimeoutMilliseconds, connectTimeoutFor, type IoredisModule, keyPrefixOf, maxConnectTimeoutMilliseconds } from './redis/connections.js'
 export type { RefusedInput } from './redis/refusals.js'
@@ -28,95 +24,129 @@ export interface Timeouts {
 }
 
 /**
- * The user space of a cluster, in Redis: every node runs the same scripts against the same keys, and reads the
- * same log. The work is done by the modules of `redis/` (connections, store, links, log reader, liveness,
- * windows, bus, wire format); see docs/architecture.md, and docs/scaling-out.md for what it guarantees.
+ * The user spaces of a cluster, in Redis: every node runs the same scripts against the same keys, and reads the same
+ * logs. With rooms on, each room is a user space under a hash tag of its own, and a node does Redis work only for the
+ * rooms it serves (`RedisRoom`), beside its own heartbeat (`NodeLiveness`). The work is done by the modules of
+ * `redis/`; see docs/architecture.md, and docs/scaling-out.md for what it guarantees.
  */
 export class RedisBackend implements Backend {
   readonly nodeId: string
-  readonly store: RedisStore
-  readonly bus: RedisBus
-  readonly #parts: RedisParts
+  readonly keepsRooms = true
+  readonly #node: RedisNode
   readonly #connectTimeoutMilliseconds: number
+  readonly #rooms = new Map<string, RedisRoom>()
+  /** With rooms on: the node's heartbeat. */
+  readonly #liveness: NodeLiveness | undefined
+  #host: RoomHost | undefined
+  #started = false
 
   constructor (options: ResolvedClusterOptions, timeouts: Timeouts, log: FastifyBaseLogger, ioredis: IoredisModule) {
     this.nodeId = options.nodeId
     this.#connectTimeoutMilliseconds = timeouts.connectTimeoutMilliseconds
-    const redis = new RedisConnections(options, ioredis)
-    const refusals = new Refusals(log)
-    // The endpoint's one user space, under the namespace's own hash tag.
-    const space = new RedisSpace(redis, redis.prefix)
-    const parts = {
-      nodeId: options.nodeId, options, sessions: timeouts.sessions, authTimeoutMilliseconds: timeouts.authTimeoutMilliseconds, log, redis, space, refusals
-    } as Partial<RedisParts> as RedisParts
-    Object.assign(parts, {
-      reader: new LogReader(parts),
-      links: new RedisLinks(parts),
-      liveness: new Liveness(parts),
-      windows: new Windows(parts),
-      store: new RedisStore(parts)
-    })
-    this.#parts = parts
-    this.store = parts.store
-    this.bus = new RedisBus(options.nodeId, redis, space, refusals, log)
+    const redis = new RedisConnections(options, ioredis, log)
+    this.#node = {
+      nodeId: options.nodeId,
+      options,
+      sessions: timeouts.sessions,
+      authTimeoutMilliseconds: timeouts.authTimeoutMilliseconds,
+      log,
+      redis,
+      refusals: new Refusals(log),
+      registry: new RoomRegistry(redis, timeouts.authTimeoutMilliseconds + claimMarginMilliseconds),
+      beat: { replaced: false }
+    }
+    this.#liveness = options.rooms
+      ? new NodeLiveness(this.#node, {
+        serve: names => this.#host?.serve(names),
+        served: () => [...this.#rooms.values()].map(({ parts }) => ({ name: parts.space.name, occupied: parts.sink.users.size > 0 }))
+      })
+      : undefined
+    this.#node.beat = this.#liveness ?? { replaced: false }
+  }
+
+  /** The heartbeat that says whether the cluster answers: the node's with rooms on, else the endpoint room's. */
+  get #beat (): { nodes: number, available: boolean } {
+    return this.#liveness ?? (this.#rooms.get('') as RedisRoom).parts.liveness
   }
 
   /** How many nodes are alive, as the last heartbeat found. */
   get nodes (): number {
-    return this.#parts.liveness.nodes
+    return this.#beat.nodes
   }
 
   /** Whether Redis answered the last heartbeat. */
   get isAvailable (): boolean {
-    return this.#parts.liveness.available
+    return this.#beat.available
   }
 
   /** What this node refused of what it read from Redis, by kind, since it started. */
   get refusedInputs (): Readonly<Record<RefusedInput, number>> {
-    return this.#parts.refusals.counts
+    return this.#node.refusals.counts
   }
 
-  /** The user space of the endpoint, its one room (rooms are not served on Redis yet: the options refuse them). */
-  open (_name: string, sink: BackendSink): RoomBackend {
-    this.#parts.sink = sink
-    return this
+  /** Serves the room `name` (once started: a room opened before is served by `start`). */
+  open (name: string, sink: BackendSink): RoomBackend {
+    const room = new RedisRoom(this.#node, name, sink)
+    this.#rooms.set(name, room)
+    if (this.#started) {
+      room.serve().catch((err: unknown) => {
+        this.#node.log.warn({ err, room: name }, 'a room could not be served yet: Redis does not answer; it is tried again when next used')
+      })
+    }
+    return room
   }
 
-  close (): void {}
+  close (name: string): void {
+    const room = this.#rooms.get(name)
+    this.#rooms.delete(name)
+    room?.stop() // it never rejects: what fails in it is left to the heartbeats of the nodes
+  }
 
-  async start (): Promise<void> {
-    const { redis, liveness, reader, sink } = this.#parts
-    redis.roundTrip = sink.roundTrip
+  /** The rooms that exist in the whole cluster, sorted. */
+  async roomNames (): Promise<string[]> {
+    return await this.#node.registry.names()
+  }
+
+  async start (host: RoomHost): Promise<void> {
+    const { redis, log } = this.#node
+    this.#host = host
+    redis.roundTrip = host.roundTrip
     const clients = redis.open()
     try {
       await redis.ready(clients, this.#connectTimeoutMilliseconds)
-      await this.bus.start(sink)
-      await liveness.register(randomUUID(), true)
-      await reader.start()
+      await this.#liveness?.register()
+      await Promise.all([...this.#rooms.values()].map(async room => await room.serve()))
     } catch (err) {
       await redis.disconnect()
       throw new FST_LINK_CLUSTER_UNAVAILABLE('start the link server', (err as Error).message)
     }
-    liveness.start()
+    this.#started = true
+    this.#liveness?.start()
+    log.debug({ rooms: this.#rooms.size }, 'cluster backend started')
   }
 
   async closeNode (): Promise<void> {
-    const { sink, store, log } = this.#parts
-    const unlinks = sink.linkedHere().map(async ({ username, generation }) => await store.unlink(username, generation, 'close'))
+    const { log } = this.#node
+    const unlinks: Array<Promise<void>> = []
+    for (const room of this.#rooms.values()) {
+      const { sink, store } = room.parts
+      for (const { username, generation } of sink.linkedHere()) {
+        unlinks.push(store.unlink(username, generation, 'close'))
+      }
+    }
     await withTimeout(Promise.all(unlinks), closeNodeTimeoutMilliseconds, 'the unlinks took too long').then(undefined, (err: unknown) => {
       log.warn({ err }, 'the users of this node could not all be unlinked; the other nodes will unlink them when this node times out')
     })
   }
 
   async stop (): Promise<void> {
-    const { redis, space, windows, liveness, reader, nodeId } = this.#parts
+    const { redis } = this.#node
+    const rooms = [...this.#rooms.values()]
+    this.#rooms.clear()
+    await Promise.all(rooms.map(async room => await room.stop()))
+    await this.#liveness?.stop()
     redis.stopped = true
-    windows.stop()
-    await liveness.stop()
-    await redis.commands.deregister(space.seqKey, space.prefix, nodeId).then(undefined, () => {})
-    reader.settle(Infinity)
     await redis.disconnect()
-    await reader.finished()
   }
 }
 

@@ -21,7 +21,7 @@ import {
   replayOptionNames
 } from './defaults.js'
 
-export function resolveCluster (value: unknown): ResolvedClusterOptions | undefined {
+export function resolveCluster (value: unknown): Omit<ResolvedClusterOptions, 'rooms'> | undefined {
   if (value === undefined) {
     return undefined
   }

@@ -107,6 +107,8 @@ export interface ResolvedClusterOptions {
   namespace: string
   nodeId: string
   nodeTimeoutMilliseconds: number
+  /** Whether rooms are on (a `:room` parameter in the path). */
+  rooms: boolean
 }
 
 /** The options `register` itself takes, which Fastify passes on with the plugin's own. */
@@ -230,12 +232,9 @@ function resolveAuthTimeout (value: unknown): number {
   return timeout
 }
 
-/** Rooms are served by the in-memory backend only, for now. */
-function resolveRoomsCluster (rooms: boolean, cluster: ResolvedClusterOptions | undefined): ResolvedClusterOptions | undefined {
-  if (rooms && cluster !== undefined) {
-    throw new FST_LINK_INVALID_OPTION('cluster', 'rooms (a :room parameter in path) are not served in cluster mode yet')
-  }
-  return cluster
+/** The cluster options, told whether rooms are on (each room's keys are then under a hash tag of its own). */
+function resolveRoomsCluster (rooms: boolean, cluster: Omit<ResolvedClusterOptions, 'rooms'> | undefined): ResolvedClusterOptions | undefined {
+  return cluster === undefined ? undefined : { ...cluster, rooms }
 }
 
 /** A `:room` parameter in the route's path: rooms are on. */

@@ -1,4 +1,5 @@
-import type { Bus, Store } from '../backend/backend.js'
+import { performance } from 'node:perf_hooks'
+import type { Bus, RoomBackend, Store } from '../backend/backend.js'
 import { LinkFlow } from '../link/link-flow.js'
 import type { Parts } from '../parts.js'
 import { Delivery } from '../sessions/delivery.js'
@@ -19,8 +20,13 @@ export class Room {
   readonly delivery: Delivery
   readonly store: Store
   readonly bus: Bus
+  readonly #backend: RoomBackend
   /** This node's open connections to the room, linked or not. */
   connections = 0
+  /** In a cluster: until when (`performance.now()`) this node serves the room with no connection in it (its API used it lately). */
+  servedUntil = 0
+  /** Resolves when this node serves the room; rejects when it cannot now (Redis is away), and is tried again when next asked. */
+  readonly serve: () => Promise<void>
 
   constructor (parts: Parts, name: string) {
     this.name = name
@@ -29,13 +35,23 @@ export class Room {
     this.space = new UserSpace(this)
     this.flow = new LinkFlow(this)
     this.delivery = new Delivery(this)
-    const { store, bus } = parts.backend.open(name, this.space.sink)
-    this.store = store
-    this.bus = bus
+    const backend = parts.backend.open(name, this.space.sink)
+    this.store = backend.store
+    this.bus = backend.bus
+    this.#backend = backend
+    this.serve = async () => await backend.serve()
   }
 
-  /** Whether this node does nothing for the room: no connection, no user, no link request. */
+  /** Whether this node serves the room, its user space loaded (at once in memory; once Redis answered in a cluster). */
+  get loaded (): boolean {
+    return this.#backend.loaded
+  }
+
+  /**
+   * Whether this node does nothing for the room: no connection, no link request, and no user (in memory, where the
+   * room is this node's) or no recent use of its API (in a cluster, where the room outlives this node's serving it).
+   */
   get isIdle (): boolean {
-    return this.connections === 0 && this.space.size === 0 && this.flow.isIdle
+    return this.connections === 0 && this.flow.isIdle && (this.parts.backend.keepsRooms ? performance.now() >= this.servedUntil : this.space.size === 0)
   }
 }

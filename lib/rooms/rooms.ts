@@ -1,9 +1,15 @@
+import { performance } from 'node:perf_hooks'
+import type { RoomHost } from '../backend/backend.js'
+import type { ResolvedClusterOptions } from '../options/resolve.js'
 import { FST_LINK_ROOM_REQUIRED } from '../errors.js'
 import type { Parts } from '../parts.js'
 import { askPredicate } from '../predicates.js'
 import { confirmIntervalMilliseconds } from '../sessions/delivery.js'
 import { confirmSent } from '../sessions/confirmations.js'
 import { Room } from './room.js'
+
+/** In a cluster, how often the rooms whose lease ended are given up. */
+const releaseIntervalMilliseconds = 1_000
 
 /**
  * The rooms this node serves, by name: a room is opened when a connection or the API needs it, and forgotten when
@@ -15,6 +21,8 @@ export class Rooms {
   /** How many rooms have users. */
   #existing = 0
   #confirming: NodeJS.Timeout | undefined
+  /** In a cluster: gives up the rooms whose lease ended. */
+  #releasing: NodeJS.Timeout | undefined
 
   constructor (parts: Parts) {
     this.#parts = parts
@@ -40,6 +48,48 @@ export class Rooms {
     return room
   }
 
+  /**
+   * In a cluster: the room `name`, served by this node for `leaseMilliseconds` more (its API is used, or the heartbeat
+   * found it needs a node) even with no connection in it.
+   */
+  lease (name: string): Room {
+    const room = this.open(name)
+    room.servedUntil = Math.max(room.servedUntil, performance.now() + this.#leaseMilliseconds)
+    if (!room.loaded) {
+      room.serve().catch(() => {}) // told to whoever waits for it; tried again when next asked
+    }
+    return room
+  }
+
+  /**
+   * A connection to `room` closed: in memory, the room is forgotten if it was the last thing this node did for it; in a
+   * cluster, it is served a while more (what its connection's end committed is applied, and its user may come back).
+   */
+  disconnected (room: Room): void {
+    room.connections--
+    if (this.#parts.backend.keepsRooms) {
+      room.servedUntil = Math.max(room.servedUntil, performance.now() + this.#leaseMilliseconds)
+    }
+    this.release(room)
+  }
+
+  /** How long a room is served with no connection in it after its API was used: twice a node's timeout (only a cluster leases). */
+  get #leaseMilliseconds (): number {
+    return 2 * (this.#parts.options.cluster as ResolvedClusterOptions).nodeTimeoutMilliseconds
+  }
+
+  /** What the backend asks of the rooms: serve the rooms its heartbeat found need a node; the round trips, with metrics on. */
+  readonly host: RoomHost = {
+    serve: names => {
+      for (const name of names) {
+        if (this.isValidName(name)) { // what Redis holds is input
+          this.lease(name)
+        }
+      }
+    },
+    roundTrip: (script, seconds) => this.#parts.observer?.roundTrip?.(script, seconds)
+  }
+
   /** Forgets `room` if this node does nothing for it any more (never the one room of rooms off). */
   release (room: Room): void {
     if (this.#parts.options.rooms && room.isIdle && this.#rooms.get(room.name) === room) {
@@ -56,8 +106,12 @@ export class Rooms {
     return this.#rooms.get('') as Room
   }
 
-  /** The names of the rooms that exist (have a user), sorted. */
-  names (): string[] {
+  /** The names of the rooms that exist (have a user), sorted: in a cluster, in the whole cluster. */
+  async names (): Promise<string[]> {
+    const { backend } = this.#parts
+    if (backend.roomNames !== undefined && this.#parts.options.rooms) {
+      return await backend.roomNames()
+    }
     const names: string[] = []
     for (const room of this.#rooms.values()) {
       if (room.space.size > 0 || !this.#parts.options.rooms) {
@@ -92,6 +146,13 @@ export class Rooms {
    * `confirmIntervalMilliseconds` to confirm them, in every room.
    */
   start (): void {
+    if (this.#parts.backend.keepsRooms && this.#parts.options.rooms) {
+      this.#releasing = setInterval(() => {
+        for (const room of [...this.#rooms.values()]) {
+          this.release(room)
+        }
+      }, releaseIntervalMilliseconds)
+    }
     if (this.#parts.options.sessions.replay !== undefined) {
       this.#confirming = setInterval(() => {
         for (const room of this.#rooms.values()) {
@@ -104,6 +165,7 @@ export class Rooms {
   }
 
   stop (): void {
+    clearInterval(this.#releasing)
     clearInterval(this.#confirming)
   }
 }

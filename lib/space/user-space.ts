@@ -42,8 +42,7 @@ export class UserSpace {
       deliver: (username, frame, number) => room.delivery.deliver(username, frame, number),
       broadcast: (frame, skip) => this.broadcast(frame, skip),
       linkedHere: () => this.#linkedHere(),
-      users: this.#mirror,
-      get roundTrip () { return parts.observer?.roundTrip } // with metrics on
+      users: this.#mirror
     }
   }
 

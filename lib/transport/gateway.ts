@@ -228,8 +228,7 @@ export class Gateway {
   #disconnect (connection: Connection): void {
     this.#connections.delete(connection)
     this.#drop(connection, 'client')
-    connection.room.connections--
-    this.#parts.rooms.release(connection.room)
+    this.#parts.rooms.disconnected(connection.room)
   }
 
   /** Forgets everything a connection that is closing or closed was doing: its frames, its link request, its user. */

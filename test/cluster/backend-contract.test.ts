@@ -58,10 +58,10 @@ let namespaces = 0
 
 async function started (t: Test, backend: Backend): Promise<Made> {
   const sink = new RecordingSink()
-  const { store, bus } = backend.open('', sink)
-  await backend.start()
+  const room = backend.open('', sink)
+  await backend.start({ serve: () => {} })
   t.teardown(() => backend.stop())
-  return { backend, sink, store, bus }
+  return { backend, sink, ...room }
 }
 
 const rooms = { acceptNewRooms: true, maxRooms: Infinity }
@@ -209,7 +209,7 @@ const namespaceOf = new WeakMap<Backend, string>()
 for (const { name, load } of ioredisMajors) {
   contract(`Redis with ${name}`, async (t, nodeId, sharing) => {
     const namespace = sharing === undefined ? `contract-${++namespaces}` : namespaceOf.get(sharing) as string
-    const options = { redis: redis.url, namespace, nodeId, nodeTimeoutMilliseconds: 10_000 }
+    const options = { redis: redis.url, namespace, nodeId, nodeTimeoutMilliseconds: 10_000, rooms: false }
     const timeouts = { authTimeoutMilliseconds: 10_000, connectTimeoutMilliseconds: 15_000, sessions: sessionsOff }
     const made = await started(t, await createRedisBackend(options, timeouts, log, load))
     namespaceOf.set(made.backend, namespace)

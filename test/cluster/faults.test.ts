@@ -58,7 +58,7 @@ t.test('a Redis that refuses the credentials fails ready() at once, saying so an
 })
 
 t.test('without ioredis installed, cluster mode fails with a coded error that names it', async t => {
-  const options = { redis: redis.url, namespace: 'x', nodeId: 'a', nodeTimeoutMilliseconds: 10_000 }
+  const options = { redis: redis.url, namespace: 'x', nodeId: 'a', nodeTimeoutMilliseconds: 10_000, rooms: false }
   await t.rejects(createRedisBackend(options, { authTimeoutMilliseconds: 1_000, connectTimeoutMilliseconds: 1_000, sessions: { windowMilliseconds: 0, replay: undefined, takeover: false } }, Fastify().log, async () => { throw new Error("Cannot find package 'ioredis'") }), {
     code: 'FST_LINK_CLUSTER_UNAVAILABLE',
     message: "Cannot use cluster mode: the cluster is unavailable (the ioredis package could not be loaded (npm install ioredis): Cannot find package 'ioredis')"

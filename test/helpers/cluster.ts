@@ -79,7 +79,7 @@ const fixture = fileURLToPath(new URL('../fixtures/cluster-node.ts', import.meta
 export interface NodeProcess {
   child: ChildProcess
   port: number
-  events: Array<{ event: string, username: string }>
+  events: Array<{ event: string, username: string, room?: string }>
 }
 
 /** A cluster node in a process of its own (test/fixtures/cluster-node.ts), with `options` of the plugin's, killed when the test ends. */
@@ -118,9 +118,9 @@ export async function spawnNodeProcess (
   return { child, port, events }
 }
 
-/** Links `username` from a new connection to `port` and waits for its `frameCount` frames. */
-export async function linkTo (port: number, username: string, frameCount: number): Promise<{ client: Client, frames: unknown[] }> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/`)
+/** Links `username` from a new connection to `port` (at `path`: a room's, say) and waits for its `frameCount` frames. */
+export async function linkTo (port: number, username: string, frameCount: number, path = '/'): Promise<{ client: Client, frames: unknown[] }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`)
   ws.on('error', () => {})
   await once(ws, 'open')
   const client = new Client(ws)

@@ -71,11 +71,12 @@ t.test('sessions: the window, replay with its defaults (the window, or 60 s), an
 t.test('cluster mode: the defaults, a URL or a client, and a random node id unless one is given', async t => {
   const resolved = resolveOptions({ cluster: { redis: 'redis://127.0.0.1:6379' } }).cluster
   t.match(resolved?.nodeId, /^[0-9a-f-]{36}$/)
-  t.strictSame({ ...resolved, nodeId: 'random' }, { redis: 'redis://127.0.0.1:6379', namespace: 'fastify-link-server', nodeId: 'random', nodeTimeoutMilliseconds: 10_000 })
+  t.strictSame({ ...resolved, nodeId: 'random' }, { redis: 'redis://127.0.0.1:6379', namespace: 'fastify-link-server', nodeId: 'random', nodeTimeoutMilliseconds: 10_000, rooms: false })
   t.not(resolveOptions({ cluster: { redis: 'redis://a' } }).cluster?.nodeId, resolved?.nodeId, 'each instance gets its own id')
   const client = { duplicate: () => client, status: 'ready' }
   t.strictSame(resolveOptions({ cluster: { redis: client, namespace: 'chat.v2', nodeId: 'eu-1:a', nodeTimeoutMilliseconds: 500 } }).cluster,
-    { redis: client, namespace: 'chat.v2', nodeId: 'eu-1:a', nodeTimeoutMilliseconds: 500 })
+    { redis: client, namespace: 'chat.v2', nodeId: 'eu-1:a', nodeTimeoutMilliseconds: 500, rooms: false })
+  t.equal(resolveOptions({ path: '/t/:room', cluster: { redis: 'redis://a' } }).cluster?.rooms, true, 'rooms on: each room under a hash tag of its own')
   t.equal(resolveOptions({ cluster: { redis: 'rediss://secure.example:6380/2' } }).cluster?.redis, 'rediss://secure.example:6380/2')
 })
 
@@ -160,7 +161,6 @@ t.test('a wrong option fails register with FST_LINK_INVALID_OPTION before anythi
     [{ isValidRoom: 'a-z' }, 'Invalid fastify-link-server option "isValidRoom": must be a function (room) => boolean'],
     [{ maxRooms: 0 }, 'Invalid fastify-link-server option "maxRooms": must be a positive integer or Infinity'],
     [{ acceptNewRooms: 'yes' }, 'Invalid fastify-link-server option "acceptNewRooms": must be a boolean'],
-    [{ path: '/t/:room', cluster: { redis: 'redis://127.0.0.1:1' } }, 'Invalid fastify-link-server option "cluster": rooms (a :room parameter in path) are not served in cluster mode yet'],
     [{ acceptedVersions: '0.6.x' }, 'Invalid fastify-link-server option "acceptedVersions": must be a non-empty array of versions like "0.6.x" or "0.6.3"'],
     [{ acceptedVersions: [] }, 'Invalid fastify-link-server option "acceptedVersions": must be a non-empty array of versions like "0.6.x" or "0.6.3"'],
     [{ acceptedVersions: ['0.6'] }, 'Invalid fastify-link-server option "acceptedVersions": must be a non-empty array of versions like "0.6.x" or "0.6.3"'],

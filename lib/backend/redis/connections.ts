@@ -45,7 +45,6 @@ export function keyPrefixOf (redis: string | ClusterRedisClient): string {
 export class RedisConnections {
   /** `{namespace}`, after the `keyPrefix` of the application's client if it has one: what the node's keys and channels start with. */
   readonly prefix: string
-  readonly nodeChannel: string
   /** Set when the node stops: the loops end, and nothing is tried again. */
   stopped = false
   /** With metrics on: observes a script's round trip. */
@@ -53,21 +52,29 @@ export class RedisConnections {
   commands!: Client
   subscriber!: Redis | Cluster
   reader!: Redis | Cluster
+  /** The channels of messages (broadcasts, and to this node's users) of the rooms this node serves. */
+  messages!: Subscriptions
+  /** The channels of the logs of the rooms this node serves. */
+  logs!: Subscriptions
   readonly #options: ResolvedClusterOptions
   readonly #ioredis: IoredisModule
+  readonly #log: FastifyBaseLogger
 
-  constructor (options: ResolvedClusterOptions, ioredis: IoredisModule) {
+  constructor (options: ResolvedClusterOptions, ioredis: IoredisModule, log: FastifyBaseLogger) {
     this.#options = options
     this.#ioredis = ioredis
+    this.#log = log
     // An application's client with a keyPrefix isolates its keys under it: ours go there too. The duplicates
     // are made without it (see #connect), since scripts build their key names from the prefix themselves.
     this.prefix = `${keyPrefixOf(options.redis)}{${options.namespace}}`
-    this.nodeChannel = this.channelOf(options.nodeId)
   }
 
-  /** The channel of the messages to the users of `node`. */
-  channelOf (node: string): string {
-    return `${this.prefix}:to:${node}`
+  /**
+   * What the keys and channels of room `name` start with: with rooms on, a hash tag of the room's own, `{namespace:room}`,
+   * so that the rooms spread over the shards of a Redis Cluster; with rooms off, the namespace's, `{namespace}`.
+   */
+  prefixOf (name: string): string {
+    return this.#options.rooms ? `${keyPrefixOf(this.#options.redis)}{${this.#options.namespace}:${name}}` : this.prefix
   }
 
   /** Opens the connections, named so that CLIENT LIST shows which node and which part of it each one is. */
@@ -78,6 +85,8 @@ export class RedisConnections {
     // (a crash) and the node deaf to the cluster.
     this.subscriber = this.#connect({ connectionName: `${name}:subscriber`, autoResubscribe: false })
     this.reader = this.#connect({ connectionName: `${name}:reader`, autoResubscribe: false })
+    this.messages = new Subscriptions(this.subscriber, this.#log)
+    this.logs = new Subscriptions(this.reader, this.#log)
     for (const [name, lua] of Object.entries(scripts)) {
       this.commands.defineCommand(name, { numberOfKeys: 1, lua })
     }
@@ -154,23 +163,63 @@ export class RedisConnections {
   }
 }
 
+/** What a subscription hears: its messages, and that it was made (again, after a reconnection: what was missed meanwhile is read). */
+interface Subscription {
+  message: (message: string) => void
+  subscribed: () => void
+}
+
 /**
- * Subscribes `client` to `channels()`, and again each time it connects again (ioredis' own resubscription leaves its
- * failure unhandled, a crash, and the node deaf): one that fails while the connection stays up is tried again soon;
- * one whose connection dropped is made again when it is back. `subscribed` is called after each subscription.
+ * The channels one connection is subscribed to, each with its listener: channels are added and removed as rooms are
+ * served and given up, and subscribed to again each time the connection connects again (ioredis' own resubscription
+ * leaves its failure unhandled, a crash, and the node deaf). A subscription that fails while the connection stays up
+ * is tried again soon; one whose connection dropped is made again when it is back.
  */
-export async function keepSubscribed (client: Redis | Cluster, channels: () => string[], log: FastifyBaseLogger, subscribed: () => void = () => {}): Promise<void> {
-  const subscribe = (): void => {
-    client.subscribe(...channels()).then(subscribed, (err: unknown) => {
-      log.warn({ err }, 'could not subscribe again to the channels of the cluster; trying again')
-      if ((client as { status?: string }).status === 'ready') {
-        setTimeout(subscribe, reconnectMilliseconds)
+export class Subscriptions {
+  readonly #client: Redis | Cluster
+  readonly #log: FastifyBaseLogger
+  readonly #channels = new Map<string, Subscription>()
+
+  constructor (client: Redis | Cluster, log: FastifyBaseLogger) {
+    this.#client = client
+    this.#log = log
+    client.on('message', (channel: string, message: string) => this.#channels.get(channel)?.message(message))
+    client.on('ready', () => this.#subscribeAll())
+  }
+
+  /** Subscribes to `channels`; `subscribed` is called once they are subscribed to, and again after each resubscription. */
+  async add (channels: Array<[string, (message: string) => void]>, subscribed: () => void = () => {}): Promise<void> {
+    for (const [channel, message] of channels) {
+      this.#channels.set(channel, { message, subscribed })
+    }
+    await this.#client.subscribe(...channels.map(([channel]) => channel))
+    subscribed()
+  }
+
+  /** Unsubscribes from `channels` (a failure is of no matter: their messages find no listener). */
+  remove (channels: string[]): void {
+    for (const channel of channels) {
+      this.#channels.delete(channel)
+    }
+    this.#client.unsubscribe(...channels).then(undefined, () => {})
+  }
+
+  #subscribeAll (): void {
+    if (this.#channels.size === 0) {
+      return
+    }
+    const subscriptions = [...this.#channels.values()]
+    this.#client.subscribe(...this.#channels.keys()).then(() => {
+      for (const subscribed of new Set(subscriptions.map(({ subscribed }) => subscribed))) {
+        subscribed()
+      }
+    }, (err: unknown) => {
+      this.#log.warn({ err }, 'could not subscribe again to the channels of the cluster; trying again')
+      if ((this.#client as { status?: string }).status === 'ready') {
+        setTimeout(() => this.#subscribeAll(), reconnectMilliseconds)
       }
     })
   }
-  await client.subscribe(...channels())
-  subscribed()
-  client.on('ready', subscribe)
 }
 
 /** The replies of Redis that refuse a connection's credentials (never naming them), by their first word. */

@@ -3,9 +3,10 @@ import { encodeText } from '../../frames.js'
 import type { Admission, ClaimResult, LinkChange, LinkResult, Refusal, Replay } from '../backend.js'
 import { catchUpMilliseconds, commandTimeoutMilliseconds, type ScriptReply, withTimeout } from './connections.js'
 import type { RedisParts } from './parts.js'
+import { runAdmitted } from './registry.js'
 
 /** A claim outlives the longest authentication by this much, and then expires (its node may have died). */
-const claimMarginMilliseconds = 5_000
+export const claimMarginMilliseconds = 5_000
 
 /** A link of this node from its commit until its log record is applied here, or a reload covers it. */
 interface CommittingLink {
@@ -37,9 +38,16 @@ export class RedisLinks {
   }
 
   async claim (username: string, admission: Admission): Promise<ClaimResult> {
-    const { nodeId, space, sessions, liveness, authTimeoutMilliseconds } = this.#parts
-    if (liveness.replaced) {
-      return { claimed: false, refusal: 'unavailable' } // another instance is this node now
+    const { nodeId, space, sessions, liveness, authTimeoutMilliseconds, options, registry, sink, beat } = this.#parts
+    if (!await this.#parts.served().then(() => true, () => false) || liveness.replaced || beat.replaced) {
+      return { claimed: false, refusal: 'unavailable' } // Redis is away, or another instance is this node now
+    }
+    if (options.rooms && sink.users.size === 0) {
+      // A link that may make the room holds its place in the registry (and is refused one that may not be made).
+      const admitted = await registry.admit(space.name, admission, false, false).catch(() => 'unavailable')
+      if (!/^\d+-/.test(admitted)) {
+        return { claimed: false, refusal: admitted as Refusal }
+      }
     }
     const token = `${nodeId}:${++this.#tokens}`
     const reply = await space.run('claim', nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
@@ -87,9 +95,9 @@ export class RedisLinks {
       change: undefined
     }
     this.#committing.set(token, committing)
-    const reply = await space.run('link', nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
-      sessions.takeover ? 1 : 0, data ?? '', replay === undefined ? 0 : 1, replay?.maxAgeMilliseconds ?? 0,
-      store.confirmedOf(username) ?? '').then(undefined, async () => await this.#readBack(committing, answer))
+    const reply = await runAdmitted(this.#parts, admission, false, async incarnation => await space.run('link', nodeId, username, token,
+      admission.acceptNewUsers ? 1 : 0, admission.maxUsers, sessions.takeover ? 1 : 0, data ?? '', replay === undefined ? 0 : 1,
+      replay?.maxAgeMilliseconds ?? 0, store.confirmedOf(username) ?? '', incarnation).then(undefined, async () => await this.#readBack(committing, answer)))
     if (reply[0] !== 'ok') {
       answer(undefined)
       return { linked: false, refusal: reply[0] as Refusal }

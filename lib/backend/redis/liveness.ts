@@ -35,6 +35,8 @@ export class Liveness {
   readonly #owed = new Map<string, { generation: number, cause: UnlinkCause }>()
   #beating: Promise<void> | undefined
   #pause: NodeJS.Timeout | undefined
+  /** This node stopped serving the room (or stopped). */
+  #stopped = false
   /** Resolves when the node stops, ending the wait between two heartbeats. */
   readonly #stopping: Promise<void>
   #stop!: () => void
@@ -71,6 +73,7 @@ export class Liveness {
 
   /** Ends the heartbeat (after the beat under way), and forgets the unlinks owed: the other nodes sweep them. */
   async stop (): Promise<void> {
+    this.#stopped = true
     clearTimeout(this.#pause)
     this.#stop()
     await this.#beating
@@ -80,7 +83,7 @@ export class Liveness {
   /** The heartbeat, every beat until the node stops; an outage is logged once, and so is the return. */
   async #beatUntilStopped (): Promise<void> {
     const { redis, log, nodeId } = this.#parts
-    while (!redis.stopped && !this.replaced) {
+    while (!redis.stopped && !this.#stopped && !this.replaced) {
       await this.#beat().then(() => {
         if (!this.available) {
           log.info('the cluster is available again')

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import type { SnapshotUser } from '../backend.js'
-import { keepSubscribed, type ScriptReply } from './connections.js'
+import type { ScriptReply } from './connections.js'
 import type { RedisParts } from './parts.js'
 import { changeOf } from './wire.js'
 
@@ -39,10 +39,15 @@ export class LogReader {
 
   /** Subscribes to the log's channel, and reads what was appended since the user space was loaded; again after each reconnection. */
   async start (): Promise<void> {
-    const { redis, space, log } = this.#parts
-    redis.reader.on('message', (_channel: string, message: string) => this.#published(message))
-    await keepSubscribed(redis.reader, () => [space.logKey], log, () => this.#catchUp())
+    const { redis, space } = this.#parts
+    await redis.logs.add([[space.logKey, message => this.#published(message)]], () => this.#catchUp())
     await this.#applying // the node starts with the user space as it is now
+  }
+
+  /** This node no longer serves the room: it hears no more of its log. */
+  stop (): void {
+    const { redis, space } = this.#parts
+    redis.logs.remove([space.logKey])
   }
 
   /** The read loop ended: the node stopped (what it was applying is done). */
@@ -125,8 +130,23 @@ export class LogReader {
       if (!this.#parts.sink.apply(change)) {
         refusals.refuse('record', `log record ${id} (${change.op} of ${JSON.stringify(change.username)}) does not fit the user space`)
       }
+      if (change.op === 'leave' && change.origin === this.#parts.nodeId) {
+        this.#ended(fields)
+      }
       windows.follow(change)
       this.settle(seq)
+    }
+  }
+
+  /** A leave of this node that ended its room (the record names the incarnation that ended): the room leaves the registry. */
+  #ended (fields: string[]): void {
+    const { registry, space, log } = this.#parts
+    for (let i = 0; i < fields.length; i += 2) {
+      if (fields[i] === 'e') {
+        registry.drop(space.name, fields[i + 1]).then(undefined, (err: unknown) => {
+          log.warn({ err, room: space.name }, 'an ended room could not be removed from the registry; listing the rooms removes it')
+        })
+      }
     }
   }
 

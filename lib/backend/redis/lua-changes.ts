@@ -32,7 +32,8 @@ return 1
 
 /**
  * ARGV: prefix, epoch, node, username, token, acceptNewUsers (1/0), maxUsers, takeover (1/0), data (JSON, or ''
- * for none), replay (1/0), maxAgeMilliseconds, the user's last confirmation this node saw ('<generation>:<number>', '' for none).
+ * for none), replay (1/0), maxAgeMilliseconds, the user's last confirmation this node saw ('<generation>:<number>', '' for none),
+ * the room's incarnation (see `admits`; answers {'stale'}, the claim kept, when it does not admit the link).
  * A linked user (claimed with takeover) is unlinked first, in the same step. Answers {'ok', generation, isNewUser ('1'/'0')} or
  * {refusal}; with replay {'ok', generation, isNewUser ('1'/'0'), head, lost, messages}: the messages it did not confirm.
  */
@@ -42,6 +43,7 @@ if not isAlive(ARGV[3]) then return {'dead'} end
 local node, user = ARGV[3], ARGV[4]
 local claim = P .. ':claim:' .. user
 if redis.call('GET', claim) ~= ARGV[5] then return {'unavailable'} end -- the claim expired: its authentication outlived it
+if not admits(ARGV[13]) then return {'stale'} end
 redis.call('DEL', claim)
 local old = redis.call('HGET', P .. ':links', user)
 if old and ARGV[8] == '0' then return {'already-linked'} end
@@ -146,12 +148,13 @@ local left, more = expireDue(ARGV[3], nil)
 return {'ok', left, more}
 `
 
-/** ARGV: prefix, epoch, origin, username, maxUsers. Answers {'ok', seq} or {refusal}. */
+/** ARGV: prefix, epoch, origin, username, maxUsers, the room's incarnation (see `admits`). Answers {'ok', seq} or {refusal}. */
 export const joinScript = prelude + `
 if not epochIs(ARGV[2]) then return {'epoch'} end
 local user = ARGV[4]
 if redis.call('ZSCORE', P .. ':users', user) then return {'exists'} end
 if redis.call('ZCARD', P .. ':users') >= tonumber(ARGV[5]) then return {'full'} end
+if not admits(ARGV[6]) then return {'stale'} end
 local seq = record('join', user, ARGV[3])
 redis.call('ZADD', P .. ':users', seq, user)
 return {'ok', seq}

@@ -85,8 +85,12 @@ return {redis.call('GET', P .. ':epoch'), tonumber(redis.call('GET', KEYS[1]) or
   redis.call('HGETALL', P .. ':links'), redis.call('HGETALL', P .. ':data')}
 `
 
-/** ARGV: prefix, node. A node that closes leaves the heartbeat set. */
+/**
+ * ARGV: prefix, node. A node that closes, or stops serving the room, leaves its heartbeat set. Answers the next deadline
+ * of a reconnection window in it (0: none), for the rooms no node serves (see lua-rooms.ts).
+ */
 export const deregisterScript = prelude + `
 redis.call('ZREM', P .. ':nodes', ARGV[2])
-return 1
+local next = redis.call('ZRANGE', P .. ':expiry', 0, 0, 'WITHSCORES')
+return tonumber(next[2]) or 0
 `

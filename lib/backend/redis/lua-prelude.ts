@@ -123,7 +123,23 @@ local function leaveUser (user, origin, cause)
   redis.call('HDEL', P .. ':mhead', user)
   redis.call('HDEL', P .. ':mack', user)
   redis.call('DEL', P .. ':mail:' .. user)
+  local inc = redis.call('GET', P .. ':inc')
+  if inc and redis.call('EXISTS', P .. ':users') == 0 then
+    -- the room ends: its incarnation too, which the leave's node removes from the registry
+    redis.call('SET', P .. ':ended', inc)
+    redis.call('DEL', P .. ':inc')
+    return record('leave', user, origin, 'c', cause, 'e', inc)
+  end
   return record('leave', user, origin, 'c', cause)
+end
+-- With rooms on, a change that gives an empty room its first user makes the room: only with an incarnation of it the
+-- registry holds (inc, see lua-rooms.ts), not one that ended (the registry may not have removed it yet) nor none (''),
+-- so that the room's end never removes from the registry a room that started again. With rooms off inc is '-'.
+local function admits (inc)
+  if inc == '-' or redis.call('EXISTS', P .. ':users') == 1 then return true end
+  if inc == '' or redis.call('GET', P .. ':ended') == inc then return false end
+  redis.call('SET', P .. ':inc', inc)
+  return true
 end
 -- The unlinked user whose reconnection window ended leaves, but not one whose link is being authenticated, nor one
 -- that linked again. Answers 1 when it left, 0 when it did not; either way its deadline is done with but for a claim.

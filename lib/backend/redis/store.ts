@@ -3,6 +3,8 @@ import type { Sessions } from '../../options/resolve.js'
 import { type Admission, type ClaimResult, type Commit, CommitRefused, type LeaveCause, type LinkResult, type Store, type UnlinkCause } from '../backend.js'
 import type { RedisParts } from './parts.js'
 import type { ScriptName } from './scripts.js'
+import type { ScriptReply } from './connections.js'
+import { runAdmitted } from './registry.js'
 
 /**
  * The store of a cluster's user space, in Redis: every change is one script, committed, then applied here when
@@ -33,8 +35,11 @@ export class RedisStore implements Store {
     return this.#parts.links.link(username, token, admission, data)
   }
 
-  join (username: string, admission: Admission): Commit {
-    return this.#change('join', this.#parts.nodeId, username, admission.maxUsers)
+  async join (username: string, admission: Admission): Commit {
+    await this.#parts.served() // a room this node cannot serve (Redis is away) refuses every change
+    const { nodeId, space } = this.#parts
+    const reply = await runAdmitted(this.#parts, admission, true, async incarnation => await space.run('join', nodeId, username, admission.maxUsers, incarnation))
+    await this.#applied(reply)
   }
 
   async unlink (username: string, generation: number | undefined, cause: UnlinkCause): Commit {
@@ -56,7 +61,12 @@ export class RedisStore implements Store {
 
   /** Commits a change and waits until it is applied here. */
   async #change (name: ScriptName, ...args: Array<string | number>): Promise<void> {
-    const reply = await this.#parts.space.run(name, ...args)
+    await this.#parts.served() // a room this node cannot serve (Redis is away) refuses every change
+    await this.#applied(await this.#parts.space.run(name, ...args))
+  }
+
+  /** The reply of a change: refused, or committed (then it resolves when the change is applied here). */
+  async #applied (reply: ScriptReply): Promise<void> {
     if (reply[0] !== 'ok') {
       throw new CommitRefused(reply[0] as CommitRefused['refusal'])
     }
@@ -66,8 +76,9 @@ export class RedisStore implements Store {
   post (username: string | undefined, skip: string | undefined, frame: EncodedFrame): void {
     const { redis, space, nodeId, log, sessions } = this.#parts
     const replay = sessions.replay as NonNullable<Sessions['replay']>
-    redis.timed('post', redis.commands.post(space.seqKey, space.prefix, space.epoch, nodeId, username ?? '', skip ?? '',
-      replay.maxMessages, replay.maxAgeMilliseconds, frame.payload.toString())).then(undefined, (err: unknown) => {
+    // A room this node just started to serve: the message is kept once it is served (a broadcast needs no load here).
+    this.#parts.served().then(async () => await redis.timed('post', redis.commands.post(space.seqKey, space.prefix, space.epoch, nodeId,
+      username ?? '', skip ?? '', replay.maxMessages, replay.maxAgeMilliseconds, frame.payload.toString()))).then(undefined, (err: unknown) => {
       log.warn({ err, username }, 'a message could not be kept for replay and was lost: Redis does not answer')
     })
   }

@@ -8,6 +8,8 @@ import type { RedisParts } from './parts.js'
 export class Windows {
   readonly #parts: RedisParts
   readonly #timers = new Map<string, NodeJS.Timeout>()
+  /** This node stopped serving the room: the heartbeats of the nodes end its windows. */
+  #stopped = false
 
   constructor (parts: RedisParts) {
     this.#parts = parts
@@ -15,12 +17,12 @@ export class Windows {
 
   /** A change applied here: an unlink this node made opens its user's window; any other change of the user closes it. */
   follow (change: Change): void {
-    const { nodeId, sessions, redis } = this.#parts
+    const { nodeId, sessions } = this.#parts
     const username = change.username
     clearTimeout(this.#timers.get(username))
     this.#timers.delete(username)
     // A node that stops leaves the windows of its users to the heartbeats of the others.
-    if (change.op === 'unlink' && change.origin === nodeId && change.cause !== 'takeover' && sessions.windowMilliseconds > 0 && !redis.stopped) {
+    if (change.op === 'unlink' && change.origin === nodeId && change.cause !== 'takeover' && sessions.windowMilliseconds > 0 && !this.#stopped) {
       this.#expireIn(username, sessions.windowMilliseconds)
     }
   }
@@ -38,6 +40,7 @@ export class Windows {
   }
 
   stop (): void {
+    this.#stopped = true
     for (const timer of this.#timers.values()) {
       clearTimeout(timer)
     }
