@@ -38,7 +38,6 @@ export class RedisBackend implements Backend {
   /** With rooms on: the node's heartbeat. */
   readonly #liveness: NodeLiveness | undefined
   #host: RoomHost | undefined
-  #started = false
 
   constructor (options: ResolvedClusterOptions, timeouts: Timeouts, log: FastifyBaseLogger, ioredis: IoredisModule) {
     this.nodeId = options.nodeId
@@ -58,7 +57,7 @@ export class RedisBackend implements Backend {
     this.#liveness = options.rooms
       ? new NodeLiveness(this.#node, {
         serve: names => this.#host?.serve(names),
-        served: () => [...this.#rooms.values()].map(({ parts }) => ({ name: parts.space.name, occupied: parts.sink.users.size > 0 }))
+        served: () => [...this.#rooms.values()].filter(room => room.loaded).map(({ parts }) => ({ name: parts.space.name, occupied: parts.sink.users.size > 0 }))
       })
       : undefined
     this.#node.beat = this.#liveness ?? { replaced: false }
@@ -84,15 +83,13 @@ export class RedisBackend implements Backend {
     return this.#node.refusals.counts
   }
 
-  /** Serves the room `name` (once started: a room opened before is served by `start`). */
+  /**
+   * The room `name`, served when first used (a claim, a change, the API): a connection that never links costs Redis
+   * nothing. The rooms opened before the node started are served by `start`.
+   */
   open (name: string, sink: BackendSink): RoomBackend {
     const room = new RedisRoom(this.#node, name, sink)
     this.#rooms.set(name, room)
-    if (this.#started) {
-      room.serve().catch((err: unknown) => {
-        this.#node.log.warn({ err, room: name }, 'a room could not be served yet: Redis does not answer; it is tried again when next used')
-      })
-    }
     return room
   }
 
@@ -120,7 +117,6 @@ export class RedisBackend implements Backend {
       await redis.disconnect()
       throw new FST_LINK_CLUSTER_UNAVAILABLE('start the link server', (err as Error).message)
     }
-    this.#started = true
     this.#liveness?.start()
     log.debug({ rooms: this.#rooms.size }, 'cluster backend started')
   }

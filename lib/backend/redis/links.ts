@@ -32,6 +32,8 @@ export class RedisLinks {
   readonly #parts: RedisParts
   #tokens = 0
   readonly #committing = new Map<string, CommittingLink>()
+  /** The claims admitted into the registry for a room they would make, by token: the incarnation they were given. */
+  readonly #admitted = new Map<string, string>()
 
   constructor (parts: RedisParts) {
     this.#parts = parts
@@ -42,33 +44,49 @@ export class RedisLinks {
     if (!await this.#parts.served().then(() => true, () => false) || liveness.replaced || beat.replaced) {
       return { claimed: false, refusal: 'unavailable' } // Redis is away, or another instance is this node now
     }
+    const token = `${nodeId}:${++this.#tokens}`
     if (options.rooms && sink.users.size === 0) {
       // A link that may make the room holds its place in the registry (and is refused one that may not be made).
       const admitted = await registry.admit(space.name, admission, false, false).catch(() => 'unavailable')
       if (!/^\d+-/.test(admitted)) {
         return { claimed: false, refusal: admitted as Refusal }
       }
+      this.#admitted.set(token, admitted)
     }
-    const token = `${nodeId}:${++this.#tokens}`
     const reply = await space.run('claim', nodeId, username, token, admission.acceptNewUsers ? 1 : 0, admission.maxUsers,
-      authTimeoutMilliseconds + claimMarginMilliseconds, sessions.takeover ? 1 : 0).then(undefined, () => {
-      this.release(username, token) // it may have been taken, its answer lost: freed now, or it expires
-      return ['unavailable']
-    })
+      authTimeoutMilliseconds + claimMarginMilliseconds, sessions.takeover ? 1 : 0).then(undefined, () => ['unavailable', 'lost'])
     if (reply[0] !== 'ok') {
+      // Freed, if its answer was lost: it may have been taken (else it expires); the room it was admitted for ends if
+      // nothing else is in it.
+      if (reply[1] === 'lost' || this.#admitted.has(token)) {
+        this.release(username, token)
+      }
       return { claimed: false, refusal: reply[0] as Refusal }
     }
     return { claimed: true, isNewUser: reply[1] === 1, isLinked: reply[2] === 1, token }
   }
 
-  /** Frees a claim, trying again while a cut connection comes back, for a command's timeout; else it expires. */
+  /**
+   * Frees a claim, trying again while a cut connection comes back, for a command's timeout; else it expires. A claim
+   * admitted into the registry for a room it would have made, in a room left with no user and no claim, ends that
+   * incarnation, and removes it from the registry.
+   */
   release (username: string, token: string): void {
-    const { nodeId, redis, space } = this.#parts
-    redis.whileReconnecting(async () => await redis.commands.release(space.seqKey, space.prefix, username, token, nodeId),
-      performance.now() + commandTimeoutMilliseconds)
+    const { nodeId, redis, space, registry, log } = this.#parts
+    const incarnation = this.#admitted.get(token) ?? ''
+    this.#admitted.delete(token)
+    redis.whileReconnecting(async () => await redis.commands.release(space.seqKey, space.prefix, username, token, nodeId, incarnation),
+      performance.now() + commandTimeoutMilliseconds).then(async ended => {
+      if (Number(ended) === 1) {
+        await registry.drop(space.name, incarnation)
+      }
+    }).catch((err: unknown) => {
+      log.warn({ err, room: space.name }, 'a room a failed link was admitted for could not be removed from the registry; listing the rooms removes it')
+    })
   }
 
   async link (username: string, token: string, admission: Admission, data: string | undefined): Promise<LinkResult> {
+    this.#admitted.delete(token) // the claim is taken by the link, committed or refused
     const replied = this.#commit(username, token, admission, data)
     const committing = this.#committing.get(token) as CommittingLink // made before the script was called
     committing.reply = replied

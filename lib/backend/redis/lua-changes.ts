@@ -17,17 +17,30 @@ if (linked == 1 and ARGV[9] == '0') or redis.call('EXISTS', P .. ':claim:' .. us
 end
 if not exists and redis.call('ZCARD', P .. ':users') >= tonumber(ARGV[7]) then return {'full'} end
 redis.call('SET', P .. ':claim:' .. user, ARGV[5], 'PX', ARGV[8])
+-- the claims of the room by token, which a release that may end an empty room counts (it lives as long as a claim)
+redis.call('SADD', P .. ':claims', ARGV[5])
+redis.call('PEXPIRE', P .. ':claims', ARGV[8])
 if exists then return {'ok', 0, linked} end
 return {'ok', 1, 0}
 `
 
-/** ARGV: prefix, username, token, node. A user whose window ended while its link was authenticated leaves now. */
+/**
+ * ARGV: prefix, username, token, node, the room's incarnation the claim was admitted with ('' for none). Frees the
+ * claim (a user whose window ended while its link was authenticated leaves now). With an incarnation: when the room
+ * has no user and no other claim, that incarnation ends (a link made with it is refused as 'stale'), and it answers
+ * 1, for the node to remove it from the registry; else 0.
+ */
 export const releaseScript = prelude + `
 if redis.call('GET', P .. ':claim:' .. ARGV[2]) == ARGV[3] then
   redis.call('DEL', P .. ':claim:' .. ARGV[2])
   expireDue(ARGV[4], ARGV[2])
 end
-return 1
+redis.call('SREM', P .. ':claims', ARGV[3])
+if ARGV[5] ~= '' and redis.call('EXISTS', P .. ':users') == 0 and redis.call('SCARD', P .. ':claims') == 0 then
+  redis.call('SET', P .. ':ended', ARGV[5])
+  return 1
+end
+return 0
 `
 
 /**
@@ -45,6 +58,7 @@ local claim = P .. ':claim:' .. user
 if redis.call('GET', claim) ~= ARGV[5] then return {'unavailable'} end -- the claim expired: its authentication outlived it
 if not admits(ARGV[13]) then return {'stale'} end
 redis.call('DEL', claim)
+redis.call('SREM', P .. ':claims', ARGV[5])
 local old = redis.call('HGET', P .. ':links', user)
 if old and ARGV[8] == '0' then return {'already-linked'} end
 local exists = redis.call('ZSCORE', P .. ':users', user)

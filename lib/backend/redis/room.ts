@@ -73,6 +73,9 @@ export class RedisRoom implements RoomBackend {
    */
   async stop (): Promise<void> {
     const { redis, options, nodeId, liveness, reader, windows, space } = this.parts
+    if (this.#serving === undefined && !this.#started) {
+      return // never served (a connection that did not link): nothing of it is in Redis
+    }
     await this.#serving?.catch(() => {})
     windows.stop()
     await liveness.stop()
