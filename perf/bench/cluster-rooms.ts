@@ -76,13 +76,15 @@ async function commandRates (nodeIds: string[], seconds: number): Promise<Record
     if (name !== undefined && address !== undefined) owner.set(address, name)
   }
   const counts = Object.fromEntries(nodeIds.map(id => [id, 0]))
-  const monitor = await admin.duplicate().monitor()
+  const connection = admin.duplicate()
+  const monitor = await connection.monitor()
   monitor.on('monitor', (_time: string, _args: string[], source: string) => {
     const node = owner.get(source)
     if (node !== undefined) counts[node]++
   })
   await new Promise(resolve => setTimeout(resolve, seconds * 1000))
   monitor.disconnect()
+  connection.disconnect()
   return Object.fromEntries(Object.entries(counts).map(([id, count]) => [id, count / seconds]))
 }
 
