@@ -5,7 +5,7 @@ import fastifyLinkServer, { type LinkServerOptions } from '../index.js'
 
 /** The chat's messages, both ways, as TypeBox schemas: every payload is checked, and typed in TypeScript. */
 export const chatOptions = {
-  path: '/link',
+  path: '/link/:room', // a chat per channel, each a room: ws://host/link/general
   messages: {
     'chat/say': Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) }),
     'chat/typing': Type.Undefined(),
@@ -31,10 +31,10 @@ export const chatOptions = {
 const historyLength = 100
 
 /**
- * A chat: `chat/say` is broadcast to everyone as `chat/said`, `chat/typing` to everyone else, and
- * `chat/ping` answered with `chat/pong` to the sender alone. Every event and refused message is logged,
- * and the AsyncAPI document of the endpoint is served at /asyncapi.json. With `redis` (a redis:// URL),
- * the instance is a node of a cluster: every instance on that Redis shares one user space.
+ * A chat of channels: `chat/say` is broadcast to the channel as `chat/said`, `chat/typing` to the others there, and
+ * `chat/ping` answered with `chat/pong` to the sender alone. Every event and refused message is logged; the
+ * channels are listed at /channels, the AsyncAPI document at /asyncapi.json. With `redis` (a redis:// URL), the
+ * instance is a node of a cluster: every instance on that Redis shares the channels.
  */
 export async function buildExample (options: FastifyServerOptions = { logger: true }, redis?: string): Promise<FastifyInstance> {
   const app = Fastify(options)
@@ -45,32 +45,34 @@ export async function buildExample (options: FastifyServerOptions = { logger: tr
     if (username.toLowerCase() === 'admin') {
       reject('admin is reserved')
     }
-    app.log.info({ username, isNewUser: info.isNewUser, ip: info.request.ip }, 'authenticating')
+    app.log.info({ username, channel: info.room.name, isNewUser: info.isNewUser, ip: info.request.ip }, 'authenticating')
   })
   for (const event of ['join', 'link', 'unlink', 'leave'] as const) {
     linkServer.on(event, (username: string) => app.log.info({ username }, event))
   }
   linkServer.on('invalidMessage', (username, message, errors) => app.log.info({ username, message, errors }, 'refused'))
 
-  const history: Array<{ id: string, from: string, text: string }> = []
+  const histories = new Map<string, Array<{ id: string, from: string, text: string }>>()
   const instance = randomUUID()
   let lines = 0
-  linkServer.on('link', (username, { replay }) => {
-    if (replay !== undefined && replay.lost > 0) {
-      linkServer.send(username, { type: 'chat/history', payload: { lines: history } }) // the replay was incomplete
+  linkServer.on('link', (username, { replay }, channel) => {
+    if (replay !== undefined && replay.lost > 0) { // the replay was incomplete
+      channel.send(username, { type: 'chat/history', payload: { lines: histories.get(channel.name) ?? [] } })
     }
   })
-  linkServer.handle('chat/say', (from, { text }) => {
+  linkServer.on('roomEnd', channel => histories.delete(channel.name))
+  linkServer.handle('chat/say', (from, { text }, channel) => {
     const line = { id: `${instance}:${++lines}`, from, text }
-    history.push(line)
-    history.splice(0, history.length - historyLength)
-    linkServer.broadcast({ type: 'chat/said', payload: line })
+    const history = histories.get(channel.name) ?? []
+    histories.set(channel.name, [...history.slice(1 - historyLength), line])
+    channel.broadcast({ type: 'chat/said', payload: line })
   })
-  linkServer.handle('chat/typing', (from) => {
-    linkServer.broadcast({ type: 'chat/typing', payload: { from } }, from)
+  linkServer.handle('chat/typing', (from, _payload, channel) => {
+    channel.broadcast({ type: 'chat/typing', payload: { from } }, from)
   })
-  linkServer.handle('chat/ping', (from, { sent }) => {
-    linkServer.send(from, { type: 'chat/pong', payload: { sent } })
+  linkServer.handle('chat/ping', (from, { sent }, channel) => {
+    channel.send(from, { type: 'chat/pong', payload: { sent } })
   })
+  app.get('/channels', async () => ({ channels: await linkServer.getRooms() }))
   return app
 }

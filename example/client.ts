@@ -6,7 +6,7 @@ const globals = globalThis as { WebSocket?: unknown }
 globals.WebSocket ??= WebSocket
 
 const client = createClient({ logger: false })
-await client.connect(process.env.URL ?? 'ws://127.0.0.1:3000/link')
+await client.connect(process.env.URL ?? 'ws://127.0.0.1:3000/link/general') // the channel general
 await client.link(process.argv[2] ?? 'alice')
 client.on('message', (message) => {
   console.log(JSON.stringify(message))

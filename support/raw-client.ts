@@ -123,3 +123,18 @@ export class RawClient {
     }
   }
 }
+
+/**
+ * A new client of `path` on `port`, linked as `username` (with a new user, a user list that ends with its own
+ * `krmx/linked`: users come in join order, and it joined last); its frames go nowhere after.
+ */
+export async function linkAs (port: number, path: string, username: string, version = '0.6.0'): Promise<RawClient> {
+  const client = await RawClient.open(port, path)
+  const own = Buffer.from(JSON.stringify({ type: 'krmx/linked', payload: { username } }))
+  await new Promise<void>(resolve => {
+    client.onFrame = payload => { if (payload.equals(own)) resolve() }
+    client.send(clientFrame(JSON.stringify({ type: 'krmx/link', payload: { username, version } })))
+  })
+  client.onFrame = () => {}
+  return client
+}

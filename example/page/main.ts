@@ -1,14 +1,17 @@
 import { createClient } from '@krmx/client'
 
-// The demo page: presence and chat over the published Krmx client. Opened as /?username=NAME it links as that
-// user by itself; it links again by itself after the connection drops, and the server's sessions keep the user
-// and replay what it missed. The chat lines are kept in the tab's sessionStorage, so that a reload keeps them.
+// The demo page: presence and chat over the published Krmx client, in channels. Opened as /?username=NAME&room=CHANNEL
+// (general by default) it links as that user in that channel by itself; it links again by itself after the connection
+// drops, and the server's sessions keep the user and replay what it missed. The channels that exist are listed
+// (from /channels), each a link to this page in it, with a box to open another. The chat lines are kept in the tab's
+// sessionStorage, by channel, so that a reload keeps them.
 
 interface Line { id: string, from: string, text: string }
 
 const params = new URLSearchParams(location.search)
 const username = params.get('username')
-const linkUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/link`
+const room = params.get('room') ?? 'general'
+const linkUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/link/${encodeURIComponent(room)}`
 const element = <T extends HTMLElement>(selector: string): T => document.querySelector(selector) as T
 const status = element('#status')
 const users = element<HTMLUListElement>('#users')
@@ -27,10 +30,38 @@ if (username === null) {
 } else {
   element('#chat').hidden = false
   start(username)
+  pickChannels(username)
+}
+
+/** The channel picker: the channels that exist, each a link to this page in it, and a box to open another. */
+function pickChannels (name: string): void {
+  const list = element<HTMLUListElement>('#channels')
+  const form = element<HTMLFormElement>('#channel')
+  const hrefOf = (channel: string): string => `?username=${encodeURIComponent(name)}&room=${encodeURIComponent(channel)}`
+  const refresh = async (): Promise<void> => {
+    const { channels } = await (await fetch('/channels')).json() as { channels: string[] }
+    list.replaceChildren(...[...new Set([...channels, room])].sort().map(channel => {
+      const item = document.createElement('li')
+      const link = document.createElement('a')
+      link.href = hrefOf(channel)
+      link.textContent = channel
+      link.dataset.channel = channel
+      if (channel === room) link.setAttribute('aria-current', 'page')
+      item.append(link)
+      return item
+    }))
+  }
+  form.addEventListener('submit', event => {
+    event.preventDefault()
+    const channel = String(new FormData(form).get('channel')).trim()
+    if (channel !== '') location.search = hrefOf(channel)
+  })
+  refresh().catch(() => {})
+  setInterval(() => { refresh().catch(() => {}) }, 2_000)
 }
 
 function start (name: string): void {
-  const stored = `chat:${name}`
+  const stored = `chat:${room}:${name}`
   let lines = JSON.parse(sessionStorage.getItem(stored) ?? '[]') as Line[]
   const show = (): void => {
     messages.replaceChildren(...lines.map(({ from, text }) => {
@@ -91,7 +122,7 @@ function start (name: string): void {
     try {
       await client.link(name)
       retry = 250
-      status.textContent = `linked as ${name}`
+      status.textContent = `linked as ${name} in #${room}`
       showUsers()
     } catch (err) {
       // The server refused the link (a reserved name, a full server): trying again would be refused again.

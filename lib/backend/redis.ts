@@ -35,6 +35,8 @@ export class RedisBackend implements Backend {
   readonly #node: RedisNode
   readonly #connectTimeoutMilliseconds: number
   readonly #rooms = new Map<string, RedisRoom>()
+  /** The rooms being given up, until they are. */
+  readonly #stopping = new Map<string, Promise<void>>()
   /** With rooms on: the node's heartbeat. */
   readonly #liveness: NodeLiveness | undefined
   #host: RoomHost | undefined
@@ -88,15 +90,24 @@ export class RedisBackend implements Backend {
    * nothing. The rooms opened before the node started are served by `start`.
    */
   open (name: string, sink: BackendSink): RoomBackend {
-    const room = new RedisRoom(this.#node, name, sink)
+    // A room given up a moment ago is served again once that is done, so that its steps never cross.
+    const room = new RedisRoom(this.#node, name, sink, this.#stopping.get(name))
     this.#rooms.set(name, room)
     return room
   }
 
   close (name: string): void {
     const room = this.#rooms.get(name)
+    if (room === undefined) {
+      return // a room this node does not serve
+    }
     this.#rooms.delete(name)
-    room?.stop() // it never rejects: what fails in it is left to the heartbeats of the nodes
+    const stopped: Promise<void> = room.stop().then(() => { // it never rejects: what fails in it is left to the heartbeats
+      if (this.#stopping.get(name) === stopped) {
+        this.#stopping.delete(name)
+      }
+    })
+    this.#stopping.set(name, stopped)
   }
 
   /** The rooms that exist in the whole cluster, sorted. */

@@ -5,35 +5,17 @@
 // idle instance sends Redis with 10 rooms, then with 1,000 rooms, on the other instance (it should not grow: an
 // instance does Redis work only for the rooms it serves), and the busy instance's own rate beside it.
 // Method and figures: docs/benchmarks.md#rooms-in-cluster-mode.
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
 import fastifyLinkServer from '../../index.js'
-import { clientFrame, RawClient } from '../../support/raw-client.js'
+import { linkAs, type RawClient } from '../../support/raw-client.js'
+import { startRedis } from './redis-server.js'
 
 const quick = process.argv.includes('--quick')
 const roomCount = quick ? 200 : 1_000
 const windowSeconds = quick ? 5 : 10
-const version = '0.6.0'
 
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
-
-const port = await freePort()
-const redisServer = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' })
-process.once('exit', () => redisServer.kill('SIGKILL')) // also when the benchmark fails: it ends the Redis it started
-const redisUrl = `redis://127.0.0.1:${port}`
-const admin = new Redis(redisUrl, { retryStrategy: () => 50 })
-admin.on('error', () => {}) // until redis-server listens
-await new Promise(resolve => admin.once('ready', resolve))
+const { url: redisUrl, admin, stop: stopRedis } = await startRedis()
 
 async function instance (nodeId: string): Promise<{ app: FastifyInstance, port: number }> {
   const app = Fastify()
@@ -42,22 +24,10 @@ async function instance (nodeId: string): Promise<{ app: FastifyInstance, port: 
   return { app, port: (app.server.address() as { port: number }).port }
 }
 
-/** Links `username` into `room` on `port`; resolves when its own krmx/linked (the last frame of the user list) arrives. */
-async function link (port: number, room: string, username: string): Promise<RawClient> {
-  const client = await RawClient.open(port, `/link/${room}`)
-  const own = Buffer.from(JSON.stringify({ type: 'krmx/linked', payload: { username } }))
-  await new Promise<void>(resolve => {
-    client.onFrame = payload => { if (payload.equals(own)) resolve() }
-    client.send(clientFrame(JSON.stringify({ type: 'krmx/link', payload: { username, version } })))
-  })
-  client.onFrame = () => {}
-  return client
-}
-
 async function linkAll (port: number, rooms: string[], username: string): Promise<RawClient[]> {
   const clients: RawClient[] = []
   for (let i = 0; i < rooms.length; i += 50) {
-    clients.push(...await Promise.all(rooms.slice(i, i + 50).map(async room => await link(port, room, username))))
+    clients.push(...await Promise.all(rooms.slice(i, i + 50).map(async room => await linkAs(port, `/link/${room}`, username))))
   }
   return clients
 }
@@ -131,4 +101,4 @@ if (!quick) writeFileSync(new URL('../results/cluster-rooms.json', import.meta.u
 for (const client of clients) client.close()
 await Promise.all([busy.app.close(), idle.app.close()])
 admin.disconnect()
-redisServer.kill('SIGKILL')
+stopRedis()

@@ -5,14 +5,13 @@
 // the single instance of the same run, at the sizes of `npm run bench`. Prints medians and ratios, the
 // PUBLISH commands per broadcast (one for the whole cluster, not one per recipient), the heap per linked
 // connection and Redis' memory per linked user.
-import { type ChildProcess, fork, spawn } from 'node:child_process'
+import { type ChildProcess, fork } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { Redis } from 'ioredis'
 import { ask, reply } from './ipc.js'
+import { startRedis } from './redis-server.js'
 
 const { values } = parseArgs({
   options: {
@@ -31,14 +30,6 @@ const settings = {
 }
 const repetitions = Number(values.repetitions)
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
 
 interface Instance { server: ChildProcess, load: ChildProcess }
 
@@ -133,13 +124,7 @@ async function inbound (instances: Instance[]): Promise<number> {
 
 const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)]
 
-const port = await freePort()
-const redisServer = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' })
-process.once('exit', () => redisServer.kill('SIGKILL')) // also when the benchmark fails: it ends the Redis it started
-const redisUrl = `redis://127.0.0.1:${port}`
-const admin = new Redis(redisUrl, { retryStrategy: () => 50 })
-admin.on('error', () => {}) // until redis-server listens
-await new Promise(resolve => admin.once('ready', resolve))
+const { url: redisUrl, admin, stop: stopRedis } = await startRedis()
 
 const figures: Record<string, { single: number[], cluster: number[] }> = {
   fanout: { single: [], cluster: [] },
@@ -187,7 +172,7 @@ try {
   }
 } finally {
   admin.disconnect()
-  redisServer.kill('SIGKILL')
+  stopRedis()
 }
 
 const rows = [

@@ -5,7 +5,7 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
-import { clientFrame, RawClient } from '../../support/raw-client.js'
+import { clientFrame, linkAs, RawClient } from '../../support/raw-client.js'
 import { ask, reply } from './ipc.js'
 import type { RoomsServerKind } from './rooms-server.js'
 
@@ -15,7 +15,6 @@ const quick = process.argv.includes('--quick')
 const roomCount = quick ? 200 : 2_000
 const roomSize = 4
 const concurrency = 50
-const version = '0.6.0'
 
 interface Server { child: ChildProcess, port: number, kind: RoomsServerKind }
 
@@ -35,15 +34,7 @@ async function stopServer (server: Server, clients: RawClient[]): Promise<void> 
 /** A client of `room`: linked as `username` (the plugin), or connected and joined to the room (Socket.IO). */
 async function enter (server: Server, room: string, username: string): Promise<RawClient> {
   if (server.kind === 'plugin') {
-    const client = await RawClient.open(server.port, `/link/${room}`)
-    // Its own krmx/linked is the last frame of the user list: users come in join order, and it joined last.
-    const own = Buffer.from(JSON.stringify({ type: 'krmx/linked', payload: { username } }))
-    await new Promise<void>(resolve => {
-      client.onFrame = payload => { if (payload.equals(own)) resolve() }
-      client.send(clientFrame(JSON.stringify({ type: 'krmx/link', payload: { username, version } })))
-    })
-    client.onFrame = () => {}
-    return client
+    return await linkAs(server.port, `/link/${room}`, username)
   }
   // Engine.IO 4 over a WebSocket: the open packet, the namespace's connect, then an event with an ack that joins the room.
   const client = await RawClient.open(server.port, '/socket.io/?EIO=4&transport=websocket')

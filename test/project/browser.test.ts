@@ -7,7 +7,7 @@ import { record } from '../helpers/events.js'
 
 // The demo page (npm start) in a real headless Chromium, Debian's (.ci/run installs it), driven by playwright-core:
 // two users link, see each other, chat; one comes back after it was away and keeps its user and what it missed;
-// one closes its page and the other sees it unlinked.
+// one closes its page and the other sees it unlinked. The channel picker: each channel is a room of its own.
 
 const executablePath = '/usr/bin/chromium'
 if (!existsSync(executablePath)) {
@@ -25,11 +25,16 @@ t.teardown(async () => {
   await app.close()
 })
 
-/** A new tab of its own (its own sessionStorage), with the page opened as `username`. */
-async function open (username: string): Promise<Page> {
+/** A new tab of its own (its own sessionStorage), with the page opened as `username` (in `room`, if given). */
+async function open (username: string, room?: string): Promise<Page> {
   const page = await (await browser.newContext()).newPage()
-  await page.goto(`http://127.0.0.1:${port}/?username=${username}`)
+  await page.goto(`http://127.0.0.1:${port}/?username=${username}${room === undefined ? '' : `&room=${room}`}`)
   return page
+}
+
+/** The channels a page's picker lists, and the one it is in. */
+async function channels (page: Page): Promise<Array<[string | null, boolean]>> {
+  return page.locator('[data-channel]').evaluateAll(links => links.map(link => [link.getAttribute('data-channel'), link.hasAttribute('aria-current')]))
 }
 
 /** The presence list of a page, as its elements say it. */
@@ -60,7 +65,7 @@ t.test('two pages link as two users, see each other and chat; one is away and co
   const bob = await open('bob')
   await until(() => presence(alice), [['alice', 'true'], ['bob', 'true']])
   await until(() => presence(bob), [['alice', 'true'], ['bob', 'true']])
-  t.equal(await alice.locator('#status').textContent(), 'linked as alice')
+  t.equal(await alice.locator('#status').textContent(), 'linked as alice in #general')
 
   await alice.locator('[data-chat]').fill('hello bob')
   await alice.locator('[data-chat]').press('Enter')
@@ -94,10 +99,11 @@ t.test('two pages link as two users, see each other and chat; one is away and co
 
   await alice.close()
   await until(() => presence(bob), [['alice', 'false'], ['bob', 'true']])
-  t.strictSame(app.linkServer.getUsers(), [{ username: 'alice', isLinked: false }, { username: 'bob', isLinked: true }])
+  t.strictSame(app.linkServer.room('general').getUsers(), [{ username: 'alice', isLinked: false }, { username: 'bob', isLinked: true }])
   // A link after the user was away replays what it missed, and what its connection had not confirmed yet (the
   // last 100 ms or so, up to all three lines): at least the one; the page drops a line it has. The reload's may replay nothing or more.
-  const lifecycle = events.filter(([event]) => event !== 'message')
+  t.strictSame(events.filter(([event]) => event === 'roomStart'), [['roomStart', 'room:general']], 'the channel general started with alice')
+  const lifecycle = events.filter(([event]) => event !== 'message' && event !== 'roomStart')
   const back = (lifecycle[5][2] as { replay: { replayed: number, lost: number } }).replay
   t.ok(back.replayed >= 1 && back.replayed <= 3 && back.lost === 0, `replayed ${JSON.stringify(back)}`)
   t.strictSame(lifecycle.map(([event, username, info], index) => event === 'link' && index < 4
@@ -109,4 +115,30 @@ t.test('two pages link as two users, see each other and chat; one is away and co
     ['unlink', 'bob'], ['link', 'bob'], // the reload
     ['unlink', 'alice']
   ])
+  t.ok(lifecycle.every(event => event.at(-1) === 'room:general'), 'every event of the channel general came with its room')
+})
+
+t.test('the channel picker: each channel is a room of its own; a page lists the channels, and moves to one picked or typed', async t => {
+  const dave = await open('dave')
+  const erin = await open('erin', 'games')
+  await until(() => presence(erin), [['erin', 'true']])
+  t.equal(await erin.locator('#status').textContent(), 'linked as erin in #games')
+  await until(() => presence(dave), [['alice', 'false'], ['bob', 'true'], ['dave', 'true']]) // general, as the test above left it
+  await until(() => channels(dave), [['games', false], ['general', true]])
+  await erin.locator('[data-chat]').fill('only in games')
+  await erin.locator('[data-chat]').press('Enter')
+  await until(() => lines(erin), ['erin: only in games'])
+  t.strictSame(await lines(dave), [], 'a line of games is not heard in general')
+
+  await dave.locator('[data-channel="games"]').click()
+  await until(() => presence(erin), [['dave', 'true'], ['erin', 'true']])
+  await until(() => presence(dave), [['dave', 'true'], ['erin', 'true']])
+  t.equal(await dave.locator('#status').textContent(), 'linked as dave in #games')
+  await until(() => channels(dave), [['games', true], ['general', false]])
+
+  await erin.locator('#channel input').fill('random')
+  await erin.locator('#channel input').press('Enter')
+  await until(async () => erin.locator('#status').textContent(), 'linked as erin in #random')
+  await until(() => presence(erin), [['erin', 'true']])
+  t.strictSame(await app.linkServer.getRooms(), ['games', 'general', 'random'])
 })

@@ -21,14 +21,14 @@ function withoutIds (received: Received[]): { frames: Received[], ids: string[] 
   }
 }
 
-t.test('the example chat server relays chat/say to everyone and chat/typing to the others, answers chat/ping, and logs every event', async t => {
+t.test('the example chat server relays chat/say to its channel and chat/typing to the others there, answers chat/ping, lists the channels, and logs every event', async t => {
   const logs: Array<Record<string, unknown>> = []
   const stream = { write: (line: string) => { logs.push(JSON.parse(line)) } }
   const app = await buildExample({ logger: { stream } })
   await app.ready()
-  const admin = new Client(await app.injectWS('/link'))
-  const alice = new Client(await app.injectWS('/link'))
-  const bob = new Client(await app.injectWS('/link'))
+  const admin = new Client(await app.injectWS('/link/general'))
+  const alice = new Client(await app.injectWS('/link/general'))
+  const bob = new Client(await app.injectWS('/link/general'))
   t.teardown(async () => {
     for (const client of [admin, alice, bob]) {
       client.ws.terminate()
@@ -55,6 +55,13 @@ t.test('the example chat server relays chat/say to everyone and chat/typing to t
   alice.send({ type: 'chat/ping', payload: { sent: 12.5 } })
   t.strictSame(await alice.take(1), [{ type: 'chat/pong', payload: { sent: 12.5 } }])
   t.strictSame(await bob.settle(), [])
+  const carol = new Client(await app.injectWS('/link/games'))
+  t.teardown(() => carol.ws.terminate())
+  t.strictSame(await carol.linked('carol', 3), [frames.accepted, frames.joined('carol'), frames.linked('carol')], 'another channel: its own users')
+  carol.send({ type: 'chat/say', payload: { text: 'in games' } })
+  t.strictSame(withoutIds(await carol.take(1)).frames, [{ type: 'chat/said', payload: { from: 'carol', text: 'in games' } }])
+  t.strictSame([await alice.settle(), await bob.settle()], [[], []], 'a line of one channel stays there')
+  t.strictSame((await app.inject('/channels')).json(), { channels: ['games', 'general'] })
   alice.send({ type: 'krmx/leave' })
   await alice.take(2)
   const appLogs = logs.filter(log => log.name === undefined && log.username !== undefined)
@@ -68,6 +75,9 @@ t.test('the example chat server relays chat/say to everyone and chat/typing to t
     ['link', 'bob', undefined],
     ['refused', 'alice', [{ path: '/payload', message: 'Expected object' }]],
     ['refused', 'alice', [{ path: '/type', message: 'Unregistered message type' }]],
+    ['authenticating', 'carol', undefined],
+    ['join', 'carol', undefined],
+    ['link', 'carol', undefined],
     ['unlink', 'alice', undefined],
     ['leave', 'alice', undefined]
   ])
@@ -78,8 +88,8 @@ t.test('the example chat server relays chat/say to everyone and chat/typing to t
 t.test('the example keeps sessions: a user who missed more than the replay holds gets the whole history after the replay', async t => {
   const app = await buildExample({ logger: false })
   await app.ready()
-  const alice = new Client(await app.injectWS('/link'))
-  const bob = new Client(await app.injectWS('/link'))
+  const alice = new Client(await app.injectWS('/link/general'))
+  const bob = new Client(await app.injectWS('/link/general'))
   t.teardown(async () => {
     for (const client of [alice, bob]) {
       client.ws.terminate()
@@ -117,9 +127,9 @@ t.test('with a Redis URL, two example instances share one user space: a chat/say
   await first.listen({ port: 0, host: '127.0.0.1' })
   await second.listen({ port: 0, host: '127.0.0.1' })
   const { connect } = await import('../helpers/clients.js')
-  const alice = await connect(first, '/link')
+  const alice = await connect(first, '/link/general')
   await alice.linked('alice', 3)
-  const bob = await connect(second, '/link')
+  const bob = await connect(second, '/link/general')
   t.strictSame(await bob.linked('bob', 5), [frames.accepted, frames.joined('alice'), frames.linked('alice'), frames.joined('bob'), frames.linked('bob')])
   t.strictSame(await alice.take(2), [frames.joined('bob'), frames.linked('bob')])
   alice.send({ type: 'chat/say', payload: { text: 'across instances' } })

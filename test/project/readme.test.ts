@@ -103,9 +103,9 @@ async function npmStart (t: Test): Promise<{ server: ReturnType<typeof start>, u
     }
   }
   clearTimeout(timeout)
-  t.match(listening?.url, /^ws:\/\/127\.0\.0\.1:\d+\/link$/, `the start log names the URL; the server printed: ${server.output.join('\n')}`)
+  t.match(listening?.url, /^ws:\/\/127\.0\.0\.1:\d+\/link\/:room$/, `the start log names the URL; the server printed: ${server.output.join('\n')}`)
   const { url, pid } = listening as { url: string, pid: number }
-  return { server, url, pid }
+  return { server, url: url.replace(':room', 'general'), pid } // the channel general
 }
 
 t.test("the README's client, run against npm start, is answered", async t => {

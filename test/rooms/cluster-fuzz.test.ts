@@ -6,8 +6,8 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { node, replay } from '../helpers/cluster.js'
 import { Client } from '../helpers/clients.js'
-import { version } from '../helpers/frames.js'
 import { RedisServer } from '../helpers/redis-server.js'
+import { type RoomsCommand, runRoomsCommand } from '../helpers/rooms-fuzz.js'
 import { eventually } from '../helpers/waits.js'
 
 // Randomized runs against three instances on one Redis, rooms on: six clients, each bound to one of three rooms by
@@ -25,10 +25,7 @@ const roomOf = (client: number): string => rooms[client % rooms.length]
 const redis = await RedisServer.start(t)
 let namespaces = 0
 
-type Command =
-  | { kind: 'link', client: number, node: number, username: string }
-  | { kind: 'unlink' | 'leave' | 'drop', client: number }
-  | { kind: 'kick' | 'serverUnlink' | 'join', node: number, room: string, username: string }
+type Command = RoomsCommand
 
 const clientIndex = fc.integer({ min: 0, max: clientCount - 1 })
 const nodeIndex = fc.integer({ min: 0, max: 2 })
@@ -63,28 +60,12 @@ t.test(`${runs} random runs on three instances and three rooms keep one connecti
     try {
       for (const step of commands) {
         commandsRun++
-        if (step.kind === 'link') {
-          if (clients[step.client] === undefined) {
-            const ws = new WebSocket(`ws://127.0.0.1:${(nodes[step.node].server.address() as { port: number }).port}/link/${roomOf(step.client)}`)
-            ws.on('error', () => {})
-            await once(ws, 'open')
-            clients[step.client] = new Client(ws)
-          }
-          ;(clients[step.client] as Client).send({ type: 'krmx/link', payload: { username: step.username, version } })
-        } else if ('client' in step) {
-          if (step.kind === 'drop') {
-            clients[step.client]?.ws.terminate()
-            clients[step.client] = undefined
-          } else {
-            clients[step.client]?.send({ type: `krmx/${step.kind}` })
-          }
-        } else {
-          const room = nodes[step.node].linkServer.room(step.room)
-          const act = { kick: () => room.kick(step.username), serverUnlink: () => room.unlink(step.username), join: () => room.join(step.username) }[step.kind]
-          try {
-            await act().catch(() => {}) // a conflict only Redis saw
-          } catch {} // a misuse this instance saw
-        }
+        await runRoomsCommand(step, clients, async (index, at) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${(nodes[at].server.address() as { port: number }).port}/link/${roomOf(index)}`)
+          ws.on('error', () => {})
+          await once(ws, 'open')
+          return new Client(ws)
+        }, at => nodes[at].linkServer)
       }
       // Settled: every instance holds the same rooms, and they stay so after every client answered.
       let settled = ''

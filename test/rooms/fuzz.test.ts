@@ -6,7 +6,7 @@ import WebSocket from 'ws'
 import { build } from '../helpers/app.js'
 import { replay } from '../helpers/cluster.js'
 import { Client, urlOf } from '../helpers/clients.js'
-import { version } from '../helpers/frames.js'
+import { type RoomsCommand, runRoomsCommand } from '../helpers/rooms-fuzz.js'
 import { eventually } from '../helpers/waits.js'
 
 // Randomized runs against one instance with rooms on: six clients, each bound to one of three rooms by its URL, link
@@ -22,10 +22,7 @@ const clientCount = 6
 /** The room of client `i`, for its whole life. */
 const roomOf = (client: number): string => rooms[client % rooms.length]
 
-type Command =
-  | { kind: 'link', client: number, username: string }
-  | { kind: 'unlink' | 'leave' | 'drop', client: number }
-  | { kind: 'kick' | 'serverUnlink' | 'join', room: string, username: string }
+type Command = RoomsCommand
 
 const client = fc.integer({ min: 0, max: clientCount - 1 })
 const username = fc.constantFrom(...usernames)
@@ -50,23 +47,7 @@ t.test(`${runs} random runs over three rooms keep one connection per user per ro
     try {
       for (const step of commands) {
         commandsRun++
-        if (step.kind === 'link') {
-          clients[step.client] ??= await open(step.client)
-          ;(clients[step.client] as Client).send({ type: 'krmx/link', payload: { username: step.username, version } })
-        } else if ('client' in step) {
-          if (step.kind === 'drop') {
-            clients[step.client]?.ws.terminate()
-            clients[step.client] = undefined
-          } else {
-            clients[step.client]?.send({ type: `krmx/${step.kind}` })
-          }
-        } else {
-          const room = server.room(step.room)
-          const act = { kick: () => room.kick(step.username), serverUnlink: () => room.unlink(step.username), join: () => room.join(step.username) }[step.kind]
-          try {
-            await act()
-          } catch {} // a misuse: the user is not there, is not linked, or exists
-        }
+        await runRoomsCommand(step, clients, async index => await open(index), () => server)
       }
       // Settled: every open client answered a ping after all it was sent (a takeover may have closed one meanwhile).
       const openClients = (): Array<readonly [Client, number]> => clients.map((client, index) => [client, index] as const)

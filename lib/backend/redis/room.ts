@@ -25,7 +25,11 @@ export class RedisRoom implements RoomBackend {
   /** Whether this node serves the room, its user space loaded. */
   loaded = false
 
-  constructor (node: RedisNode, name: string, sink: BackendSink) {
+  /** Resolves when this node finished giving up the room before (a room is served again only after). */
+  readonly #after: Promise<void> | undefined
+
+  constructor (node: RedisNode, name: string, sink: BackendSink, after?: Promise<void>) {
+    this.#after = after
     const parts = { ...node, space: new RedisSpace(node.redis, name, node.nodeId), sink, served: async () => await this.serve() } as Partial<RedisParts> as RedisParts
     Object.assign(parts, {
       reader: new LogReader(parts),
@@ -50,6 +54,7 @@ export class RedisRoom implements RoomBackend {
 
   async #start (): Promise<void> {
     const { redis, options, nodeId, liveness, reader, space, beat } = this.parts
+    await this.#after
     if (beat.replaced) {
       throw new Error('another instance started with this node\'s id') // it serves the rooms now
     }
