@@ -60,12 +60,12 @@ t.test('a clean clone packs the built package: both module formats, their declar
   const expected = ['LICENSE', 'README.md', 'package.json']
   for (const format of ['esm', 'cjs']) {
     expected.push(`dist/${format}/package.json`)
-    for (const module of ['index', 'testing', 'lib/backend/redis', 'lib/metrics', 'types/index']) {
+    for (const module of ['index', 'testing', 'client', 'lib/backend/redis', 'lib/metrics', 'types/index']) {
       expected.push(`dist/${format}/${module}.js`, `dist/${format}/${module}.d.ts`)
     }
   }
   t.strictSame(expected.filter(path => !paths.includes(path)), [], 'nothing the package exports is missing')
-  t.strictSame(paths.filter(path => !expected.includes(path) && !/^dist\/(esm|cjs)\/(index|testing|lib\/.+|types\/index)\.(js|d\.ts)$/.test(path)), [],
+  t.strictSame(paths.filter(path => !expected.includes(path) && !/^dist\/(esm|cjs)\/(index|testing|client|lib\/.+|types\/index)\.(js|d\.ts)$/.test(path)), [],
     'and it holds nothing else: no sources, tests or benchmarks')
 })
 

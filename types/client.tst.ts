@@ -1,0 +1,38 @@
+import { Type } from '@sinclair/typebox'
+import { expect, test } from 'tstyche'
+import { createLinkClient, type LinkClientSnapshot } from '../client.js'
+import type { LinkServerOptions, LinkUser } from '../index.js'
+
+const options = {
+  messages: { 'chat/say': Type.Object({ text: Type.String() }), 'chat/typing': Type.Undefined() },
+  serverMessages: { 'chat/said': Type.Object({ from: Type.String(), text: Type.String() }) },
+  strictMessages: true
+} satisfies LinkServerOptions
+const client = createLinkClient<typeof options>('ws://127.0.0.1:3000/link')
+
+test('the options are the server\'s', () => {
+  expect(options.strictMessages).type.toBe<true>()
+})
+
+test('send takes only the types and payloads of the server\'s messages', () => {
+  expect(client.send({ type: 'chat/say', payload: { text: 'hi' } })).type.toBe<boolean>()
+  expect(client.send({ type: 'chat/typing' })).type.toBe<boolean>()
+  expect(client.send).type.not.toBeCallableWith({ type: 'chat/say', payload: { text: 5 } })
+  expect(client.send).type.not.toBeCallableWith({ type: 'chat/shout', payload: { text: 'hi' } })
+  expect(client.send).type.not.toBeCallableWith({ type: 'chat/say' })
+})
+
+test('message listeners get the payload types of serverMessages', () => {
+  client.on('message', message => {
+    expect(message).type.toBe<{ type: 'chat/said', payload: { from: string, text: string } }>()
+  })
+  client.on('join', username => { expect(username).type.toBe<string>() })
+  expect(client.on).type.not.toBeCallableWith('nonsense', () => {})
+})
+
+test('link resolves with the users; the store is a snapshot and a subscription', async () => {
+  expect(await client.link('alice', { auth: async () => 'token' })).type.toBe<LinkUser[]>()
+  expect(client.getSnapshot()).type.toBe<LinkClientSnapshot>()
+  expect(client.subscribe(() => {})).type.toBe<() => void>()
+  expect(createLinkClient('ws://host/link').send({ type: 'anything', payload: { at: 'all' } })).type.toBe<boolean>()
+})
