@@ -14,3 +14,4 @@ export {
   type SocketLike
 } from './lib/client/link-client.js'
 export { backoffDelay, type ReconnectOptions } from './lib/client/backoff.js'
+export { type MessageValidator, validateMessages } from './lib/client/validate.js'

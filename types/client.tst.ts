@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import { expect, test } from 'tstyche'
-import { createLinkClient, type LinkClientSnapshot } from '../client.js'
-import type { LinkServerOptions, LinkUser } from '../index.js'
+import { createLinkClient, type LinkClientSnapshot, type MessageValidator, validateMessages } from '../client.js'
+import type { LinkMessage, LinkMessageError, LinkServerOptions, LinkUser } from '../index.js'
 
 const options = {
   messages: { 'chat/say': Type.Object({ text: Type.String() }), 'chat/typing': Type.Undefined() },
@@ -35,4 +35,13 @@ test('link resolves with the users; the store is a snapshot and a subscription',
   expect(client.getSnapshot()).type.toBe<LinkClientSnapshot>()
   expect(client.subscribe(() => {})).type.toBe<() => void>()
   expect(createLinkClient('ws://host/link').send({ type: 'anything', payload: { at: 'all' } })).type.toBe<boolean>()
+})
+
+test('validateMessages makes a validator of the server\'s schemas; invalid messages reach invalidMessage listeners', () => {
+  expect(validateMessages(options.serverMessages)).type.toBe<MessageValidator>()
+  expect(validateMessages).type.not.toBeCallableWith({ 'chat/said': 'not a schema' })
+  client.on('invalidMessage', (message, errors) => {
+    expect(message).type.toBe<LinkMessage>()
+    expect(errors).type.toBe<readonly LinkMessageError[]>()
+  })
 })

@@ -1,5 +1,6 @@
-import type { IncomingMessage, LinkMessage, LinkSchemas, LinkUser, OutgoingMessage } from '../../types/index.js'
+import type { IncomingMessage, LinkMessage, LinkMessageError, LinkSchemas, LinkUser, OutgoingMessage } from '../../types/index.js'
 import { backoffDelay, type ReconnectOptions, type ResolvedReconnect, resolveReconnect } from './backoff.js'
+import type { MessageValidator } from './validate.js'
 import { ClientState, type LinkClientSnapshot, type LinkClientStatus } from './state.js'
 
 export type { LinkClientSnapshot, LinkClientStatus }
@@ -27,6 +28,11 @@ export interface LinkClientOptions {
   version?: string
   /** The random numbers of the jitter, `Math.random` by default (a test gives its own). */
   random?: () => number
+  /**
+   * Checks each application message the server sends (see `validateMessages`): one with errors is not handed to the
+   * `message` listeners, but to the `invalidMessage` ones, with its errors.
+   */
+  validate?: MessageValidator
 }
 
 export interface LinkOptions {
@@ -51,6 +57,7 @@ type Events<S extends LinkSchemas> = {
   unlink: (username: string) => void
   leave: (username: string) => void
   status: (status: LinkClientStatus) => void
+  invalidMessage: (message: LinkMessage, errors: readonly LinkMessageError[]) => void
 }
 
 /** The close code of a connection taken over by a newer one of the same user (the server's `closeCodeTakenOver`). */
@@ -65,7 +72,7 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
   readonly #url: string
   readonly #Socket: SocketConstructor
   readonly #reconnect: ResolvedReconnect | undefined
-  readonly #options: { alreadyLinkedRetries: number, version: string, random: () => number }
+  readonly #options: { alreadyLinkedRetries: number, version: string, random: () => number, validate: MessageValidator | undefined }
   #socket: SocketLike | undefined
   readonly #state = new ClientState()
   #auth: LinkOptions['auth']
@@ -85,7 +92,7 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
     this.#url = url
     this.#Socket = Socket
     this.#reconnect = resolveReconnect(options.reconnect)
-    this.#options = { alreadyLinkedRetries: options.alreadyLinkedRetries ?? 5, version: options.version ?? '0.6.0', random: options.random ?? Math.random }
+    this.#options = { alreadyLinkedRetries: options.alreadyLinkedRetries ?? 5, version: options.version ?? '0.6.0', random: options.random ?? Math.random, validate: options.validate }
   }
 
   /** Connects and links as `username`; resolves with the users once linked, rejects with the server's reason (`LinkRefusedError`). */
@@ -202,8 +209,14 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
           this.#end('kicked') // the server made the user leave: coming back would not be wanted
         }
         return
-      default:
-        this.#state.emit('message', frame)
+      default: {
+        const errors = this.#options.validate?.(frame as LinkMessage)
+        if (errors === undefined) {
+          this.#state.emit('message', frame)
+        } else {
+          this.#state.emit('invalidMessage', frame, errors)
+        }
+      }
     }
   }
 

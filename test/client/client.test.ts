@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
-import { backoffDelay, createLinkClient, type LinkClient, type LinkClientOptions, LinkRefusedError } from '../../client.js'
+import { backoffDelay, createLinkClient, type LinkClient, type LinkClientOptions, LinkRefusedError, validateMessages } from '../../client.js'
 import type { LinkServerOptions } from '../../index.js'
 import { build } from '../helpers/app.js'
 import { connect, urlOf } from '../helpers/clients.js'
@@ -218,4 +218,49 @@ t.test('what the server sends is input: a frame that is not JSON, or has no stri
   t.strictSame(await alice.link('alice'), [{ username: 'alice', isLinked: true }])
   await eventually(() => messages.length === 1, () => JSON.stringify(messages))
   t.strictSame(messages, [{ type: 'hello', payload: 1 }])
+})
+
+t.test('with validateMessages, a message the server sends that fails its schema, or has no schema, goes to invalidMessage with its errors', async t => {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => wss.close())
+  wss.on('connection', socket => {
+    socket.on('message', () => {
+      for (const frame of ['{"type":"krmx/accepted"}', '{"type":"krmx/joined","payload":{"username":"alice"}}', '{"type":"krmx/linked","payload":{"username":"alice"}}',
+        '{"type":"chat/said","payload":{"from":"bob","text":"fine"}}', '{"type":"chat/said","payload":{"from":5}}', '{"type":"chat/shout"}', '{"type":"constructor"}']) {
+        socket.send(frame)
+      }
+    })
+  })
+  await new Promise(resolve => wss.once('listening', resolve))
+  const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}/`
+  const heard = async (validate: LinkClientOptions['validate']): Promise<unknown[]> => {
+    const alice = createLinkClient<typeof options>(url, { WebSocket: WebSocket as unknown as LinkClientOptions['WebSocket'], validate })
+    t.teardown(() => alice.close())
+    const seen: unknown[] = []
+    alice.on('message', message => seen.push(['message', message]))
+    alice.on('invalidMessage', (message, errors) => seen.push(['invalid', message, errors]))
+    await alice.link('alice')
+    await eventually(() => seen.length === 4, () => JSON.stringify(seen))
+    return seen
+  }
+  t.strictSame(await heard(validateMessages(options.serverMessages)), [
+    ['message', { type: 'chat/said', payload: { from: 'bob', text: 'fine' } }],
+    ['invalid', { type: 'chat/said', payload: { from: 5 } }, [
+      { path: '/payload/text', message: 'Expected required property' },
+      { path: '/payload/from', message: 'Expected string' },
+      { path: '/payload/text', message: 'Expected string' }
+    ]],
+    ['invalid', { type: 'chat/shout' }, [{ path: '/type', message: 'Unregistered message type' }]],
+    ['invalid', { type: 'constructor' }, [{ path: '/type', message: 'Unregistered message type' }]]
+  ])
+  t.strictSame(await heard(validateMessages(options.serverMessages, { strict: false })), [
+    ['message', { type: 'chat/said', payload: { from: 'bob', text: 'fine' } }],
+    ['invalid', { type: 'chat/said', payload: { from: 5 } }, [
+      { path: '/payload/text', message: 'Expected required property' },
+      { path: '/payload/from', message: 'Expected string' },
+      { path: '/payload/text', message: 'Expected string' }
+    ]],
+    ['message', { type: 'chat/shout' }],
+    ['message', { type: 'constructor' }]
+  ], 'not strict: a type without a schema passes')
 })
