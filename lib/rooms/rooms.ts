@@ -49,12 +49,12 @@ export class Rooms {
   }
 
   /**
-   * In a cluster: the room `name`, served by this node for `leaseMilliseconds` more (its API is used, or the heartbeat
+   * In a cluster: the room `name`, served by this node a lease more (its API is used, or the heartbeat
    * found it needs a node) even with no connection in it.
    */
   lease (name: string): Room {
     const room = this.open(name)
-    room.servedUntil = Math.max(room.servedUntil, performance.now() + this.#leaseMilliseconds)
+    this.#extend(room)
     if (!room.loaded) {
       room.serve().catch(() => {}) // told to whoever waits for it; tried again when next asked
     }
@@ -68,14 +68,15 @@ export class Rooms {
   disconnected (room: Room): void {
     room.connections--
     if (this.#parts.backend.keepsRooms) {
-      room.servedUntil = Math.max(room.servedUntil, performance.now() + this.#leaseMilliseconds)
+      this.#extend(room)
     }
     this.release(room)
   }
 
-  /** How long a room is served with no connection in it after its API was used: twice a node's timeout (only a cluster leases). */
-  get #leaseMilliseconds (): number {
-    return 2 * (this.#parts.options.cluster as ResolvedClusterOptions).nodeTimeoutMilliseconds
+  /** `room` is served a lease more with no connection in it: twice a node's timeout (only a cluster leases). */
+  #extend (room: Room): void {
+    const lease = 2 * (this.#parts.options.cluster as ResolvedClusterOptions).nodeTimeoutMilliseconds
+    room.servedUntil = Math.max(room.servedUntil, performance.now() + lease)
   }
 
   /** What the backend asks of the rooms: serve the rooms its heartbeat found need a node; the round trips, with metrics on. */

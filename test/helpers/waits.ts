@@ -16,6 +16,20 @@ export async function eventually (check: () => boolean, describe: () => string, 
   }
 }
 
+/**
+ * Polls `read` every 50 ms until it answers `wanted` (compared as JSON), for at most `timeoutMilliseconds`; answers
+ * what it read last, for the caller to assert (so that a failure shows what was there).
+ */
+export async function settlesTo<T> (read: () => Promise<T>, wanted: T, timeoutMilliseconds = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMilliseconds
+  let value = await read()
+  while (JSON.stringify(value) !== JSON.stringify(wanted) && Date.now() < deadline) {
+    await new Promise(resolve => setTimeout(resolve, 50))
+    value = await read()
+  }
+  return value
+}
+
 /** How many timers are active in this process. */
 export function timerCount (): number {
   return process.getActiveResourcesInfo().filter(resource => resource === 'Timeout').length

@@ -9,7 +9,7 @@ import { linkTo, node, nodeTimeoutMilliseconds, type NodeOptions, replay, spawnN
 import { record } from '../helpers/events.js'
 import { frames } from '../helpers/frames.js'
 import { RedisServer } from '../helpers/redis-server.js'
-import { eventually } from '../helpers/waits.js'
+import { eventually, settlesTo } from '../helpers/waits.js'
 
 const { accepted, joined, linked, unlinked, left, rejected } = frames
 const path = '/link/:room'
@@ -57,13 +57,8 @@ t.test('the API on a room from an instance with no connection in it: broadcast, 
   await t.rejects(b.linkServer.room('43').kick('nobody'), { code: 'FST_LINK_UNKNOWN_USER' }, 'a room that does not exist has no one to kick')
   await t.rejects(b.linkServer.room('44').unlink('nobody'), { code: 'FST_LINK_UNKNOWN_USER' }, 'nor to unlink')
   t.throws(() => b.linkServer.room('43').unlink('nobody'), { code: 'FST_LINK_UNKNOWN_USER' }, 'loaded now: what b can see is thrown at once')
-  const deadline = Date.now() + 4 * nodeTimeoutMilliseconds + 3_000
-  let served = await subscriptions('b')
-  while (served.logs > 0 && Date.now() < deadline) {
-    await new Promise(resolve => setTimeout(resolve, 200))
-    served = await subscriptions('b')
-  }
-  t.strictSame(served, { messages: 0, logs: 0 }, 'b gives the rooms up once its API left them alone for twice the node timeout')
+  t.strictSame(await settlesTo(async () => await subscriptions('b'), { messages: 0, logs: 0 }, 4 * nodeTimeoutMilliseconds + 3_000),
+    { messages: 0, logs: 0 }, 'b gives the rooms up once its API left them alone for twice the node timeout')
 })
 
 t.test('rooms spread over 3 instances: each room one user space, each instance subscribed to the rooms it serves only', async t => {

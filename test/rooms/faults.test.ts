@@ -9,22 +9,11 @@ import { LogRecorder, record } from '../helpers/events.js'
 import { frames } from '../helpers/frames.js'
 import { RedisServer } from '../helpers/redis-server.js'
 import { ReplyCutter } from '../helpers/reply-cutter.js'
-import { eventually, unhandledRejections } from '../helpers/waits.js'
+import { eventually, settlesTo, unhandledRejections } from '../helpers/waits.js'
 
 const { accepted, joined, linked, unlinked, left, rejected } = frames
 const path = '/link/:room'
 const redis = await RedisServer.start(t)
-
-/** Polls `read` every 50 ms until it answers `wanted` (then answers it) or 5 s pass (then answers what it last read). */
-async function until<T> (read: () => Promise<T>, wanted: T): Promise<T> {
-  const deadline = Date.now() + 5_000
-  let value = await read()
-  while (JSON.stringify(value) !== JSON.stringify(wanted) && Date.now() < deadline) {
-    await new Promise(resolve => setTimeout(resolve, 50))
-    value = await read()
-  }
-  return value
-}
 
 t.test('Redis stopped, then restarted empty: rooms refuse meanwhile with coded errors, then come back whole, the registry too', async t => {
   const rejections = unhandledRejections(t)
@@ -48,9 +37,9 @@ t.test('Redis stopped, then restarted empty: rooms refuse meanwhile with coded e
   await redis.restart()
   const admin = new Redis(redis.url)
   t.teardown(() => admin.disconnect())
-  t.strictSame(await until(async () => await admin.zrange('{outage:x}:users', 0, -1), ['alice']), ['alice'], 'each room\'s users are registered again')
-  t.strictSame(await until(async () => await a.linkServer.getRooms(), ['x', 'y']), ['x', 'y'], 'and the registry lists their rooms again')
-  t.strictSame(await until(async () => await admin.smembers('{outage}:served:a'), ['x']), ['x'],
+  t.strictSame(await settlesTo(async () => await admin.zrange('{outage:x}:users', 0, -1), ['alice']), ['alice'], 'each room\'s users are registered again')
+  t.strictSame(await settlesTo(async () => await a.linkServer.getRooms(), ['x', 'y']), ['x', 'y'], 'and the registry lists their rooms again')
+  t.strictSame(await settlesTo(async () => await admin.smembers('{outage}:served:a'), ['x']), ['x'],
     'the rooms a serves are listed again (not those it could not serve while Redis was away: they are served when next used)')
   await eventually(() => logs.lines.some(line => line.msg === 'the cluster is available again'), () => JSON.stringify(logs.lines))
   t.strictSame(await newcomer.linked('carol', 3), [accepted, joined('carol'), linked('carol')], 'and links are taken again')
@@ -87,7 +76,7 @@ t.test('a link that never came takes its room out of the registry; what a dead i
   t.teardown(() => admin.disconnect())
   const refused = await connect(a, '/link/refused')
   t.strictSame(await refused.linked('alice', 1), [rejected('not you')])
-  t.strictSame(await until(async () => await admin.hkeys('{ghosts}:rooms'), []), [], 'its release ended the room it was admitted for')
+  t.strictSame(await settlesTo(async () => await admin.hkeys('{ghosts}:rooms'), []), [], 'its release ended the room it was admitted for')
   t.equal(await admin.get('{ghosts:refused}:ended') !== null, true, 'the incarnation it was given ended: a link made with it would be refused')
 
   // An instance that died between admitting a room and releasing its claim leaves an entry: pruned once older than a
@@ -118,7 +107,7 @@ t.test('a room whose incarnation ended refuses a link made with it: the registry
   t.equal(await admin.get('{stale:old}:inc'), incarnation, 'the room has it')
   alice.send({ type: 'krmx/leave' })
   t.strictSame(await alice.take(2), [unlinked('alice'), left('alice')])
-  t.strictSame(await until(async () => await admin.hkeys('{stale}:rooms'), []), [], 'its end removed it from the registry')
+  t.strictSame(await settlesTo(async () => await admin.hkeys('{stale}:rooms'), []), [], 'its end removed it from the registry')
 })
 
 t.test('a room that ended but whose removal from the registry was lost is said so, and listed until pruned', async t => {
@@ -140,7 +129,7 @@ t.test('a room that ended but whose removal from the registry was lost is said s
   t.match(line, { msg: 'an ended room could not be removed from the registry; listing the rooms removes it', room: 'gone' })
   t.strictSame(events.at(-1), ['roomEnd', 'room:gone'])
 
-  const back = await until(async () => await a.linkServer.room('back').load().then(() => true, () => false), true)
+  const back = await settlesTo(async () => await a.linkServer.room('back').load().then(() => true, () => false), true)
   t.equal(back, true, 'the cut connection is back')
   cutter.cutReplyTo(dropRoomScript)
   const refused = await connect(a, '/link/refused')
