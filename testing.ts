@@ -9,7 +9,8 @@ import type { IncomingMessage, LinkMessage, LinkSchemas, LinkServerSchemas, Link
 
 /** A frame of the Krmx protocol that a client receives. */
 export type ProtocolFrame =
-  | { type: 'krmx/accepted', payload?: undefined }
+  | { type: 'krmx/accepted', payload?: { session: { user: number, last?: number } } }
+  | { type: 'krmx/pong', payload?: undefined }
   | { type: 'krmx/rejected', payload: { reason: string } }
   | { type: 'krmx/joined', payload: { username: string } }
   | { type: 'krmx/linked', payload: { username: string } }
@@ -35,7 +36,8 @@ export type TestFrameOf<S extends LinkSchemas, K extends string> = K extends Pro
 /** What a client sends: an application message (typed by `messages`), or a protocol request. */
 export type ClientFrame<S extends LinkSchemas = LinkServerSchemas> =
   | IncomingMessage<S>
-  | { type: 'krmx/link', payload: { username: string, version: string, auth?: string } }
+  | { type: 'krmx/link', payload: { username: string, version: string, auth?: string, session?: { user?: number, last?: number } } }
+  | { type: 'krmx/ping' }
   | { type: 'krmx/unlink' }
   | { type: 'krmx/leave' }
 

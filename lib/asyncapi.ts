@@ -25,18 +25,31 @@ interface Entry {
 }
 
 const channel = 'link'
+const counter = { type: 'integer', minimum: 0 }
 const usernamePayload = { type: 'object', properties: { username: { type: 'string' } }, required: ['username'] }
 
 // The frames of the protocol itself (see the protocol table of the README), from the server's side.
 const protocolEntries: readonly Entry[] = [
   protocolEntry('receive', 'krmx/link', 'Link this connection to a user.', {
     type: 'object',
-    properties: { username: { type: 'string' }, version: { type: 'string' }, auth: { type: 'string' } },
+    properties: {
+      username: { type: 'string' },
+      version: { type: 'string' },
+      auth: { type: 'string' },
+      session: { type: 'object', properties: { user: counter, last: counter } }
+    },
     required: ['username', 'version']
   }),
   protocolEntry('receive', 'krmx/unlink', 'Unlink the user of this connection; the connection stays open.'),
   protocolEntry('receive', 'krmx/leave', 'The user of this connection leaves the server.'),
-  protocolEntry('send', 'krmx/accepted', 'The link request of this connection was accepted.'),
+  protocolEntry('receive', 'krmx/ping', 'Session extension: is the connection alive? Answered with krmx/pong.'),
+  {
+    ...protocolEntry('send', 'krmx/accepted', 'The link request of this connection was accepted.', {
+      type: 'object', properties: { session: { type: 'object', properties: { user: counter, last: counter }, required: ['user'] } }
+    }),
+    payloadRequired: false // a payload only for a link that asked for the session extension
+  },
+  protocolEntry('send', 'krmx/pong', 'Session extension: the answer to krmx/ping.'),
   protocolEntry('send', 'krmx/rejected', 'The link request (or frame) of this unlinked connection was refused.', {
     type: 'object', properties: { reason: { type: 'string' } }, required: ['reason']
   }),

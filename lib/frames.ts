@@ -8,11 +8,22 @@ export const FrameSchema = Type.Object({
 })
 export type Frame = Static<typeof FrameSchema>
 
+/**
+ * The session extension a client asks for in its link request (`docs/protocol.md#the-session-extension`): the user
+ * (its join order) and the number of the last message it received from it, when it was linked to it before.
+ */
+export const LinkSessionSchema = Type.Object({
+  user: Type.Optional(Type.Integer({ minimum: 0 })),
+  last: Type.Optional(Type.Integer({ minimum: 0 }))
+})
+export type LinkSession = Static<typeof LinkSessionSchema>
+
 /** The payload of `krmx/link`. */
 export const LinkPayloadSchema = Type.Object({
   username: Type.String(),
   version: Type.String(),
-  auth: Type.Optional(Type.String())
+  auth: Type.Optional(Type.String()),
+  session: Type.Optional(LinkSessionSchema)
 })
 export type LinkPayload = Static<typeof LinkPayloadSchema>
 
@@ -24,6 +35,8 @@ export const protocolPrefix = 'krmx/'
 export const linkType = 'krmx/link'
 export const unlinkType = 'krmx/unlink'
 export const leaveType = 'krmx/leave'
+/** With the session extension: a linked client asks whether the connection still carries (a browser cannot see pings). */
+export const pingType = 'krmx/ping'
 
 /** Marks a parsed frame that is nested deeper than the limit: no schema is run on it. */
 export const kTooDeep = Symbol('fastify-link-server.tooDeep')
@@ -129,12 +142,29 @@ export function encodeText (text: string): EncodedFrame {
   return new EncodedFrame(bytes)
 }
 
+/**
+ * The frame of an application message with its number for a session client: `{"seq":<number>,` and the rest of the
+ * message's JSON object after its `{`, copied as bytes.
+ */
+export function numberedFrame (frame: EncodedFrame, number: number): EncodedFrame {
+  const prefix = `{"seq":${number},`
+  const payload = frame.payload
+  const length = prefix.length + payload.length - 1
+  const bytes = Buffer.allocUnsafe(frameLength(length))
+  const offset = writeText(bytes, 0, prefix, length) // the header for the whole length, then the prefix
+  payload.copy(bytes, offset, 1)
+  return new EncodedFrame(bytes)
+}
+
 /** The length of a server frame of `length` payload bytes. */
 function frameLength (length: number): number {
   return (length < 126 ? 2 : length < 65_536 ? 4 : 10) + length
 }
 
-/** Writes `text`, of `length` bytes, as a server text frame into `bytes` at `offset`; returns the offset after it. */
+/**
+ * Writes a server text frame header for `length` payload bytes into `bytes` at `offset`, then `text` (which may be
+ * the start of the payload only); returns the offset after `text`.
+ */
 function writeText (bytes: Buffer, offset: number, text: string, length: number): number {
   bytes[offset] = 0x81
   let header = 2
@@ -169,6 +199,17 @@ export function userFrames (username: string): { bytes: Buffer, joinedEnd: numbe
 }
 
 export const acceptedFrame = encodeText(JSON.stringify({ type: 'krmx/accepted' }))
+
+/**
+ * The `krmx/accepted` of a link that asked for the session extension: the user's join order, and with replay on the
+ * number of the last message before the first one this connection is sent.
+ */
+export function sessionAcceptedFrame (user: number, last: number | undefined): EncodedFrame {
+  return encodeText(JSON.stringify({ type: 'krmx/accepted', payload: { session: { user, last } } }))
+}
+
+/** The answer to `krmx/ping`. */
+export const pongFrame = encodeText(JSON.stringify({ type: 'krmx/pong' }))
 
 export function rejectedFrame (reason: string): EncodedFrame {
   return encodeText(JSON.stringify({ type: 'krmx/rejected', payload: { reason } }))

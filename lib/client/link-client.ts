@@ -22,7 +22,10 @@ export interface LinkClientOptions {
   WebSocket?: SocketConstructor
   /** How to come back after a dropped connection; `false`: never. */
   reconnect?: ReconnectOptions | false
-  /** How many times in a row a link refused with `already linked` is tried again (the old connection may be a half-open one the server has not noticed yet). Default 5. */
+  /**
+   * How many times in a row a reconnection refused with `already linked` is tried again (the old connection may be a
+   * half-open one the server has not noticed yet, or be on an instance that died). Default 10.
+   */
   alreadyLinkedRetries?: number
   /** The Krmx version sent in the link request. Default `0.6.0`. */
   version?: string
@@ -33,6 +36,13 @@ export interface LinkClientOptions {
    * `message` listeners, but to the `invalidMessage` ones, with its errors.
    */
   validate?: MessageValidator
+  /**
+   * How often, while linked to a server that speaks the session extension, the client checks that the connection
+   * still carries: when nothing arrived for this long it sends `krmx/ping`, and when nothing arrived for as long
+   * again, it takes the connection as dead and reconnects (a half-open TCP connection is found in 2 to 3 intervals).
+   * Default 5,000; `false`: never.
+   */
+  heartbeatMilliseconds?: number | false
 }
 
 export interface LinkOptions {
@@ -58,6 +68,8 @@ type Events<S extends LinkSchemas> = {
   leave: (username: string) => void
   status: (status: LinkClientStatus) => void
   invalidMessage: (message: LinkMessage, errors: readonly LinkMessageError[]) => void
+  /** After a reconnection: how many messages the server could no longer replay (its bounds dropped them); resync. */
+  lost: (count: number) => void
 }
 
 /** The close code of a connection taken over by a newer one of the same user (the server's `closeCodeTakenOver`). */
@@ -69,11 +81,22 @@ const alreadyLinked = /^user .* is already linked to a connection$/
  * of `messages`, what it hears one of `serverMessages`.
  */
 export class LinkClient<S extends LinkSchemas = LinkSchemas> {
-  readonly #url: string
+  readonly #urls: readonly string[]
+  /** How many connections were opened: the next one goes to the next URL of the list. */
+  #opened = 0
   readonly #Socket: SocketConstructor
   readonly #reconnect: ResolvedReconnect | undefined
-  readonly #options: { alreadyLinkedRetries: number, version: string, random: () => number, validate: MessageValidator | undefined }
+  readonly #options: { alreadyLinkedRetries: number, version: string, random: () => number, validate: MessageValidator | undefined, heartbeat: number | false }
   #socket: SocketLike | undefined
+  /**
+   * The session extension, once a server accepted it: the user's join order, and with replay on the number of the
+   * last message handed to the app (`undefined`: messages are not numbered).
+   */
+  #session: { user: number, last: number | undefined } | undefined
+  /** The heartbeat's timer, and whether a frame arrived since its last tick, and a ping is on its way. */
+  #heartbeat: ReturnType<typeof setInterval> | undefined
+  #heard = false
+  #pinged = false
   readonly #state = new ClientState()
   #auth: LinkOptions['auth']
   /** Tries of the current reconnection (0 once linked), and of `already linked` refusals in a row. */
@@ -84,15 +107,24 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
   /** Whether the user was linked once: a drop then reconnects. */
   #wasLinked = false
 
-  constructor (url: string, options: LinkClientOptions = {}) {
+  constructor (url: string | readonly string[], options: LinkClientOptions = {}) {
     const Socket = options.WebSocket ?? (globalThis as { WebSocket?: SocketConstructor }).WebSocket
     if (Socket === undefined) {
       throw new TypeError('no WebSocket: give one with createLinkClient(url, { WebSocket }) (in Node 20, the one of the ws package)')
     }
-    this.#url = url
+    this.#urls = typeof url === 'string' ? [url] : url
+    if (this.#urls.length === 0) {
+      throw new TypeError('createLinkClient needs a URL, or a list of at least one')
+    }
     this.#Socket = Socket
     this.#reconnect = resolveReconnect(options.reconnect)
-    this.#options = { alreadyLinkedRetries: options.alreadyLinkedRetries ?? 5, version: options.version ?? '0.6.0', random: options.random ?? Math.random, validate: options.validate }
+    this.#options = {
+      alreadyLinkedRetries: options.alreadyLinkedRetries ?? 10,
+      version: options.version ?? '0.6.0',
+      random: options.random ?? Math.random,
+      validate: options.validate,
+      heartbeat: options.heartbeatMilliseconds ?? 5_000
+    }
   }
 
   /** Connects and links as `username`; resolves with the users once linked, rejects with the server's reason (`LinkRefusedError`). */
@@ -146,7 +178,7 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
 
   #open (): void {
     this.#state.set({ status: this.#wasLinked ? 'reconnecting' : 'connecting' })
-    const socket = new this.#Socket(this.#url)
+    const socket = new this.#Socket(this.#urls[this.#opened++ % this.#urls.length] as string)
     this.#socket = socket
     socket.onopen = () => { this.#requestLink(socket).catch((err: unknown) => this.#refused(err instanceof Error ? err.message : String(err), true)) }
     socket.onmessage = event => this.#frame(String(event.data))
@@ -162,11 +194,13 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
     if (!this.#wasLinked) {
       this.#state.set({ status: 'linking' })
     }
-    socket.send(JSON.stringify({ type: 'krmx/link', payload: { username: this.#state.snapshot.username, version: this.#options.version, ...(auth === undefined ? {} : { auth }) } }))
+    const session = this.#session === undefined ? {} : { user: this.#session.user, last: this.#session.last }
+    socket.send(JSON.stringify({ type: 'krmx/link', payload: { username: this.#state.snapshot.username, version: this.#options.version, auth, session } }))
   }
 
   #frame (data: string): void {
-    let frame: { type?: unknown, payload?: { username?: unknown, reason?: unknown } }
+    this.#heard = true
+    let frame: { type?: unknown, seq?: unknown, payload?: { username?: unknown, reason?: unknown, session?: { user?: unknown, last?: unknown } } }
     try {
       frame = JSON.parse(data)
     } catch {
@@ -177,12 +211,12 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
     }
     const username = frame.payload?.username as string
     if (frame.type.startsWith('krmx/') && frame.type !== 'krmx/accepted' && frame.type !== 'krmx/rejected' && typeof username !== 'string') {
-      return // a user frame without a username
+      return // a user frame without a username, or krmx/pong (that something arrived was all it had to say)
     }
     const users = this.#state.snapshot.users
     switch (frame.type) {
       case 'krmx/accepted':
-        this.#state.set({ users: [], reason: undefined })
+        this.#accepted(frame.payload?.session)
         return
       case 'krmx/rejected':
         this.#refused(String(frame.payload?.reason), false)
@@ -210,6 +244,17 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
         }
         return
       default: {
+        const last = this.#session?.last
+        if (last !== undefined && typeof frame.seq === 'number') {
+          if (frame.seq <= last) {
+            return // had already
+          }
+          if (frame.seq > last + 1) {
+            this.#state.emit('lost', frame.seq - last - 1) // numbers are given without gaps: these never reached the client
+          }
+          (this.#session as { last: number }).last = frame.seq
+          delete frame.seq
+        }
         const errors = this.#options.validate?.(frame as LinkMessage)
         if (errors === undefined) {
           this.#state.emit('message', frame)
@@ -217,6 +262,44 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
           this.#state.emit('invalidMessage', frame, errors)
         }
       }
+    }
+  }
+
+  /**
+   * The link was accepted. A server that speaks the session extension names the user (its join order) and, with
+   * replay on, the number after which this connection's messages start: for the same user, a gap after the last
+   * message the client had is what the server's bounds dropped.
+   */
+  #accepted (session: { user?: unknown, last?: unknown } | undefined): void {
+    this.#state.set({ users: [], reason: undefined })
+    if (typeof session?.user !== 'number') {
+      this.#session = undefined
+      return
+    }
+    const before = this.#session
+    const last = typeof session.last === 'number' ? session.last : undefined
+    this.#session = { user: session.user, last }
+    if (before?.user === session.user && before.last !== undefined && last !== undefined && last > before.last) {
+      this.#state.emit('lost', last - before.last)
+    }
+    if (this.#options.heartbeat !== false) {
+      this.#stopHeartbeat() // (a server that accepts twice)
+      const socket = this.#socket as SocketLike
+      this.#heartbeat = setInterval(() => this.#beat(socket), this.#options.heartbeat)
+    }
+  }
+
+  /** A heartbeat tick: quiet for an interval, the client pings; quiet for another, the connection is dead. */
+  #beat (socket: SocketLike): void {
+    if (this.#heard) {
+      this.#heard = false
+      this.#pinged = false
+    } else if (!this.#pinged) {
+      this.#pinged = true
+      socket.send('{"type":"krmx/ping"}')
+    } else {
+      this.#closed(socket, 1006) // as a socket that closed without a close frame: reconnect
+      socket.close(1000)
     }
   }
 
@@ -244,6 +327,7 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
       return
     }
     this.#socket = undefined // (a socket the client closed itself is no longer its socket: it was handled)
+    this.#stopHeartbeat()
     if (code === takenOver) {
       this.#end('taken over by another connection')
     } else if (this.#reconnect !== undefined && this.#wasLinked && this.#attempt < this.#reconnect.maxAttempts) {
@@ -258,8 +342,16 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
   #retryLater (): void {
     const socket = this.#socket as SocketLike
     this.#socket = undefined
+    this.#stopHeartbeat()
     socket.close(1000)
     this.#schedule()
+  }
+
+  #stopHeartbeat (): void {
+    clearInterval(this.#heartbeat)
+    this.#heartbeat = undefined
+    this.#heard = false
+    this.#pinged = false
   }
 
   #schedule (): void {
@@ -272,6 +364,7 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
     this.#linking?.reject(new LinkRefusedError(reason))
     this.#linking = undefined
     clearTimeout(this.#timer)
+    this.#stopHeartbeat()
     const socket = this.#socket
     this.#socket = undefined
     socket?.close(1000)
@@ -281,8 +374,11 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
   }
 }
 
-/** A client of the link server at `url` (a room's URL with rooms on), typed by the server's options. */
-export function createLinkClient<S extends LinkSchemas = LinkSchemas> (url: string, options?: LinkClientOptions): LinkClient<S> {
+/**
+ * A client of the link server at `url` (a room's URL with rooms on), typed by the server's options. Given a list of
+ * URLs (the instances of a cluster), each new connection goes to the next one.
+ */
+export function createLinkClient<S extends LinkSchemas = LinkSchemas> (url: string | readonly string[], options?: LinkClientOptions): LinkClient<S> {
   return new LinkClient<S>(url, options)
 }
 

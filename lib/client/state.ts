@@ -41,7 +41,12 @@ export class ClientState {
 
   emit (event: string, ...args: unknown[]): void {
     for (const listener of this.#listeners.get(event) ?? []) {
-      listener(...args)
+      try {
+        listener(...args)
+      } catch (err) {
+        // Neither the client nor the other listeners stop for it; it is thrown where the platform reports it.
+        setTimeout(() => { throw err })
+      }
     }
   }
 

@@ -86,7 +86,7 @@ export class LinkFlow {
       this.reject(connection, 'invalid username', 'invalid_username')
       return
     }
-    const pending = new PendingLink(connection, payload.username)
+    const pending = new PendingLink(connection, payload.username, payload.session)
     connection.pending = pending
     this.#requests++
     this.#link(pending, payload.auth).finally(() => {

@@ -1,4 +1,4 @@
-import type { EncodedFrame } from '../frames.js'
+import type { EncodedFrame, LinkSession } from '../frames.js'
 import type { LocalLink } from '../space/local-links.js'
 import type { Connection } from '../transport/connection.js'
 
@@ -10,6 +10,8 @@ import type { Connection } from '../transport/connection.js'
 export class PendingLink {
   readonly connection: Connection
   readonly username: string
+  /** The session extension its request asked for, if it did. */
+  readonly session: LinkSession | undefined
   /** The token of its claim, once the backend reserved the user for it. */
   token: string | undefined = undefined
   /** Stops its authentication, while it is authenticated. */
@@ -22,8 +24,9 @@ export class PendingLink {
    */
   early: Array<EncodedFrame | number> | undefined = undefined
 
-  constructor (connection: Connection, username: string) {
+  constructor (connection: Connection, username: string, session: LinkSession | undefined) {
     this.connection = connection
     this.username = username
+    this.session = session
   }
 }

@@ -1,7 +1,7 @@
 import type { LinkMessageError, MessageHandler } from '../../types/index.js'
 import type { InvalidMessageReason } from '../counts.js'
 import { FST_LINK_INVALID_HANDLER, FST_LINK_RESERVED_TYPE, FST_LINK_UNKNOWN_MESSAGE_TYPE } from '../errors.js'
-import { type Frame, isProtocolType, kTooDeep, leaveType, linkType, unlinkType } from '../frames.js'
+import { type Frame, isProtocolType, kTooDeep, leaveType, linkType, pingType, pongFrame, unlinkType } from '../frames.js'
 import { leaveConnection, unlinkConnection } from '../link/unlink.js'
 import type { Handler } from '../events.js'
 import type { Parts } from '../parts.js'
@@ -66,6 +66,11 @@ export class MessageRouter {
       case leaveType:
         leaveConnection(connection)
         return
+      case pingType:
+        if (connection.link?.session === true) {
+          connection.send(pongFrame) // the session extension's liveness check; without it, krmx/ping is unknown
+          return
+        }
     }
     if (isProtocolType(frame.type)) {
       connection.log.warn({ username, type: frame.type }, 'user sent an unknown frame type with the reserved krmx/ prefix and is unlinked')

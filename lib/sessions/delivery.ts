@@ -1,5 +1,5 @@
 import type { Replay } from '../backend/backend.js'
-import type { EncodedFrame } from '../frames.js'
+import { type EncodedFrame, type LinkSession, numberedFrame } from '../frames.js'
 import { FST_LINK_UNKNOWN_USER } from '../errors.js'
 import type { Room } from '../rooms/room.js'
 import { LocalLink } from '../space/local-links.js'
@@ -11,6 +11,30 @@ import { confirmedBy } from './confirmations.js'
  * pinged to confirm them: a pong for every flush would double the reads of a busy server.
  */
 export const confirmIntervalMilliseconds = 100
+
+/** Where the messages of a link start (`after` the one with that number), and how many before them its client lost. */
+export interface Resumption {
+  after: number
+  lost: number
+}
+
+/**
+ * With replay on, where the messages of a new link of a user (join order `user`) start: after the kept ones that the
+ * link's client says it has (the session extension), else after those confirmed or dropped; and how many its client
+ * lost (dropped by the bounds before it had them). A number the client makes up (beyond the last message, or of
+ * another life of the user, which has another join order) is ignored: the messages start after those confirmed.
+ */
+export function resume (replay: Replay | undefined, session: LinkSession | undefined, user: number): Resumption | undefined {
+  if (replay === undefined) {
+    return undefined
+  }
+  const first = replay.head - replay.messages.length // the last number before the kept messages
+  const had = session?.user === user ? session.last ?? 0 : 0
+  if (had > first && had <= replay.head) {
+    return { after: had, lost: 0 }
+  }
+  return { after: first, lost: had <= first ? Math.min(replay.lost, first - had) : replay.lost }
+}
 
 /**
  * Where the application's messages to the users of one room go: to this node's connections, to the nodes holding the
@@ -66,7 +90,7 @@ export class Delivery {
       link.connection.send(frame)
     } else if (number > link.sent) {
       link.sent = number
-      link.connection.send(frame)
+      link.connection.send(link.session ? numberedFrame(frame, number) : frame)
     }
   }
 
@@ -74,9 +98,13 @@ export class Delivery {
    * What a link missed, after the user list and before anything new: its replay, then what reached this node for it
    * while it was committed (`early`), which another node may have sent already.
    */
-  replay (link: LocalLink, replay: Replay | undefined, early: Array<EncodedFrame | number> | undefined): void {
-    for (const message of replay?.messages ?? []) {
-      link.connection.send(message)
+  replay (link: LocalLink, replay: Replay | undefined, after: number | undefined, early: Array<EncodedFrame | number> | undefined): void {
+    if (replay !== undefined) {
+      const { messages, head } = replay
+      // the kept messages are numbered up to `head`; those up to `after` the client has
+      for (let i = messages.length - (head - (after as number)); i < messages.length; i++) {
+        link.connection.send(link.session ? numberedFrame(messages[i], head - messages.length + 1 + i) : messages[i])
+      }
     }
     if (early !== undefined) {
       for (let i = 0; i < early.length; i += 2) {

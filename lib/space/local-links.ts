@@ -18,6 +18,8 @@ export class LocalLink implements UserLink {
   confirmed = 0
   /** With replay on: a confirmation ping leaves with the next write. */
   confirmationDue = false
+  /** Whether its link request asked for the session extension: it may ping, and with replay on its messages are numbered. */
+  session = false
 
   constructor (node: string, generation: number, username: string, connection: Connection, sent: number) {
     this.node = node

@@ -1,13 +1,14 @@
 import type { LinkUser } from '../../types/index.js'
-import type { BackendSink, Change, LeaveChange, LinkChange, LinkedHere, SnapshotUser } from '../backend/backend.js'
+import type { BackendSink, Change, LeaveChange, LinkChange, LinkedHere, Replay, SnapshotUser } from '../backend/backend.js'
 import type { ChangeEvent } from '../events.js'
 import { FST_LINK_UNKNOWN_USER, FST_LINK_USER_NOT_LINKED } from '../errors.js'
-import { acceptedFrame, type EncodedFrame, leftFrame, unlinkedFrame } from '../frames.js'
+import { acceptedFrame, type EncodedFrame, leftFrame, sessionAcceptedFrame, unlinkedFrame } from '../frames.js'
 import { codedCommit, unlinkConnection } from '../link/unlink.js'
 import type { PendingLink } from '../link/pending-link.js'
 import type { Parts } from '../parts.js'
 import { inRoom } from '../rooms/in-room.js'
 import type { Room } from '../rooms/room.js'
+import { resume } from '../sessions/delivery.js'
 import type { Connection } from '../transport/connection.js'
 import { LocalLink, LocalLinks } from './local-links.js'
 import { type MirroredUser, Mirror, type UserLink } from './mirror.js'
@@ -212,8 +213,9 @@ export class UserSpace {
     const { username, node, generation, replay } = change
     const pending = node === backend.nodeId ? flow.take(change.token) : undefined
     const connection = pending?.connection
-    connection?.send(acceptedFrame)
     let user = this.#mirror.get(username)
+    const resumed = resume(replay, pending?.session, user?.order ?? generation)
+    connection?.send(pending?.session === undefined ? acceptedFrame : sessionAcceptedFrame(user?.order ?? generation, resumed?.after))
     if (user === undefined) {
       this.#roomStarts(change)
       user = this.#applyJoin(username, generation, connection)
@@ -222,10 +224,11 @@ export class UserSpace {
     this.#mirror.setLink(user, link)
     user.data = change.data
     if (pending !== undefined) {
+      (link as LocalLink).session = pending.session !== undefined
       this.#local.attach(link as LocalLink)
       flow.linked(pending, link as LocalLink)
       this.#mirror.sendTo(pending.connection)
-      delivery.replay(link as LocalLink, replay, pending.early)
+      delivery.replay(link as LocalLink, replay, resumed?.after, pending.early)
     }
     this.#logUser(connection, username, 'user linked')
     this.#local.broadcast(user.linked, connection)
@@ -237,7 +240,7 @@ export class UserSpace {
       // Only the node that made the link emits its event: the others need not parse its data.
       events.changed('link', username, {
         data: change.data === undefined ? undefined : JSON.parse(change.data),
-        replay: replay === undefined ? undefined : { replayed: replay.messages.length, lost: replay.lost }
+        replay: resumed === undefined ? undefined : { replayed: (replay as Replay).head - resumed.after, lost: resumed.lost }
       }, this.#room.handle)
     }
     if (connection !== undefined && !connection.isOpen) {

@@ -264,3 +264,44 @@ t.test('with validateMessages, a message the server sends that fails its schema,
     ['message', { type: 'constructor' }]
   ], 'not strict: a type without a schema passes')
 })
+
+t.test('what a session server sends is input too: a repeated number is dropped, a gap is told as lost, a pong is quiet', async t => {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => wss.close())
+  const requests: unknown[] = []
+  wss.on('connection', socket => {
+    socket.on('message', data => {
+      requests.push(JSON.parse(data.toString()))
+      for (const frame of ['{"type":"krmx/accepted","payload":{"session":{"user":3,"last":0}}}', '{"type":"krmx/accepted","payload":{"session":{"user":3,"last":0}}}',
+        '{"type":"krmx/joined","payload":{"username":"alice"}}', '{"type":"krmx/linked","payload":{"username":"alice"}}', '{"type":"krmx/pong"}',
+        '{"seq":1,"type":"n","payload":1}', '{"seq":1,"type":"n","payload":"again"}', '{"seq":3,"type":"n","payload":3}', '{"type":"n","payload":"unnumbered"}',
+        '{"seq":"4","type":"n","payload":"a number that is not one"}']) {
+        socket.send(frame)
+      }
+    })
+  })
+  await new Promise(resolve => wss.once('listening', resolve))
+  const alice = createLinkClient(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/`, { WebSocket: WebSocket as unknown as LinkClientOptions['WebSocket'], heartbeatMilliseconds: false })
+  t.teardown(() => alice.close())
+  const seen: unknown[] = []
+  alice.on('message', message => seen.push(message))
+  alice.on('lost', count => seen.push(['lost', count]))
+  await alice.link('alice', { auth: 'token' })
+  await eventually(() => seen.length === 5, () => JSON.stringify(seen))
+  t.strictSame(seen, [
+    { type: 'n', payload: 1 }, ['lost', 1], { type: 'n', payload: 3 }, { type: 'n', payload: 'unnumbered' }, { seq: '4', type: 'n', payload: 'a number that is not one' }
+  ])
+  t.strictSame(requests, [{ type: 'krmx/link', payload: { username: 'alice', version: '0.6.0', auth: 'token', session: {} } }])
+})
+
+t.test('a listener that throws stops neither the client nor the other listeners; the error is thrown where the platform reports it', async t => {
+  const app = await server(t)
+  const alice = client(t, app)
+  const heard: string[] = []
+  alice.on('link', username => { throw new Error(`careless ${username}`) })
+  alice.on('link', username => heard.push(username))
+  const thrown = new Promise(resolve => process.once('uncaughtException', resolve))
+  t.strictSame(await alice.link('alice'), [{ username: 'alice', isLinked: true }])
+  t.strictSame(heard, ['alice'])
+  t.match(await thrown, { message: 'careless alice' })
+})

@@ -15,8 +15,8 @@ const serverMessages = {
 }
 
 const protocolMessages = [
-  ['receive', 'krmx/link'], ['receive', 'krmx/unlink'], ['receive', 'krmx/leave'],
-  ['send', 'krmx/accepted'], ['send', 'krmx/rejected'], ['send', 'krmx/joined'],
+  ['receive', 'krmx/link'], ['receive', 'krmx/unlink'], ['receive', 'krmx/leave'], ['receive', 'krmx/ping'],
+  ['send', 'krmx/accepted'], ['send', 'krmx/pong'], ['send', 'krmx/rejected'], ['send', 'krmx/joined'],
   ['send', 'krmx/linked'], ['send', 'krmx/unlinked'], ['send', 'krmx/left']
 ]
 
@@ -86,11 +86,33 @@ t.test('the document is valid AsyncAPI 3.0 and lists the protocol frames and eve
         type: { type: 'string', const: 'krmx/link' },
         payload: {
           type: 'object',
-          properties: { username: { type: 'string' }, version: { type: 'string' }, auth: { type: 'string' } },
+          properties: {
+            username: { type: 'string' },
+            version: { type: 'string' },
+            auth: { type: 'string' },
+            session: { type: 'object', properties: { user: { type: 'integer', minimum: 0 }, last: { type: 'integer', minimum: 0 } } }
+          },
           required: ['username', 'version']
         }
       },
       required: ['type', 'payload']
+    }
+  })
+  t.strictSame(components['server.krmx.accepted'], {
+    name: 'krmx/accepted',
+    summary: 'The link request of this connection was accepted.',
+    payload: {
+      type: 'object',
+      properties: {
+        type: { type: 'string', const: 'krmx/accepted' },
+        payload: {
+          type: 'object',
+          properties: {
+            session: { type: 'object', properties: { user: { type: 'integer', minimum: 0 }, last: { type: 'integer', minimum: 0 } }, required: ['user'] }
+          }
+        }
+      },
+      required: ['type']
     }
   })
 })
