@@ -9,6 +9,7 @@ export {
   type LinkClientSnapshot,
   type LinkClientStatus,
   type LinkOptions,
+  type LinkSession,
   LinkRefusedError,
   type SocketConstructor,
   type SocketLike

@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { IncomingMessage, LinkMessage, LinkSchemas, LinkServerSchemas, LinkUser, MessageSchemas, MessageUnion } from './types/index.js'
+import { createLinkClient, type LinkClient, type LinkClientOptions, type LinkOptions, type SocketLike } from './lib/client/link-client.js'
 
 /** A frame of the Krmx protocol that a client receives. */
 export type ProtocolFrame =
@@ -279,5 +280,65 @@ export async function linkUser<S extends LinkSchemas = LinkServerSchemas> (
     client.close()
     throw err
   }
+  return client
+}
+
+/**
+ * A WebSocket class for `fastify-link-server/client` whose connections are made with `injectWS` on `app`: the client's
+ * URL is a path of it. Closing ends the connection at once: an injected socket never completes a closing handshake.
+ */
+export function injectedWebSocket (app: FastifyInstance): new (path: string) => SocketLike {
+  return class InjectedWebSocket implements SocketLike {
+    readyState = 0
+    onopen: SocketLike['onopen'] = null
+    onmessage: SocketLike['onmessage'] = null
+    onclose: SocketLike['onclose'] = null
+    onerror: SocketLike['onerror'] = null
+    #ws: WebSocket | undefined
+
+    constructor (path: string) {
+      injectSocket(app, path).then(ws => {
+        if (this.readyState === 3) {
+          ws.terminate() // closed while it opened
+          return
+        }
+        this.#ws = ws
+        ws.on('message', data => this.onmessage?.({ data: data.toString() }))
+        ws.once('close', (code, reason) => {
+          this.readyState = 3
+          this.onclose?.({ code, reason: reason.toString() })
+        })
+        this.readyState = 1
+        this.onopen?.({})
+      }, (err: unknown) => {
+        this.readyState = 3
+        this.onerror?.(err)
+        this.onclose?.({ code: 1006, reason: '' })
+      })
+    }
+
+    send (data: string): void {
+      this.#ws?.send(data)
+    }
+
+    close (): void {
+      this.readyState = 3
+      this.#ws?.terminate()
+    }
+  }
+}
+
+/**
+ * The client of `fastify-link-server/client` on `app`, over `injectWS`, linked as `username` (at `path`); rejects with
+ * the client's `LinkRefusedError`. Typed by the application's schemas: `linkClient<typeof options>(app, 'alice')`.
+ */
+export async function linkClient<S extends LinkSchemas = LinkServerSchemas> (
+  app: FastifyInstance,
+  username: string,
+  options: LinkOptions & { path?: string, client?: Omit<LinkClientOptions, 'WebSocket'> } = {}
+): Promise<LinkClient<S>> {
+  const { path = '/', client: clientOptions, ...link } = options
+  const client = createLinkClient<S>(path, { ...clientOptions, WebSocket: injectedWebSocket(app) })
+  await client.link(username, link)
   return client
 }

@@ -12,7 +12,7 @@ export const chatOptions = {
     'chat/ping': Type.Object({ sent: Type.Number() })
   },
   serverMessages: {
-    // Every line has an id, unique across instances: replay is at-least-once, and a client ignores a line it has.
+    // Every line has an id, unique across instances: a stock Krmx client's replay is at-least-once.
     'chat/said': Type.Object({ id: Type.String(), from: Type.String(), text: Type.String() }),
     'chat/typing': Type.Object({ from: Type.String() }),
     'chat/pong': Type.Object({ sent: Type.Number() }),

@@ -4,7 +4,7 @@ import { build } from 'esbuild'
 import type { FastifyInstance } from 'fastify'
 
 /**
- * Serves the demo page at `/`: page/index.html, and page/main.ts with the published `@krmx/client` bundled by
+ * Serves the demo page at `/`: page/index.html, and page/main.ts with fastify-link-server/client bundled by
  * esbuild when the server starts (no CDN, nothing built ahead of time to go stale).
  */
 export async function servePage (app: FastifyInstance): Promise<void> {
@@ -15,7 +15,7 @@ export async function servePage (app: FastifyInstance): Promise<void> {
     write: false,
     format: 'iife',
     platform: 'browser',
-    target: 'es2020',
+    target: 'es2022',
     minify: true,
     logLevel: 'silent'
   })

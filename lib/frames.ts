@@ -143,16 +143,21 @@ export function encodeText (text: string): EncodedFrame {
 }
 
 /**
- * The frame of an application message with its number for a session client: `{"seq":<number>,` and the rest of the
- * message's JSON object after its `{`, copied as bytes.
+ * The frame of an application message with its number for a session client: the message's JSON object with
+ * `,"seq":<number>}` in place of its closing brace (last, so that it wins over a `seq` of the application's own). A
+ * message whose JSON is not an object with members (a `toJSON` made it something else) goes as it is, unnumbered.
  */
 export function numberedFrame (frame: EncodedFrame, number: number): EncodedFrame {
-  const prefix = `{"seq":${number},`
   const payload = frame.payload
-  const length = prefix.length + payload.length - 1
+  if (payload.length <= 2 || payload[payload.length - 1] !== closeBrace) {
+    return frame
+  }
+  const suffix = `,"seq":${number}}`
+  const length = payload.length - 1 + suffix.length
   const bytes = Buffer.allocUnsafe(frameLength(length))
-  const offset = writeText(bytes, 0, prefix, length) // the header for the whole length, then the prefix
-  payload.copy(bytes, offset, 1)
+  const offset = writeText(bytes, 0, '', length) // the header for the whole length
+  payload.copy(bytes, offset, 0, payload.length - 1)
+  bytes.write(suffix, offset + payload.length - 1)
   return new EncodedFrame(bytes)
 }
 

@@ -17,7 +17,9 @@ export const strictConfig = {
 /** injectWS and request.ws of @fastify/websocket, through the plugin alone, and the test kit; prints what it saw. */
 export const minimalApp = `import Fastify from 'fastify'
 import fastifyLinkServer from 'fastify-link-server'
-import { LinkTestClient, linkUser } from 'fastify-link-server/testing'
+import { createLinkClient } from 'fastify-link-server/client'
+import { LinkTestClient, linkClient, linkUser } from 'fastify-link-server/testing'
+import WebSocket from 'ws'
 
 const app = Fastify()
 await app.register(fastifyLinkServer, { path: '/link', pingIntervalMilliseconds: 0 })
@@ -31,7 +33,14 @@ const injected = new LinkTestClient(socket)
 const [accepted] = await injected.link('alice')
 const bob = await linkUser(app, 'bob', { path: '/link' })
 const linked = await injected.next('krmx/linked')
-console.log(JSON.stringify({ injected: accepted.type, upgrades, linked, users: bob.users() }))
+const seen = { injected: accepted.type, upgrades, linked, users: bob.users() }
+const dave = await linkClient(app, 'dave', { path: '/link' }) // the client, over injectWS
+await app.listen({ port: 0, host: '127.0.0.1' })
+const carol = createLinkClient(\`ws://127.0.0.1:\${(app.server.address() as { port: number }).port}/link\`, { WebSocket })
+const client = await carol.link('carol') // the client, on a real socket, with ws' WebSocket
+console.log(JSON.stringify({ ...seen, client }))
+carol.leave()
+dave.close()
 injected.close()
 bob.close()
 await app.close()

@@ -69,7 +69,7 @@ t.test('a clean clone packs the built package: both module formats, their declar
     'and it holds nothing else: no sources, tests or benchmarks')
 })
 
-t.test('an application that installs only fastify, the plugin and the newest TypeScript type-checks strictly and links over injectWS', async t => {
+t.test('an application that installs only fastify, the plugin and the newest TypeScript type-checks strictly and links over injectWS and with the client', async t => {
   mkdirSync(app)
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'package-check-app', private: true, type: 'module' }))
   await npm(app, 'install', '--no-package-lock', tarball, 'fastify', 'typescript@latest')
@@ -77,13 +77,16 @@ t.test('an application that installs only fastify, the plugin and the newest Typ
   t.strictSame(readdirSync(join(app, 'node_modules')).filter(name => name === 'ioredis' || name === 'prom-client'), [],
     'the optional peers are not installed with the plugin')
   writeFileSync(join(app, 'minimal.ts'), minimalApp)
-  t.equal(await compile(['minimal.ts']), '', 'injectWS, request.ws and the test kit type-check with skipLibCheck false')
+  t.equal(await compile(['minimal.ts']), '', 'injectWS, request.ws, the test kit and the client type-check with skipLibCheck false')
   const { stdout } = await exec(process.execPath, ['out/minimal.js'], { cwd: app })
   t.strictSame(JSON.parse(stdout), {
     injected: 'krmx/accepted',
     upgrades: 2,
     linked: { type: 'krmx/linked', payload: { username: 'bob' } },
-    users: [{ username: 'alice', isLinked: true }, { username: 'bob', isLinked: true }]
+    users: [{ username: 'alice', isLinked: true }, { username: 'bob', isLinked: true }],
+    client: [
+      { username: 'alice', isLinked: true }, { username: 'bob', isLinked: true }, { username: 'dave', isLinked: true }, { username: 'carol', isLinked: true }
+    ]
   })
 })
 

@@ -1,6 +1,9 @@
 import { Type } from '@sinclair/typebox'
 import { expect, test } from 'tstyche'
-import { createLinkClient, type LinkClientSnapshot, type MessageValidator, validateMessages } from '../client.js'
+import Fastify from 'fastify'
+import { createLinkClient, type LinkClient, type LinkClientSnapshot, type MessageValidator, validateMessages } from '../client.js'
+import { linkClient } from '../testing.js'
+import WebSocket from 'ws'
 import type { LinkMessage, LinkMessageError, LinkServerOptions, LinkUser } from '../index.js'
 
 const options = {
@@ -44,4 +47,20 @@ test('validateMessages makes a validator of the server\'s schemas; invalid messa
     expect(message).type.toBe<LinkMessage>()
     expect(errors).type.toBe<readonly LinkMessageError[]>()
   })
+})
+
+test('a list of URLs; the lost event counts messages; the test kit links the same client, typed', async () => {
+  const listed = createLinkClient<typeof options>(['ws://a/link', 'ws://b/link'], { heartbeatMilliseconds: false })
+  listed.on('lost', count => { expect(count).type.toBe<number>() })
+  expect(createLinkClient).type.not.toBeCallableWith(['ws://a/link'], { heartbeatMilliseconds: 'often' })
+  const app = Fastify()
+  const kit = await linkClient<typeof options>(app, 'alice', { path: '/link', auth: 'token', client: { reconnect: false } })
+  expect(kit).type.toBe<LinkClient<typeof options>>()
+  expect(kit.send).type.not.toBeCallableWith({ type: 'chat/shout' })
+  expect(linkClient).type.not.toBeCallableWith(app, 'alice', { client: { WebSocket: undefined, nonsense: 1 } })
+})
+
+test('the WebSocket of ws fits as it is, and so does a browser-like one; something else does not', () => {
+  expect(createLinkClient('ws://a/link', { WebSocket })).type.toBe<LinkClient>()
+  expect(createLinkClient).type.not.toBeCallableWith('ws://a/link', { WebSocket: class { constructor (readonly url: string) {} } })
 })

@@ -1,10 +1,12 @@
-import { createClient } from '@krmx/client'
+import { createLinkClient, type LinkSession } from '../../client.js'
+import type { chatOptions } from '../app.js'
 
-// The demo page: presence and chat over the published Krmx client, in channels. Opened as /?username=NAME&room=CHANNEL
-// (general by default) it links as that user in that channel by itself; it links again by itself after the connection
-// drops, and the server's sessions keep the user and replay what it missed. The channels that exist are listed
-// (from /channels), each a link to this page in it, with a box to open another. The chat lines are kept in the tab's
-// sessionStorage, by channel, so that a reload keeps them.
+// The demo page: presence and chat in channels, over fastify-link-server/client. Opened as
+// /?username=NAME&room=CHANNEL (general by default) it links as that user in that channel by itself. The client links
+// again by itself after the connection drops, and hands the page every line once, in order: the server's sessions
+// keep the user and replay what it missed. The channels that exist are listed (from /channels), each a link to this
+// page in it, with a box to open another. The lines, and where the client is in them, are kept in the tab's
+// sessionStorage, by channel, so that a reload keeps them and goes on after them.
 
 interface Line { id: string, from: string, text: string }
 
@@ -62,7 +64,9 @@ function pickChannels (name: string): void {
 
 function start (name: string): void {
   const stored = `chat:${room}:${name}`
-  let lines = JSON.parse(sessionStorage.getItem(stored) ?? '[]') as Line[]
+  const kept = JSON.parse(sessionStorage.getItem(stored) ?? '{"lines":[]}') as { lines: Line[], session?: LinkSession }
+  let lines = kept.lines
+  const client = createLinkClient<typeof chatOptions>(linkUrl, { session: kept.session })
   const show = (): void => {
     messages.replaceChildren(...lines.map(({ from, text }) => {
       const line = document.createElement('div')
@@ -71,13 +75,17 @@ function start (name: string): void {
       return line
     }))
     messages.scrollTop = messages.scrollHeight
-    sessionStorage.setItem(stored, JSON.stringify(lines))
+    sessionStorage.setItem(stored, JSON.stringify({ lines, session: client.getSession() }))
   }
   show()
 
-  const client = createClient({ logger: false })
-  const showUsers = (): void => {
-    const sorted = client.getUsers().sort((a, b) => a.username.localeCompare(b.username))
+  // The store: the status line and the presence list follow the client's snapshot.
+  client.subscribe(() => {
+    const snapshot = client.getSnapshot()
+    status.textContent = snapshot.status === 'linked'
+      ? `linked as ${name} in #${room}`
+      : snapshot.status === 'closed' ? `not linked: ${snapshot.reason ?? ''}` : snapshot.status
+    const sorted = [...snapshot.users].sort((a, b) => a.username.localeCompare(b.username))
     users.replaceChildren(...sorted.map(user => {
       const item = document.createElement('li')
       item.dataset.user = user.username
@@ -85,60 +93,22 @@ function start (name: string): void {
       item.textContent = user.username === name ? `${user.username} (you)` : user.username
       return item
     }))
-  }
-  for (const event of ['join', 'link', 'unlink', 'leave'] as const) {
-    client.on(event, showUsers)
-  }
+  })
   client.on('message', message => {
     if (message.type === 'chat/said') {
-      const line = message.payload as Line
-      if (lines.some(kept => kept.id === line.id)) {
-        return // delivered again: replay is at-least-once
-      }
-      lines.push(line)
+      lines.push(message.payload) // each line once: the client drops what a replay repeats
     } else if (message.type === 'chat/history') {
-      lines = (message.payload as { lines: Line[] }).lines // the replay was incomplete: the server's history instead
+      lines = message.payload.lines // the replay was incomplete: the server's history instead
     } else {
       return
     }
     show()
   })
   chat.addEventListener('keydown', event => {
-    if (event.key === 'Enter' && chat.value.trim() !== '' && client.getStatus() === 'linked') {
-      client.send({ type: 'chat/say', payload: { text: chat.value.trim() } })
+    if (event.key === 'Enter' && chat.value.trim() !== '' && client.send({ type: 'chat/say', payload: { text: chat.value.trim() } })) {
       chat.value = ''
     }
   })
-
-  let retry = 250
-  let refused = false
-  const connect = async (): Promise<void> => {
-    status.textContent = 'connecting'
-    try {
-      await client.connect(linkUrl)
-    } catch {
-      return // the server is away: the close that follows tries again
-    }
-    try {
-      await client.link(name)
-      retry = 250
-      status.textContent = `linked as ${name} in #${room}`
-      showUsers()
-    } catch (err) {
-      // The server refused the link (a reserved name, a full server): trying again would be refused again.
-      refused = true
-      status.textContent = `not linked: ${err instanceof Error ? err.message : String(err)}`
-      await client.disconnect(true).catch(() => {})
-    }
-  }
-  client.on('close', () => {
-    if (refused) {
-      return
-    }
-    // The connection dropped: link again, sooner or later.
-    status.textContent = 'reconnecting'
-    setTimeout(() => { connect().catch(() => {}) }, retry)
-    retry = Math.min(retry * 2, 5_000)
-  })
-  connect().catch(() => {})
+  // A refused link (a reserved name) is not tried again: the status says why.
+  client.link(name).catch(() => {})
 }

@@ -28,3 +28,44 @@ export function backoffDelay (options: ResolvedReconnect, attempt: number, rando
   const cap = Math.min(options.maxDelayMilliseconds, options.initialDelayMilliseconds * options.factor ** attempt)
   return Math.floor(random() * cap)
 }
+
+/** The tries of a client's reconnection: how many in a row, how many `already linked` refusals in a row, the timer of the next. */
+export class Retries {
+  readonly #options: ResolvedReconnect | undefined
+  readonly #alreadyLinkedRetries: number
+  readonly #random: () => number
+  #attempt = 0
+  #alreadyLinked = 0
+  #timer: ReturnType<typeof setTimeout> | undefined
+
+  constructor (options: ReconnectOptions | false | undefined, alreadyLinkedRetries: number, random: () => number) {
+    this.#options = resolveReconnect(options)
+    this.#alreadyLinkedRetries = alreadyLinkedRetries
+    this.#random = random
+  }
+
+  /** Whether a dropped connection is opened again (reconnection on, and tries left). */
+  get mayReconnect (): boolean {
+    return this.#options !== undefined && this.#attempt < this.#options.maxAttempts
+  }
+
+  /** Whether an `already linked` refusal is tried again (counted), while reconnecting. */
+  retriesAlreadyLinked (): boolean {
+    return this.#alreadyLinked++ < this.#alreadyLinkedRetries
+  }
+
+  /** Calls `open` after the backoff delay of the next try. */
+  schedule (open: () => void): void {
+    this.#timer = setTimeout(open, backoffDelay(this.#options as ResolvedReconnect, this.#attempt++, this.#random))
+  }
+
+  /** Linked: the next drop starts from the first try. */
+  reset (): void {
+    this.#attempt = 0
+    this.#alreadyLinked = 0
+  }
+
+  cancel (): void {
+    clearTimeout(this.#timer)
+  }
+}

@@ -53,8 +53,9 @@ t.test('links, sends and hears typed messages, keeps a store whose snapshot chan
   const alice = client(t, app)
   const seen = statuses(alice)
   let notified = 0
-  alice.subscribe(() => notified++)
-  const idle = alice.getSnapshot()
+  const { subscribe, getSnapshot } = alice // bound, as useSyncExternalStore(client.subscribe, client.getSnapshot) takes them
+  subscribe(() => notified++)
+  const idle = getSnapshot()
   t.equal(alice.getSnapshot(), idle, 'the same object while nothing changed')
   t.strictSame(idle, { status: 'idle', username: undefined, users: [], reason: undefined })
   t.equal(alice.send({ type: 'chat/say', payload: { text: 'too soon' } }), false, 'not linked: dropped')

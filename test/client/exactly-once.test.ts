@@ -184,3 +184,34 @@ t.test('given a list of URLs, each new connection goes to the next: a dead insta
   await eventually(() => alice.getSnapshot().status === 'linked' && sockets.length === 3, () => `${sockets.length} ${alice.getSnapshot().status}`)
   t.strictSame(sockets.map(socket => socket.url), [urlOf(app, '/'), deadUrl, urlOf(app, '/')])
 })
+
+t.test('a new client given getSession() of the one before it (a page reload) goes on after its last message', async t => {
+  const app = await build(t, { listen: true, ...sessions })
+  const WebSocketClass = WebSocket as unknown as LinkClientOptions['WebSocket']
+  const first = createLinkClient(urlOf(app, '/'), { WebSocket: WebSocketClass })
+  t.equal(first.getSession(), undefined, 'none before a link')
+  const before = heard(first)
+  await first.link('alice')
+  for (let n = 1; n <= 3; n++) {
+    app.linkServer.send('alice', { type: 'count', payload: n })
+  }
+  await eventually(() => before.numbers.length === 3, () => JSON.stringify(before))
+  const session = first.getSession()
+  t.ok(Number.isInteger(session?.user), `the user's join order: ${String(session?.user)}`)
+  t.strictSame(session, { user: session?.user, last: 3 })
+  const unlinked = new Promise(resolve => app.linkServer.once('unlink', resolve))
+  first.close()
+  await unlinked
+  for (let n = 4; n <= 5; n++) {
+    app.linkServer.send('alice', { type: 'count', payload: n })
+  }
+  const second = createLinkClient(urlOf(app, '/'), { WebSocket: WebSocketClass, session: JSON.parse(JSON.stringify(session)) })
+  t.teardown(() => second.close())
+  const after = heard(second)
+  const linked = new Promise(resolve => app.linkServer.once('link', (_username, info) => resolve(info.replay)))
+  await second.link('alice')
+  t.strictSame(await linked, { replayed: 2, lost: 0 })
+  await eventually(() => after.numbers.length === 2, () => JSON.stringify(after))
+  t.strictSame(after, { numbers: [4, 5], events: [] })
+  t.strictSame(second.getSession(), { user: session?.user, last: 5 })
+})

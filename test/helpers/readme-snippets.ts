@@ -29,5 +29,5 @@ export function readmeSnippets (): Snippet[] {
 
 /** A file of the example as the README shows it: importing the package by name. */
 export function asPublished (path: string): string {
-  return readFileSync(join(root, path), 'utf8').replaceAll("'../index.js'", "'fastify-link-server'")
+  return readFileSync(join(root, path), 'utf8').replaceAll("'../index.js'", "'fastify-link-server'").replaceAll("'../client.js'", "'fastify-link-server/client'")
 }

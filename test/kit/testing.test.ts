@@ -3,7 +3,8 @@ import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import fastifyLinkServer, { type LinkServerOptions } from '../../index.js'
 import { eventually } from '../helpers/waits.js'
-import { LinkRejectedError, LinkTestClient, linkUser, testClientVersion } from '../../testing.js'
+import { LinkRefusedError } from '../../client.js'
+import { injectedWebSocket, linkClient, LinkRejectedError, LinkTestClient, linkUser, testClientVersion } from '../../testing.js'
 
 // The test kit (fastify-link-server/testing), as an application's tests use it: over injectWS, no port.
 
@@ -171,4 +172,54 @@ t.test('a ping the server does not answer in time fails the wait, naming the fra
   await alice.closed()
   await t.rejects(alice.next('chat/said'), new Error('waited 5000 ms for chat/said, but the socket closed (1006); unread frames: []'),
     'a socket this side ended closes with 1006 and no reason')
+})
+
+t.test('linkClient: the client of fastify-link-server/client over injectWS, typed, reconnecting, and leave() reaches the server', async t => {
+  const app = Fastify()
+  const options = {
+    path: '/ws',
+    pingIntervalMilliseconds: 0,
+    reconnectWindowMilliseconds: 10_000,
+    replay: {},
+    messages: { 'chat/say': Type.Object({ text: Type.String() }) },
+    serverMessages: { 'chat/said': Type.Object({ username: Type.String(), text: Type.String() }) }
+  } satisfies LinkServerOptions
+  await app.register(fastifyLinkServer, options)
+  const chat = app.linkServer.typed<typeof options>()
+  chat.handle('chat/say', (username, { text }) => chat.broadcast({ type: 'chat/said', payload: { username, text } }))
+  app.linkServer.on('authenticate', (_username, info, reject) => { if (info.auth !== 'secret') reject('wrong password') })
+  await app.ready()
+  t.teardown(() => app.close())
+  const events: string[] = []
+  for (const event of ['link', 'unlink', 'leave'] as const) {
+    app.linkServer.on(event, (username: string) => events.push(`${event} ${username}`))
+  }
+  const alice = await linkClient<typeof options>(app, 'alice', { path: '/ws', auth: async () => 'secret', client: { reconnect: { initialDelayMilliseconds: 5 } } })
+  const heard: unknown[] = []
+  alice.on('message', message => heard.push(message.payload))
+  alice.send({ type: 'chat/say', payload: { text: 'one' } })
+  await eventually(() => heard.length === 1, () => JSON.stringify(heard))
+  for (const socket of app.websocketServer.clients) {
+    socket.terminate()
+  }
+  await eventually(() => events.length === 3, () => JSON.stringify(events))
+  chat.broadcast({ type: 'chat/said', payload: { username: 'server', text: 'two' } })
+  await eventually(() => heard.length === 2, () => JSON.stringify(heard))
+  t.strictSame(heard, [{ username: 'alice', text: 'one' }, { username: 'server', text: 'two' }])
+  alice.leave()
+  await eventually(() => events.length === 5, () => JSON.stringify(events))
+  t.strictSame(events, ['link alice', 'unlink alice', 'link alice', 'unlink alice', 'leave alice'])
+  await eventually(() => app.linkServer.getStats().connections === 0, () => JSON.stringify(app.linkServer.getStats()))
+  await t.rejects(linkClient(app, 'eve', { path: '/ws' }), new LinkRefusedError('wrong password'))
+  await eventually(() => app.linkServer.getStats().connections === 0, () => 'the refused connection was not closed')
+  const Injected = injectedWebSocket(app)
+  const early = new Injected('/ws')
+  early.close() // closed before injectWS opened it: it never opens
+  const nowhere = new Injected('/nowhere')
+  const errors: unknown[] = []
+  nowhere.onerror = error => errors.push(error)
+  const closed = await new Promise(resolve => { nowhere.onclose = resolve })
+  t.strictSame([closed, nowhere.readyState, early.readyState], [{ code: 1006, reason: '' }, 3, 3])
+  t.match(errors, [{ message: 'Unexpected server response: 404' }], 'an error, then the close, as a WebSocket tells them')
+  await eventually(() => app.linkServer.getStats().connections === 0, () => 'the early socket was not ended')
 })

@@ -79,21 +79,24 @@ export default function suite ({ build }: TestBackend): void {
     t.strictSame(await linked, ['alice', { data: undefined, replay: { replayed: 1, lost: 0 } }], 'three and four are not replayed: the client has them')
     t.strictSame(await again.take(4), [accepted(user, 4), frames.joined('alice'), frames.linked('alice'), numbered(5, 'five')])
     app.linkServer.send('alice', say('six'))
-    t.strictSame(await again.take(1), [numbered(6, 'six')])
+    const ownSeq = { type: 'note/say', payload: 'its own seq', seq: 'mine' }
+    app.linkServer.send('alice', ownSeq)
+    t.strictSame(await again.take(2), [numbered(6, 'six'), numbered(7, 'its own seq')], 'the server\'s number wins over a seq of the message')
     again.close()
     await next(app, 'unlink')
     const stock = await inject(app)
     silence(stock)
     const stockLinked = next(app, 'link')
     stock.requestLink('alice')
-    t.strictSame(await stockLinked, ['alice', { data: undefined, replay: { replayed: 4, lost: 0 } }], 'a stock client gets every unconfirmed message')
-    t.strictSame(await stock.take(7), [frames.accepted, frames.joined('alice'), frames.linked('alice'), say('three'), say('four'), say('five'), say('six')])
+    t.strictSame(await stockLinked, ['alice', { data: undefined, replay: { replayed: 5, lost: 0 } }], 'a stock client gets every unconfirmed message')
+    t.strictSame(await stock.take(8), [frames.accepted, frames.joined('alice'), frames.linked('alice'), say('three'), say('four'), say('five'), say('six'), ownSeq],
+      'as they were sent')
     stock.close()
     await next(app, 'unlink')
     const noLast = await inject(app)
     linkWithSession(noLast, 'alice', { user })
-    t.strictSame(await noLast.take(7), [accepted(user, 2), frames.joined('alice'), frames.linked('alice'),
-      numbered(3, 'three'), numbered(4, 'four'), numbered(5, 'five'), numbered(6, 'six')], 'a user without a last number has none')
+    t.strictSame(await noLast.take(8), [accepted(user, 2), frames.joined('alice'), frames.linked('alice'),
+      numbered(3, 'three'), numbered(4, 'four'), numbered(5, 'five'), numbered(6, 'six'), numbered(7, 'its own seq')], 'a user without a last number has none')
   })
 
   t.test('session extension with replay: a number of another life of the user, or beyond the last message, is ignored; a gap is counted as lost', async t => {
