@@ -37,7 +37,7 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
   constructor (url: string | readonly string[], options: LinkClientOptions = {}) {
     const Socket = options.WebSocket ?? (globalThis as { WebSocket?: SocketConstructor }).WebSocket
     if (Socket === undefined) {
-      throw new TypeError('no WebSocket: give one with createLinkClient(url, { WebSocket }) (in Node 20, the one of the ws package)')
+      throw new TypeError('no WebSocket: give one, createLinkClient(url, { WebSocket }) (in Node 20, ws\'s)')
     }
     this.#urls = typeof url === 'string' ? [url] : url
     if (this.#urls.length === 0) {
@@ -52,8 +52,8 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
 
   /** Connects and links as `username`; resolves with the users once linked, rejects with the server's reason (`LinkRefusedError`). */
   async link (username: string, options: LinkOptions = {}): Promise<LinkUser[]> {
-    if (this.#state.snapshot.status !== 'idle') {
-      throw new Error(`link() was called already (status ${this.#state.snapshot.status}): make a client for each link`)
+    if (this.#state.status !== 'idle') {
+      throw new Error(`link() was called already (status ${this.#state.status}): make a client for each link`)
     }
     this.#auth = options.auth
     this.#state.set({ username })
@@ -65,7 +65,7 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
 
   /** Sends an application message of the linked user; one sent while not linked is dropped (and `false` answered). */
   send (message: IncomingMessage<S>): boolean {
-    if (this.#state.snapshot.status !== 'linked') {
+    if (this.#state.status !== 'linked') {
       return false
     }
     (this.#socket as SocketLike).send(JSON.stringify(message))
@@ -74,7 +74,7 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
 
   /** The user leaves the server, and the connection closes: nothing reconnects. */
   leave (): void {
-    if (this.#state.snapshot.status === 'linked') {
+    if (this.#state.status === 'linked') {
       (this.#socket as SocketLike).send('{"type":"krmx/leave"}')
     }
     this.#end('left')
@@ -118,7 +118,7 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
     if (!this.#wasLinked) {
       this.#state.set({ status: 'linking' })
     }
-    const payload = { username: this.#state.snapshot.username, version: this.#options.version, auth, session: this.#cursor.request() }
+    const payload = { username: this.#state.username, version: this.#options.version, auth, session: this.#cursor.request() }
     socket.send(JSON.stringify({ type: 'krmx/link', payload }))
   }
 
@@ -130,14 +130,13 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
     } catch {
       return // not a frame of the protocol: what the server sends is input too
     }
-    if (typeof frame !== 'object' || frame === null || typeof frame.type !== 'string') {
-      return
+    if (typeof frame?.type !== 'string') {
+      return // not an object with a string type (null, a number, a string, ...)
     }
     const username = frame.payload?.username as string
     if (frame.type.startsWith('krmx/') && frame.type !== 'krmx/accepted' && frame.type !== 'krmx/rejected' && typeof username !== 'string') {
       return // a user frame without a username, or krmx/pong (that something arrived was all it had to say)
     }
-    const users = this.#state.snapshot.users
     switch (frame.type) {
       case 'krmx/accepted':
         this.#accepted(frame.payload?.session)
@@ -146,24 +145,24 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
         this.#refused(String(frame.payload?.reason), false)
         return
       case 'krmx/joined':
-        this.#state.set({ users: [...users, { username, isLinked: false }] })
+        this.#state.user(username, false)
         this.#state.emit('join', username)
         return
       case 'krmx/linked':
-        this.#mark(username, true)
-        if (username === this.#state.snapshot.username && this.#state.snapshot.status !== 'linked') {
+        this.#state.user(username, true)
+        if (username === this.#state.username && this.#state.status !== 'linked') {
           this.#linked()
         }
         this.#state.emit('link', username)
         return
       case 'krmx/unlinked':
-        this.#mark(username, false)
+        this.#state.user(username, false)
         this.#state.emit('unlink', username)
         return
       case 'krmx/left':
-        this.#state.set({ users: users.filter(user => user.username !== username) })
+        this.#state.user(username, undefined)
         this.#state.emit('leave', username)
-        if (username === this.#state.snapshot.username) {
+        if (username === this.#state.username) {
           this.#end('kicked') // the server made the user leave: coming back would not be wanted
         }
         return
@@ -188,22 +187,19 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
     }
   }
 
-  #mark (username: string, isLinked: boolean): void {
-    this.#state.set({ users: this.#state.snapshot.users.map(user => user.username === username ? { username, isLinked } : user) })
-  }
-
   /**
    * The link was accepted. A server that speaks the session extension names the user (its join order) and, with
    * replay on, the number after which this connection's messages start: for the same user, a gap after the last
    * message the client had is what the server's bounds dropped. The heartbeat checks such a connection.
    */
   #accepted (session: { user?: unknown, last?: unknown } | undefined): void {
-    this.#state.set({ users: [], reason: undefined })
-    const { extension, lost } = this.#cursor.accepted(session)
+    this.#state.clearUsers()
+    this.#state.set({ reason: undefined })
+    const lost = this.#cursor.accepted(session)
     if (lost > 0) {
       this.#state.emit('lost', lost)
     }
-    if (extension) {
+    if (lost >= 0) {
       const socket = this.#socket as SocketLike
       this.#heartbeat.start(socket, () => {
         this.#closed(socket, 1006) // as a socket that closed without a close frame: reconnect
@@ -258,7 +254,7 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
     const socket = this.#socket
     this.#socket = undefined
     socket?.close(1000)
-    if (this.#state.snapshot.status !== 'closed') {
+    if (this.#state.status !== 'closed') {
       this.#state.set({ status: 'closed', reason })
     }
   }

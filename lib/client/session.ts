@@ -21,19 +21,14 @@ export class SessionCursor {
   }
 
   /**
-   * The `session` of `krmx/accepted`: the user and where its messages start. Answers whether the server speaks the
-   * extension, and how many messages the client lost since its last one (the server's bounds dropped them).
+   * The `session` of `krmx/accepted`: the user and where its messages start. Answers `-1` for a server that does not
+   * speak the extension, else how many messages the client lost since its last one (the server's bounds dropped them).
    */
-  accepted (session: { user?: unknown, last?: unknown } | undefined): { extension: boolean, lost: number } {
-    if (typeof session?.user !== 'number') {
-      this.#session = undefined
-      return { extension: false, lost: 0 }
-    }
+  accepted (session: { user?: unknown, last?: unknown } | undefined): number {
     const before = this.#session
-    const last = typeof session.last === 'number' ? session.last : undefined
-    this.#session = { user: session.user, last }
-    const same = before?.user === session.user && before.last !== undefined && last !== undefined
-    return { extension: true, lost: same && last > before.last ? last - before.last : 0 }
+    this.#session = typeof session?.user === 'number' ? { user: session.user, last: typeof session.last === 'number' ? session.last : undefined } : undefined
+    const { user, last } = this.#session ?? { user: -1 }
+    return user === -1 ? -1 : before?.user === user && before.last !== undefined && last !== undefined && last > before.last ? last - before.last : 0
   }
 
   /**

@@ -168,8 +168,36 @@ t.test('the reconnect delays of 1,000 clients are spread (full jitter), under th
   t.strictSame([backoffDelay(reconnect, 0, () => 0), backoffDelay(reconnect, 2, () => 0.5), backoffDelay(reconnect, 20, () => 0.999)], [0, 500, 9_990])
 })
 
+t.test('1,000 real clients cut at once come back spread over their first delay\'s cap, not in lockstep', async t => {
+  // In rooms of 20, so that the user lists do not make a million frames.
+  const app = await server(t, { path: '/tables/:room', reconnectWindowMilliseconds: 60_000, maxConnections: 2_000 })
+  const opened: number[] = []
+  class Timed extends WebSocket {
+    constructor (url: string) {
+      super(url)
+      opened.push(performance.now())
+    }
+  }
+  const clients = Array.from({ length: 1_000 }, (_, i) => {
+    const made = createLinkClient<typeof options>(urlOf(app, `/tables/t${i % 50}`), { WebSocket: Timed, reconnect: { initialDelayMilliseconds: 1_000, maxDelayMilliseconds: 1_000 } })
+    t.teardown(() => made.close())
+    return made
+  })
+  for (let i = 0; i < clients.length; i += 100) {
+    await Promise.all(clients.slice(i, i + 100).map(async (linkClient, j) => await linkClient.link(`user${i + j}`)))
+  }
+  opened.length = 0
+  const cutAt = performance.now()
+  cutAll(app)
+  await eventually(() => opened.length >= 1_000 && clients.every(linkClient => linkClient.getSnapshot().status === 'linked'),
+    () => `${opened.length} reopened`, 30_000)
+  const buckets = new Set(opened.map(at => Math.floor((at - cutAt) / 100)))
+  t.equal(opened.length, 1_000, 'each came back once')
+  t.ok(buckets.size >= 8, `their new connections opened over ${buckets.size} tenths of a second after the cut (the cap of the first delay is 1 s)`)
+})
+
 t.test('without a WebSocket, the client says what to give it; reconnect: false never reconnects', async t => {
-  t.throws(() => createLinkClient('ws://127.0.0.1:1/'), { message: 'no WebSocket: give one with createLinkClient(url, { WebSocket }) (in Node 20, the one of the ws package)' })
+  t.throws(() => createLinkClient('ws://127.0.0.1:1/'), { message: 'no WebSocket: give one, createLinkClient(url, { WebSocket }) (in Node 20, ws\'s)' })
   const app = await server(t)
   const alice = client(t, app, { reconnect: false })
   await alice.link('alice')
@@ -305,4 +333,22 @@ t.test('a listener that throws stops neither the client nor the other listeners;
   t.strictSame(await alice.link('alice'), [{ username: 'alice', isLinked: true }])
   t.strictSame(heard, ['alice'])
   t.match(await thrown, { message: 'careless alice' })
+})
+
+t.test('a user list of 5,000 is one snapshot per burst, not one per frame: the subscribers are told a few times, not 10,000', async t => {
+  const app = await server(t)
+  const names = Array.from({ length: 5_000 }, (_, i) => `user${i}`)
+  for (const name of names) {
+    await app.linkServer.join(name)
+  }
+  const alice = client(t, app)
+  let notified = 0
+  const snapshots = new Set<unknown>()
+  alice.subscribe(() => { notified++; snapshots.add(alice.getSnapshot()) })
+  const users = await alice.link('alice')
+  await new Promise(resolve => setImmediate(resolve))
+  t.strictSame(users, [...names.map(username => ({ username, isLinked: false })), { username: 'alice', isLinked: true }])
+  t.equal(alice.getSnapshot().users.length, 5_001)
+  t.ok(notified >= 2 && notified <= 20, `told ${notified} times for 10,002 frames`)
+  t.equal(snapshots.size, notified, 'a new snapshot each time, made when read')
 })
