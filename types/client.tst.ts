@@ -64,3 +64,15 @@ test('the WebSocket of ws fits as it is, and so does a browser-like one; somethi
   expect(createLinkClient('ws://a/link', { WebSocket })).type.toBe<LinkClient>()
   expect(createLinkClient).type.not.toBeCallableWith('ws://a/link', { WebSocket: class { constructor (readonly url: string) {} } })
 })
+
+test('handle takes the types of serverMessages and hands their payloads; any type without them', () => {
+  client.handle('chat/said', (payload, message) => {
+    expect(payload).type.toBe<{ from: string, text: string }>()
+    expect(message).type.toBe<{ type: 'chat/said', payload: { from: string, text: string } }>()
+  })
+  expect(client.handle).type.not.toBeCallableWith('chat/shout', () => {})
+  createLinkClient('ws://a/link').handle('anything', (payload, message) => {
+    expect(payload).type.toBe<unknown>()
+    expect(message).type.toBe<LinkMessage>()
+  })
+})

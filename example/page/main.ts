@@ -94,14 +94,12 @@ function start (name: string): void {
       return item
     }))
   })
-  client.on('message', message => {
-    if (message.type === 'chat/said') {
-      lines.push(message.payload) // each line once: the client drops what a replay repeats
-    } else if (message.type === 'chat/history') {
-      lines = message.payload.lines // the replay was incomplete: the server's history instead
-    } else {
-      return
-    }
+  client.handle('chat/said', line => {
+    lines.push(line) // each line once: the client drops what a replay repeats
+    show()
+  })
+  client.handle('chat/history', history => {
+    lines = history.lines // the replay was incomplete: the server's history instead
     show()
   })
   chat.addEventListener('keydown', event => {

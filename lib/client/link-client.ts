@@ -1,4 +1,4 @@
-import type { IncomingMessage, LinkMessage, LinkSchemas, LinkUser } from '../../types/index.js'
+import type { IncomingMessage, LinkMessage, LinkSchemas, LinkUser, OutgoingMessage } from '../../types/index.js'
 import { Retries } from './backoff.js'
 import { Heartbeat } from './heartbeat.js'
 import { type ClientEvents, type LinkClientOptions, type LinkOptions, LinkRefusedError, type LinkSession, type SocketConstructor, type SocketLike } from './options.js'
@@ -9,6 +9,19 @@ import type { MessageValidator } from './validate.js'
 export type { LinkClientOptions, LinkClientSnapshot, LinkClientStatus, LinkOptions, LinkSession, SocketConstructor, SocketLike }
 export { LinkRefusedError }
 
+/** The message of type `K` the server sends: typed by its schema in `serverMessages`, else any message. */
+type MessageOf<S extends LinkSchemas, K extends string> = [Extract<OutgoingMessage<S>, { type: K }>] extends [never]
+  ? LinkMessage
+  : Extract<OutgoingMessage<S>, { type: K }>
+
+/** The frames of the user list, by type: the linked state each gives its user (`undefined`: it left), and its event. */
+const userFrames: Partial<Record<string, [boolean | undefined, 'join' | 'link' | 'unlink' | 'leave']>> = {
+  'krmx/joined': [false, 'join'],
+  'krmx/linked': [true, 'link'],
+  'krmx/unlinked': [false, 'unlink'],
+  'krmx/left': [undefined, 'leave']
+}
+
 /** The close code of a connection taken over by a newer one of the same user (the server's `closeCodeTakenOver`). */
 const takenOver = 4001
 const alreadyLinked = /^user .* is already linked to a connection$/
@@ -18,9 +31,8 @@ const alreadyLinked = /^user .* is already linked to a connection$/
  * of `messages`, what it hears one of `serverMessages`.
  */
 export class LinkClient<S extends LinkSchemas = LinkSchemas> {
-  readonly #urls: readonly string[]
-  /** How many connections were opened: the next one goes to the next URL of the list. */
-  #opened = 0
+  /** The URLs, the next one first: each connection goes to the first, which then goes last. */
+  readonly #urls: string[]
   readonly #Socket: SocketConstructor
   readonly #options: { version: string, validate: MessageValidator | undefined }
   #socket: SocketLike | undefined
@@ -39,7 +51,7 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
     if (Socket === undefined) {
       throw new TypeError('no WebSocket: give one, createLinkClient(url, { WebSocket }) (in Node 20, ws\'s)')
     }
-    this.#urls = typeof url === 'string' ? [url] : url
+    this.#urls = typeof url === 'string' ? [url] : [...url]
     if (this.#urls.length === 0) {
       throw new TypeError('createLinkClient needs a URL, or a list of at least one')
     }
@@ -47,7 +59,7 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
     this.#options = { version: options.version ?? '0.6.0', validate: options.validate }
     this.#cursor = new SessionCursor(options.session)
     this.#heartbeat = new Heartbeat(options.heartbeatMilliseconds ?? 5_000)
-    this.#retries = new Retries(options.reconnect, options.alreadyLinkedRetries ?? 10, options.random ?? Math.random)
+    this.#retries = new Retries(options.reconnect, options.alreadyLinkedRetries ?? 15, options.random ?? Math.random)
   }
 
   /** Connects and links as `username`; resolves with the users once linked, rejects with the server's reason (`LinkRefusedError`). */
@@ -94,6 +106,14 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
     return this.#state.on(event, listener)
   }
 
+  /**
+   * Calls `handler` with the payload (and the message) of each application message of `type`, after the `message`
+   * listeners; answers the function that removes it.
+   */
+  handle<K extends OutgoingMessage<S>['type']> (type: K, handler: (payload: MessageOf<S, K>['payload'], message: MessageOf<S, K>) => void): () => void {
+    return this.#state.on(`:${type}`, handler) // (no event name has a colon)
+  }
+
   /** The store of a UI: the snapshot, the same object until something in it changed (bound: pass it as it is). */
   readonly getSnapshot = (): LinkClientSnapshot => this.#state.snapshot
 
@@ -102,7 +122,9 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
 
   #open (): void {
     this.#state.set({ status: this.#wasLinked ? 'reconnecting' : 'connecting' })
-    const socket = new this.#Socket(this.#urls[this.#opened++ % this.#urls.length] as string) as SocketLike
+    const next = this.#urls.shift() as string
+    this.#urls.push(next)
+    const socket = new this.#Socket(next) as SocketLike
     this.#socket = socket
     socket.onopen = () => { this.#requestLink(socket).catch((err: unknown) => this.#refused(err instanceof Error ? err.message : String(err), true)) }
     socket.onmessage = event => this.#frame(String(event.data))
@@ -130,59 +152,46 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
     } catch {
       return // not a frame of the protocol: what the server sends is input too
     }
-    if (typeof frame?.type !== 'string') {
+    const { type, payload } = frame ?? {}
+    if (typeof type !== 'string') {
       return // not an object with a string type (null, a number, a string, ...)
     }
-    const username = frame.payload?.username as string
-    if (frame.type.startsWith('krmx/') && frame.type !== 'krmx/accepted' && frame.type !== 'krmx/rejected' && typeof username !== 'string') {
-      return // a user frame without a username, or krmx/pong (that something arrived was all it had to say)
-    }
-    switch (frame.type) {
-      case 'krmx/accepted':
-        this.#accepted(frame.payload?.session)
-        return
-      case 'krmx/rejected':
-        this.#refused(String(frame.payload?.reason), false)
-        return
-      case 'krmx/joined':
-        this.#state.user(username, false)
-        this.#state.emit('join', username)
-        return
-      case 'krmx/linked':
-        this.#state.user(username, true)
-        if (username === this.#state.username && this.#state.status !== 'linked') {
+    if (type === 'krmx/accepted') {
+      this.#accepted(payload?.session)
+    } else if (type === 'krmx/rejected') {
+      this.#refused(String(payload?.reason), false)
+    } else if (type.startsWith('krmx/')) {
+      const change = userFrames[type] // krmx/pong, and any other, says only that something arrived
+      const username = payload?.username
+      if (change !== undefined && typeof username === 'string') {
+        const [isLinked, event] = change
+        const own = username === this.#state.username
+        this.#state.user(username, isLinked)
+        if (own && isLinked === true && this.#state.status !== 'linked') {
           this.#linked()
         }
-        this.#state.emit('link', username)
-        return
-      case 'krmx/unlinked':
-        this.#state.user(username, false)
-        this.#state.emit('unlink', username)
-        return
-      case 'krmx/left':
-        this.#state.user(username, undefined)
-        this.#state.emit('leave', username)
-        if (username === this.#state.username) {
+        this.#state.emit(event, username)
+        if (own && isLinked === undefined) {
           this.#end('kicked') // the server made the user leave: coming back would not be wanted
         }
-        return
-      default: {
-        const lost = this.#cursor.next(frame.seq)
-        if (lost === undefined) {
-          return // had already
-        }
-        if (lost >= 0) {
-          delete frame.seq // the server's number
-        }
-        if (lost > 0) {
-          this.#state.emit('lost', lost) // numbers come without gaps: these never reached the client
-        }
-        const errors = this.#options.validate?.(frame as LinkMessage)
-        if (errors === undefined) {
-          this.#state.emit('message', frame)
-        } else {
-          this.#state.emit('invalidMessage', frame, errors)
-        }
+      }
+    } else {
+      const lost = this.#cursor.next(frame.seq)
+      if (lost === undefined) {
+        return // had already
+      }
+      if (lost >= 0) {
+        delete frame.seq // the server's number
+      }
+      if (lost > 0) {
+        this.#state.emit('lost', lost) // numbers come without gaps: these never reached the client
+      }
+      const errors = this.#options.validate?.(frame as LinkMessage)
+      if (errors === undefined) {
+        this.#state.emit('message', frame)
+        this.#state.emit(`:${type}`, payload, frame)
+      } else {
+        this.#state.emit('invalidMessage', frame, errors)
       }
     }
   }

@@ -28,7 +28,7 @@ export interface LinkClientOptions {
   reconnect?: ReconnectOptions | false
   /**
    * How many times in a row a reconnection refused with `already linked` is tried again (the old connection may be a
-   * half-open one the server has not noticed yet, or be on an instance that died). Default 10.
+   * half-open one the server has not noticed yet, or be on an instance that died). Default 15.
    */
   alreadyLinkedRetries?: number
   /** The Krmx version sent in the link request. Default `0.6.0`. */

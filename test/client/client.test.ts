@@ -66,8 +66,12 @@ t.test('links, sends and hears typed messages, keeps a store whose snapshot chan
   t.ok(notified > 0, `subscribers were told of each change (${notified})`)
 
   const said = new Promise(resolve => alice.on('message', resolve))
+  const handled: unknown[] = []
+  const removeHandler = alice.handle('chat/said', (payload, message) => handled.push([payload.text, message.type]))
   t.equal(alice.send({ type: 'chat/say', payload: { text: 'hello' } }), true)
   t.strictSame(await said, { type: 'chat/said', payload: { from: 'alice', text: 'hello' } })
+  t.strictSame(handled, [['hello', 'chat/said']], 'a handler of its type gets the payload, after the message listeners')
+  removeHandler()
   t.strictSame(await bob.take(3), [frames.joined('alice'), frames.linked('alice'), { type: 'chat/said', payload: { from: 'alice', text: 'hello' } }])
 
   const users: string[] = []
@@ -234,7 +238,8 @@ t.test('what the server sends is input: a frame that is not JSON, or has no stri
   wss.on('connection', socket => {
     socket.on('message', () => {
       for (const frame of ['not json', '{"type":5}', 'null', '{"type":"krmx/joined","payload":5}', '{"type":"krmx/accepted"}', '{"type":"krmx/joined","payload":{"username":"alice"}}',
-        '{"type":"krmx/linked","payload":{"username":"alice"}}', '{"type":"hello","payload":1}']) {
+        '{"type":"krmx/linked","payload":{"username":"alice"}}', '{"type":"krmx/other","payload":{"username":"alice"}}', '"a string"', '5',
+        '{"type":"hello","payload":1}']) {
         socket.send(frame)
       }
     })
