@@ -143,22 +143,27 @@ export function encodeText (text: string): EncodedFrame {
 }
 
 /**
- * The frame of an application message with its number for a session client: the message's JSON object with
- * `,"seq":<number>}` in place of its closing brace (last, so that it wins over a `seq` of the application's own). A
- * message whose JSON is not an object with members (a `toJSON` made it something else) goes as it is, unnumbered.
+ * The frame of an application message with its number for a session client, in three parts to be written one after
+ * the other: a header for the new length, the message's JSON object but its closing brace (the same bytes, not a
+ * copy), and `,"seq":<number>}` (last, so that it wins over a `seq` of the application's own). `undefined` for a
+ * message whose JSON is not an object with members (a `toJSON` made it something else): it goes as it is, unnumbered.
  */
-export function numberedFrame (frame: EncodedFrame, number: number): EncodedFrame {
+export function numberedParts (frame: EncodedFrame, number: number): [Buffer, Buffer, Buffer] | undefined {
   const payload = frame.payload
   if (payload.length <= 2 || payload[payload.length - 1] !== closeBrace) {
-    return frame
+    return undefined
   }
-  const suffix = `,"seq":${number}}`
+  const suffix = Buffer.from(`,"seq":${number}}`)
   const length = payload.length - 1 + suffix.length
-  const bytes = Buffer.allocUnsafe(frameLength(length))
-  const offset = writeText(bytes, 0, '', length) // the header for the whole length
-  payload.copy(bytes, offset, 0, payload.length - 1)
-  bytes.write(suffix, offset + payload.length - 1)
-  return new EncodedFrame(bytes)
+  const header = Buffer.allocUnsafe(frameLength(length) - length)
+  writeText(header, 0, '', length)
+  return [header, payload.subarray(0, payload.length - 1), suffix]
+}
+
+/** The same frame in one buffer (a copy), for a socket that goes through ws; the message itself when it goes unnumbered. */
+export function numberedFrame (frame: EncodedFrame, number: number): EncodedFrame {
+  const parts = numberedParts(frame, number)
+  return parts === undefined ? frame : new EncodedFrame(Buffer.concat(parts))
 }
 
 /** The length of a server frame of `length` payload bytes. */

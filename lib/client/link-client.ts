@@ -120,25 +120,27 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
   /** Calls `listener` after each change of the snapshot; answers the function that unsubscribes it (bound). */
   readonly subscribe = (listener: () => void): (() => void) => this.#state.subscribe(listener)
 
+  // Each state change is made before the listeners hear of it: one that closes the client re-entrantly (a `status`
+  // listener that calls close(), say) finds nothing left to undo.
   #open (): void {
-    this.#state.set({ status: this.#wasLinked ? 'reconnecting' : 'connecting' })
     const next = this.#urls.shift() as string
     this.#urls.push(next)
     const socket = new this.#Socket(next) as SocketLike
     this.#socket = socket
     socket.onopen = () => { this.#requestLink(socket).catch((err: unknown) => this.#refused(err instanceof Error ? err.message : String(err), true)) }
-    socket.onmessage = event => this.#frame(String(event.data))
+    socket.onmessage = event => { if (socket === this.#socket) this.#frame(String(event.data)) } // (not one of a socket it let go)
     socket.onclose = event => this.#closed(socket, event.code)
     socket.onerror = () => {} // a close follows
+    this.#state.set({ status: this.#wasLinked ? 'reconnecting' : 'connecting' })
   }
 
   async #requestLink (socket: SocketLike): Promise<void> {
+    if (!this.#wasLinked) {
+      this.#state.set({ status: 'linking' })
+    }
     const auth = typeof this.#auth === 'function' ? await this.#auth() : this.#auth
     if (socket !== this.#socket) {
       return // closed meanwhile
-    }
-    if (!this.#wasLinked) {
-      this.#state.set({ status: 'linking' })
     }
     const payload = { username: this.#state.username, version: this.#options.version, auth, session: this.#cursor.request() }
     socket.send(JSON.stringify({ type: 'krmx/link', payload }))
@@ -220,9 +222,9 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
   #linked (): void {
     this.#wasLinked = true
     this.#retries.reset()
-    this.#state.set({ status: 'linked' })
     this.#linking?.resolve([...this.#state.snapshot.users])
     this.#linking = undefined
+    this.#state.set({ status: 'linked' })
   }
 
   /** A link refused: `already linked` while reconnecting is tried again a few times; anything else ends the client. */
@@ -247,8 +249,8 @@ export class LinkClient<S extends LinkSchemas = LinkSchemas> {
     if (code === takenOver) {
       this.#end('taken over by another connection')
     } else if (this.#wasLinked && this.#retries.mayReconnect) {
-      this.#state.set({ status: 'reconnecting' })
       this.#retries.schedule(() => this.#open())
+      this.#state.set({ status: 'reconnecting' })
     } else {
       this.#end('the connection closed')
     }

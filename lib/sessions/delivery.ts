@@ -1,5 +1,5 @@
 import type { Replay } from '../backend/backend.js'
-import { type EncodedFrame, type LinkSession, numberedFrame } from '../frames.js'
+import type { EncodedFrame, LinkSession } from '../frames.js'
 import { FST_LINK_UNKNOWN_USER } from '../errors.js'
 import type { Room } from '../rooms/room.js'
 import { LocalLink } from '../space/local-links.js'
@@ -90,7 +90,11 @@ export class Delivery {
       link.connection.send(frame)
     } else if (number > link.sent) {
       link.sent = number
-      link.connection.send(link.session ? numberedFrame(frame, number) : frame)
+      if (link.session) {
+        link.connection.sendNumbered(frame, number)
+      } else {
+        link.connection.send(frame)
+      }
     }
   }
 
@@ -103,7 +107,11 @@ export class Delivery {
       const { messages, head } = replay
       // the kept messages are numbered up to `head`; those up to `after` the client has
       for (let i = messages.length - (head - (after as number)); i < messages.length; i++) {
-        link.connection.send(link.session ? numberedFrame(messages[i], head - messages.length + 1 + i) : messages[i])
+        if (link.session) {
+          link.connection.sendNumbered(messages[i], head - messages.length + 1 + i)
+        } else {
+          link.connection.send(messages[i])
+        }
       }
     }
     if (early !== undefined) {

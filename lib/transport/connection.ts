@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import { EncodedFrame } from '../frames.js'
+import { EncodedFrame, numberedFrame, numberedParts } from '../frames.js'
 import type { PendingLink } from '../link/pending-link.js'
 import { inRoom } from '../rooms/in-room.js'
 import type { Room } from '../rooms/room.js'
@@ -85,6 +85,22 @@ export class Connection {
     } else {
       this.socket.send(frame.payload, textFrame)
     }
+  }
+
+  /**
+   * Sends a message numbered for a session client (see `numberedParts`): on a direct connection without copying the
+   * message, as its three parts in a row; through ws as one frame.
+   */
+  sendNumbered (frame: EncodedFrame, number: number): void {
+    const parts = this.#direct ? numberedParts(frame, number) : undefined
+    if (parts === undefined || !this.isOpen) {
+      this.send(numberedFrame(frame, number))
+      return
+    }
+    this.#schedule()
+    this.#writes.framesSent++
+    this.#endSlice()
+    this.#pending.push(...parts)
   }
 
   /**

@@ -13,8 +13,11 @@ function percentile (values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
 }
 
-/** Opens and links `count` clients, `concurrency` at a time; the time of each is from open to the last frame of its user list. */
-async function link (count: number, concurrency: number): Promise<{ seconds: number, p50: number, p99: number }> {
+/**
+ * Opens and links `count` clients, `concurrency` at a time; the time of each is from open to the last frame of its user
+ * list. With `session`, each asks for the session extension, as fastify-link-server/client does (numbered messages).
+ */
+async function link (count: number, concurrency: number, session = false): Promise<{ seconds: number, p50: number, p99: number }> {
   const durations: number[] = []
   const start = performance.now()
   let next = clients.length
@@ -33,7 +36,7 @@ async function link (count: number, concurrency: number): Promise<{ seconds: num
             resolve()
           }
         }
-        client.send(clientFrame(JSON.stringify({ type: 'krmx/link', payload: { username, version } })))
+        client.send(clientFrame(JSON.stringify({ type: 'krmx/link', payload: session ? { username, version, session: {} } : { username, version } })))
       })
       durations.push(performance.now() - opened)
       clients.push(client)
@@ -119,7 +122,7 @@ async function roundTrip (rate: number, seconds: number): Promise<{ count: numbe
 }
 
 type Command =
-  | { cmd: 'link', count: number, concurrency: number }
+  | { cmd: 'link', count: number, concurrency: number, session?: boolean }
   | { cmd: 'inbound', perClient: number }
   | { cmd: 'expect', prefix: string, total: number }
   | { cmd: 'roundtrip', rate: number, seconds: number }
@@ -129,7 +132,7 @@ type Command =
 process.on('message', (command: Command) => {
   const reply = (value: unknown): void => { process.send?.(value) }
   switch (command.cmd) {
-    case 'link': link(command.count, command.concurrency).then(reply, err => reply({ error: String(err) })); break
+    case 'link': link(command.count, command.concurrency, command.session).then(reply, err => reply({ error: String(err) })); break
     case 'inbound': reply(inbound(command.perClient)); break
     case 'expect':
       expect(command.prefix, command.total).then(reply, err => reply({ error: String(err) }))

@@ -357,3 +357,26 @@ t.test('a user list of 5,000 is one snapshot per burst, not one per frame: the s
   t.ok(notified >= 2 && notified <= 20, `told ${notified} times for 10,002 frames`)
   t.equal(snapshots.size, notified, 'a new snapshot each time, made when read')
 })
+
+t.test('a status listener that closes the client re-entrantly, at any status, leaves nothing behind: no link, no reconnection', async t => {
+  const app = await server(t, { reconnectWindowMilliseconds: 5_000 })
+  const events = record(app)
+  for (const at of ['connecting', 'linking'] as const) {
+    const early = client(t, app)
+    early.on('status', status => { if (status === at) early.close() })
+    await t.rejects(early.link(`early-${at}`), { message: 'the server refused the link: closed' })
+    t.equal(early.getSnapshot().status, 'closed')
+  }
+  const linked = client(t, app)
+  linked.on('status', status => { if (status === 'linked') linked.close() })
+  t.strictSame(await linked.link('linked'), [{ username: 'linked', isLinked: true }], 'closed once linked: the link resolved first')
+  const back = client(t, app, { reconnect: { initialDelayMilliseconds: 5, maxDelayMilliseconds: 5 } })
+  await back.link('back')
+  back.on('status', status => { if (status === 'reconnecting') back.close() })
+  cutAll(app)
+  await eventually(() => back.getSnapshot().status === 'closed', () => JSON.stringify(back.getSnapshot()))
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.strictSame(app.linkServer.getUsers(), [{ username: 'linked', isLinked: false }, { username: 'back', isLinked: false }], 'neither early one linked; back did not come back')
+  t.strictSame(events.map(([event, username]) => `${event} ${username}`), ['join linked', 'link linked', 'unlink linked', 'join back', 'link back', 'unlink back'])
+  t.equal(app.linkServer.getStats().connections, 0, 'and no socket is left open')
+})

@@ -1,9 +1,10 @@
 import { createServer, type Server, Socket } from 'node:net'
-import type { FastifyInstance } from 'fastify'
+import websocket from '@fastify/websocket'
+import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { createLinkClient, type LinkClient, type LinkClientOptions } from '../../client.js'
-import type { LinkServerOptions } from '../../index.js'
+import fastifyLinkServer, { type LinkServerOptions } from '../../index.js'
 import { build } from '../helpers/app.js'
 import { urlOf } from '../helpers/clients.js'
 import { eventually } from '../helpers/waits.js'
@@ -215,4 +216,28 @@ t.test('a new client given getSession() of the one before it (a page reload) goe
   await eventually(() => after.numbers.length === 2, () => JSON.stringify(after))
   t.strictSame(after, { numbers: [4, 5], events: [] })
   t.strictSame(second.getSession(), { user: session?.user, last: 5 })
+})
+
+t.test('with permessage-deflate negotiated, numbered messages go through ws, compressed, whole, each once across a cut', async t => {
+  const app = Fastify()
+  await app.register(websocket, { options: { perMessageDeflate: { threshold: 0 } } })
+  await app.register(fastifyLinkServer, { pingIntervalMilliseconds: 0, ...sessions })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const { Socket, sockets } = recordingSocket()
+  const alice = createLinkClient(urlOf(app, '/'), { WebSocket: Socket, reconnect: { initialDelayMilliseconds: 5, maxDelayMilliseconds: 5 } })
+  t.teardown(() => alice.close())
+  const seen = heard(alice)
+  await alice.link('alice')
+  t.equal(sockets[0].extensions, 'permessage-deflate')
+  await sendNumbers(app, 'alice', 50, 1)
+  await eventually(() => seen.numbers.length === 50, () => JSON.stringify(seen))
+  for (const socket of app.websocketServer.clients) {
+    socket.terminate()
+  }
+  for (let n = 51; n <= 60; n++) {
+    app.linkServer.send('alice', { type: 'count', payload: n })
+  }
+  await eventually(() => seen.numbers.length === 60, () => JSON.stringify(seen))
+  t.equal(firstFault(seen.numbers, 60), undefined, 'every number once, in order')
 })
