@@ -76,7 +76,10 @@ export const FST_LINK_RESERVED_TYPE = createError(
   500
 )
 
-/** The application tried to send a message that JSON cannot encode: a BigInt, a cycle, a `toJSON` that throws. */
+/**
+ * The application tried to send a message that JSON cannot encode: a BigInt, a cycle, a `toJSON` that throws, or a
+ * `toJSON` of the message itself that does not make a frame.
+ */
 export const FST_LINK_UNENCODABLE_MESSAGE = createError(
   'FST_LINK_UNENCODABLE_MESSAGE',
   'Cannot %s a message of type "%s": JSON cannot encode it (%s)',

@@ -146,7 +146,8 @@ export function encodeText (text: string): EncodedFrame {
  * The frame of an application message with its number for a session client, in three parts to be written one after
  * the other: a header for the new length, the message's JSON object but its closing brace (the same bytes, not a
  * copy), and `,"seq":<number>}` (last, so that it wins over a `seq` of the application's own). `undefined` for a
- * message whose JSON is not an object with members (a `toJSON` made it something else): it goes as it is, unnumbered.
+ * message whose JSON is not an object with members, which goes as it is, unnumbered (`send` makes none: it refuses a
+ * message whose `toJSON` makes something else).
  */
 export function numberedParts (frame: EncodedFrame, number: number): [Buffer, Buffer, Buffer] | undefined {
   const payload = frame.payload

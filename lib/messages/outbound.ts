@@ -30,11 +30,16 @@ export function encodeMessage (action: 'send' | 'broadcast', message: LinkMessag
       throw new FST_LINK_INVALID_PAYLOAD(action, message.type, `${errors[0].path}: ${errors[0].message}`)
     }
   }
-  let text: string
+  let text: string | undefined
   try {
     text = JSON.stringify(message)
   } catch (err) {
     throw new FST_LINK_UNENCODABLE_MESSAGE(action, message.type, err instanceof Error ? err.message : 'a toJSON method threw')
   }
-  return encodeText(text)
+  // A toJSON of the message itself decides what goes: it must still be a frame, on every backend (a cluster would
+  // refuse it when it reads it back from Redis) and for every client (a session client's number goes into it).
+  if (typeof (message as { toJSON?: unknown }).toJSON === 'function' && (text === undefined || !isFrame(JSON.parse(text)))) {
+    throw new FST_LINK_UNENCODABLE_MESSAGE(action, message.type, 'its toJSON does not make a { type, payload? } object')
+  }
+  return encodeText(text as string)
 }

@@ -40,3 +40,26 @@ t.test('send and broadcast of a message JSON cannot encode throw FST_LINK_UNENCO
   })
   t.strictSame([await alice.settle(), await bob.settle()], [[], []])
 })
+
+t.test('a message whose own toJSON does not make a frame throws FST_LINK_UNENCODABLE_MESSAGE; one that makes a frame is sent as it makes it', async t => {
+  const { app, alice } = await linkedPair(t)
+  for (const made of ['a string', undefined, {}, { payload: 1 }, [1], null]) {
+    const message = { type: 'doc/state', toJSON: () => made }
+    for (const [action, call] of [
+      ['send', () => app.linkServer.send('alice', message)],
+      ['broadcast', () => app.linkServer.broadcast(message)]
+    ] as const) {
+      t.strictSame(pick(thrownBy(call)), {
+        code: 'FST_LINK_UNENCODABLE_MESSAGE',
+        message: `Cannot ${action} a message of type "doc/state": JSON cannot encode it (its toJSON does not make a { type, payload? } object)`
+      }, `${action}, its toJSON making ${JSON.stringify(made) ?? 'undefined'}`)
+    }
+  }
+  const framed = { type: 'doc/state', toJSON: () => ({ type: 'doc/state', payload: 'as made' }) }
+  app.linkServer.send('alice', framed)
+  t.strictSame(await alice.settle(), [{ type: 'doc/state', payload: 'as made' }])
+})
+
+function pick (error: Error & { code?: string }): { code?: string, message: string } {
+  return { code: error.code, message: error.message }
+}
