@@ -26,6 +26,8 @@ interface Entry {
 
 const channel = 'link'
 const counter = { type: 'integer', minimum: 0 }
+/** The session extension's `{ user, last }`: what a client names in its link request, and the server in `krmx/accepted`. */
+const sessionPayload = { type: 'object', properties: { user: counter, last: counter } }
 const usernamePayload = { type: 'object', properties: { username: { type: 'string' } }, required: ['username'] }
 
 // The frames of the protocol itself (see the protocol table of the README), from the server's side.
@@ -36,7 +38,7 @@ const protocolEntries: readonly Entry[] = [
       username: { type: 'string' },
       version: { type: 'string' },
       auth: { type: 'string' },
-      session: { type: 'object', properties: { user: counter, last: counter } }
+      session: sessionPayload
     },
     required: ['username', 'version']
   }),
@@ -45,7 +47,7 @@ const protocolEntries: readonly Entry[] = [
   protocolEntry('receive', 'krmx/ping', 'Session extension: is the connection alive? Answered with krmx/pong.'),
   {
     ...protocolEntry('send', 'krmx/accepted', 'The link request of this connection was accepted.', {
-      type: 'object', properties: { session: { type: 'object', properties: { user: counter, last: counter }, required: ['user'] } }
+      type: 'object', properties: { session: { ...sessionPayload, required: ['user'] } }
     }),
     payloadRequired: false // a payload only for a link that asked for the session extension
   },

@@ -26,9 +26,14 @@ export class SessionCursor {
    */
   accepted (session: { user?: unknown, last?: unknown } | undefined): number {
     const before = this.#session
-    this.#session = typeof session?.user === 'number' ? { user: session.user, last: typeof session.last === 'number' ? session.last : undefined } : undefined
-    const { user, last } = this.#session ?? { user: -1 }
-    return user === -1 ? -1 : before?.user === user && before.last !== undefined && last !== undefined && last > before.last ? last - before.last : 0
+    if (typeof session?.user !== 'number') {
+      this.#session = undefined
+      return -1
+    }
+    const last = typeof session.last === 'number' ? session.last : undefined
+    this.#session = { user: session.user, last }
+    const gap = before?.user === session.user && before.last !== undefined && last !== undefined ? last - before.last : 0
+    return Math.max(gap, 0)
   }
 
   /**

@@ -12,9 +12,10 @@ import { confirmedBy } from './confirmations.js'
  */
 export const confirmIntervalMilliseconds = 100
 
-/** Where the messages of a link start (`after` the one with that number), and how many before them its client lost. */
+/** Where the messages of a link start (`after` the one with that number), how many of the kept ones follow, and how many before them its client lost. */
 export interface Resumption {
   after: number
+  replayed: number
   lost: number
 }
 
@@ -31,9 +32,18 @@ export function resume (replay: Replay | undefined, session: LinkSession | undef
   const first = replay.head - replay.messages.length // the last number before the kept messages
   const had = session?.user === user ? session.last ?? 0 : 0
   if (had > first && had <= replay.head) {
-    return { after: had, lost: 0 }
+    return { after: had, replayed: replay.head - had, lost: 0 }
   }
-  return { after: first, lost: had <= first ? Math.min(replay.lost, first - had) : replay.lost }
+  return { after: first, replayed: replay.messages.length, lost: had <= first ? Math.min(replay.lost, first - had) : replay.lost }
+}
+
+/** Writes message `number` of its user to `link`'s connection: numbered for a session client, as it is for another. */
+function write (link: LocalLink, frame: EncodedFrame, number: number): void {
+  if (link.session) {
+    link.connection.sendNumbered(frame, number)
+  } else {
+    link.connection.send(frame)
+  }
 }
 
 /**
@@ -90,11 +100,7 @@ export class Delivery {
       link.connection.send(frame)
     } else if (number > link.sent) {
       link.sent = number
-      if (link.session) {
-        link.connection.sendNumbered(frame, number)
-      } else {
-        link.connection.send(frame)
-      }
+      write(link, frame, number)
     }
   }
 
@@ -102,16 +108,12 @@ export class Delivery {
    * What a link missed, after the user list and before anything new: its replay, then what reached this node for it
    * while it was committed (`early`), which another node may have sent already.
    */
-  replay (link: LocalLink, replay: Replay | undefined, after: number | undefined, early: Array<EncodedFrame | number> | undefined): void {
+  replay (link: LocalLink, replay: Replay | undefined, resumed: Resumption | undefined, early: Array<EncodedFrame | number> | undefined): void {
     if (replay !== undefined) {
       const { messages, head } = replay
-      // the kept messages are numbered up to `head`; those up to `after` the client has
-      for (let i = messages.length - (head - (after as number)); i < messages.length; i++) {
-        if (link.session) {
-          link.connection.sendNumbered(messages[i], head - messages.length + 1 + i)
-        } else {
-          link.connection.send(messages[i])
-        }
+      // the kept messages are numbered up to `head`; the last `replayed` of them follow what the client has
+      for (let i = messages.length - (resumed as Resumption).replayed; i < messages.length; i++) {
+        write(link, messages[i], head - messages.length + 1 + i)
       }
     }
     if (early !== undefined) {

@@ -1,5 +1,5 @@
 import type { LinkUser } from '../../types/index.js'
-import type { BackendSink, Change, LeaveChange, LinkChange, LinkedHere, Replay, SnapshotUser } from '../backend/backend.js'
+import type { BackendSink, Change, LeaveChange, LinkChange, LinkedHere, SnapshotUser } from '../backend/backend.js'
 import type { ChangeEvent } from '../events.js'
 import { FST_LINK_UNKNOWN_USER, FST_LINK_USER_NOT_LINKED } from '../errors.js'
 import { acceptedFrame, type EncodedFrame, leftFrame, sessionAcceptedFrame, unlinkedFrame } from '../frames.js'
@@ -214,8 +214,9 @@ export class UserSpace {
     const pending = node === backend.nodeId ? flow.take(change.token) : undefined
     const connection = pending?.connection
     let user = this.#mirror.get(username)
-    const resumed = resume(replay, pending?.session, user?.order ?? generation)
-    connection?.send(pending?.session === undefined ? acceptedFrame : sessionAcceptedFrame(user?.order ?? generation, resumed?.after))
+    const order = user?.order ?? generation // a new user joins with the generation as its join order
+    const resumed = resume(replay, pending?.session, order)
+    connection?.send(pending?.session === undefined ? acceptedFrame : sessionAcceptedFrame(order, resumed?.after))
     if (user === undefined) {
       this.#roomStarts(change)
       user = this.#applyJoin(username, generation, connection)
@@ -228,7 +229,7 @@ export class UserSpace {
       this.#local.attach(link as LocalLink)
       flow.linked(pending, link as LocalLink)
       this.#mirror.sendTo(pending.connection)
-      delivery.replay(link as LocalLink, replay, resumed?.after, pending.early)
+      delivery.replay(link as LocalLink, replay, resumed, pending.early)
     }
     this.#logUser(connection, username, 'user linked')
     this.#local.broadcast(user.linked, connection)
@@ -240,7 +241,7 @@ export class UserSpace {
       // Only the node that made the link emits its event: the others need not parse its data.
       events.changed('link', username, {
         data: change.data === undefined ? undefined : JSON.parse(change.data),
-        replay: resumed === undefined ? undefined : { replayed: (replay as Replay).head - resumed.after, lost: resumed.lost }
+        replay: resumed === undefined ? undefined : { replayed: resumed.replayed, lost: resumed.lost }
       }, this.#room.handle)
     }
     if (connection !== undefined && !connection.isOpen) {

@@ -92,8 +92,11 @@ export class Connection {
    * message, as its three parts in a row; through ws as one frame.
    */
   sendNumbered (frame: EncodedFrame, number: number): void {
+    if (!this.isOpen) {
+      return
+    }
     const parts = this.#direct ? numberedParts(frame, number) : undefined
-    if (parts === undefined || !this.isOpen) {
+    if (parts === undefined) {
       this.send(numberedFrame(frame, number))
       return
     }
